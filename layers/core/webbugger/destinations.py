@@ -1,0 +1,91 @@
+"""Where a redirect may go: only an absolute http(s) URL, never anything a browser could misread.
+
+Stored URLs are normalised once, when stored (:func:`normalise_destination`); every redirect's
+``Location`` is checked again just before it is sent (:func:`safe_location`).
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from webbugger.errors import UnsafeDestinationError
+
+MAX_URL_LENGTH = 2048
+_ALLOWED_SCHEMES = {"http", "https"}
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
+_HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+# Characters left alone when percent-encoding a path or query (RFC 3986 reserved + unreserved + %).
+_URL_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
+
+
+def _check_host(host: str | None) -> str:
+    if not host:
+        raise UnsafeDestinationError("destination has no host")
+    if host.startswith("["):
+        return host  # an IPv6 literal; urlsplit has already checked its brackets
+    if not _HOST.match(host):
+        raise UnsafeDestinationError(f"destination host {host!r} is not a valid host name")
+    return host
+
+
+def safe_location(url: object) -> str:
+    """Return ``url`` if it may be sent as a ``Location``; raise :class:`UnsafeDestinationError` if not."""
+    if not isinstance(url, str) or not url:
+        raise UnsafeDestinationError("destination is not a URL")
+    if len(url) > MAX_URL_LENGTH or not url.isascii() or _UNSAFE.search(url):
+        raise UnsafeDestinationError("destination is too long or has characters a URL may not carry")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a malformed port
+    except ValueError as exc:
+        raise UnsafeDestinationError("destination is not a well-formed URL") from exc
+    if parts.scheme.lower() not in _ALLOWED_SCHEMES or not url.lower().startswith(
+        parts.scheme.lower() + "://"
+    ):
+        raise UnsafeDestinationError("destination must be an absolute http or https URL")
+    if "@" in parts.netloc:
+        raise UnsafeDestinationError("destination carries user information (user@host)")
+    _check_host(parts.hostname)
+    del port
+    return url
+
+
+def normalise_destination(url: str) -> str:
+    """Turn a URL a person typed into the ASCII form we store and redirect to, or refuse it.
+
+    Internationalised host names become punycode; other non-ASCII characters are percent-encoded.
+    """
+    text = url.strip()
+    if _UNSAFE.search(text):
+        raise UnsafeDestinationError("URL contains spaces, control characters or backslashes")
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeDestinationError("not a well-formed URL") from exc
+    if parts.scheme.lower() not in _ALLOWED_SCHEMES:
+        raise UnsafeDestinationError("URL must start with http:// or https://")
+    if "@" in parts.netloc:
+        raise UnsafeDestinationError("URL must not carry user information (user@host)")
+    if not host:
+        raise UnsafeDestinationError("URL has no host")
+    if not host.startswith("[") and not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise UnsafeDestinationError("URL host is not a valid international domain name") from exc
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    normalised = urlunsplit(
+        (
+            parts.scheme.lower(),
+            netloc,
+            quote(parts.path, safe=_URL_SAFE) or "/",
+            quote(parts.query, safe=_URL_SAFE),
+            quote(parts.fragment, safe=_URL_SAFE),
+        )
+    )
+    return safe_location(normalised)

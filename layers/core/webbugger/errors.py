@@ -1,0 +1,37 @@
+"""Domain errors. Handlers map them to HTTP answers in one place."""
+
+
+class WebbuggerError(Exception):
+    """Base class of every error the core raises on purpose."""
+
+
+class NotFoundError(WebbuggerError):
+    """The request names something that does not exist or cannot be used: answer 404, record nothing."""
+
+
+class InvalidTokenError(NotFoundError):
+    """A tracking token that is malformed, truncated, tampered with or signed by an unknown key."""
+
+
+class UnknownTypeError(NotFoundError):
+    """A reference names a type that no plugin registered."""
+
+
+class UnsafeDestinationError(NotFoundError):
+    """A target resolved to a URL we will not redirect to (not absolute http/https, or malformed)."""
+
+
+class InvalidReferenceError(WebbuggerError, ValueError):
+    """Text that is not a valid ``type:id`` reference."""
+
+
+class TypeClashError(WebbuggerError):
+    """Two registrations claim the same type name for the same kind."""
+
+
+class StoreUnavailableError(WebbuggerError):
+    """The database could not be read in time, and nothing cached can stand in."""
+
+
+class ConfigurationError(WebbuggerError):
+    """The deployment's settings are missing or invalid."""

@@ -1,0 +1,44 @@
+"""Identifiers: time-sortable beacon ids and short random link ids."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+
+# Crockford's base32: sorts the same as text and as numbers, no confusable letters.
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_DECODE = {c: i for i, c in enumerate(_CROCKFORD)}
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _encode(value: int, length: int) -> str:
+    out = []
+    for _ in range(length):
+        value, digit = divmod(value, 32)
+        out.append(_CROCKFORD[digit])
+    return "".join(reversed(out))
+
+
+def new_beacon_id(now_ms: int | None = None) -> str:
+    """A 26-character ULID: 48 bits of milliseconds since the epoch, then 80 random bits."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    return _encode(ms, 10) + _encode(secrets.randbits(80), 16)
+
+
+def beacon_id_time(beacon_id: str) -> datetime:
+    """The creation time encoded in a beacon id."""
+    ms = 0
+    for char in beacon_id[:10]:
+        ms = ms * 32 + _DECODE[char]
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def beacon_id_floor(moment: datetime) -> str:
+    """The smallest beacon id that can have been made at ``moment`` (for range queries)."""
+    return _encode(int(moment.timestamp() * 1000), 10) + "0" * 16
+
+
+def new_link_id(length: int = 8) -> str:
+    """A short random id for a stored link (62^8 ≈ 2e14 values; creation also checks for clashes)."""
+    return "".join(secrets.choice(_BASE62) for _ in range(length))

@@ -1,0 +1,162 @@
+"""PynamoDB models of the core's tables. The tables themselves are defined once, in template.yaml.
+
+Models are bound to their tables and connection settings by :func:`bind` when first used, so
+that importing this module reads no environment and opens no connection.
+
+Beacons table layout: partition key ``pk`` = ``DAY#SHARD`` (the beacon's UTC day and one of
+:data:`BEACON_SHARDS` shards derived from its id), sort key ``id`` (a ULID, so time-ordered).
+A day's beacons can be read newest first with one query per shard, writes spread over the
+shards, and a beacon's key follows from its id alone (which makes writes idempotent). Three
+sparse indexes list the beacons of a target, an entity or a source, newest first; a beacon
+without such a reference costs no index write.
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from webbugger.ids import beacon_id_time
+
+if TYPE_CHECKING:
+    from webbugger.settings import Settings
+
+BEACON_SHARDS = 8
+
+
+def beacon_partition(beacon_id: str) -> str:
+    """The partition key of a beacon, derived from its id alone."""
+    day = beacon_id_time(beacon_id).strftime("%Y-%m-%d")
+    return f"{day}#{zlib.crc32(beacon_id.encode()) % BEACON_SHARDS}"
+
+
+def day_partitions(day: datetime) -> list[str]:
+    """Every partition key of one UTC day."""
+    label = day.astimezone(UTC).strftime("%Y-%m-%d")
+    return [f"{label}#{shard}" for shard in range(BEACON_SHARDS)]
+
+
+class _ByTarget(GlobalSecondaryIndex["Beacon"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "by_target"
+        projection = AllProjection()
+
+    target = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class _ByEntity(GlobalSecondaryIndex["Beacon"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "by_entity"
+        projection = AllProjection()
+
+    entity = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class _BySource(GlobalSecondaryIndex["Beacon"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "by_source"
+        projection = AllProjection()
+
+    source = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class Beacon(Model):
+    """One hit: a pixel load or a followed link."""
+
+    class Meta:
+        table_name = "unbound-beacons"
+
+    pk = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+    created_at = UTCDateTimeAttribute(attr_name="ts")
+    mode = UnicodeAttribute()
+    method = UnicodeAttribute()
+    target = UnicodeAttribute(null=True)
+    entity = UnicodeAttribute(null=True)
+    source = UnicodeAttribute(null=True)
+    ip = UnicodeAttribute(null=True)
+    user_agent = UnicodeAttribute(attr_name="ua", null=True)
+    referer = UnicodeAttribute(null=True)
+    language = UnicodeAttribute(attr_name="lang", null=True)
+    country = UnicodeAttribute(null=True)
+    # Epoch seconds; the table's TTL deletes the item after this time (at no cost).
+    expires = NumberAttribute(null=True)
+
+    by_target = _ByTarget()
+    by_entity = _ByEntity()
+    by_source = _BySource()
+
+    def to_record(self) -> dict[str, Any]:
+        """The beacon as a plain JSON-ready dict (for logs, the CLI and exports)."""
+        return {
+            "id": self.id,
+            "created_at": self.created_at.isoformat(),
+            "mode": self.mode,
+            "method": self.method,
+            "target": self.target,
+            "entity": self.entity,
+            "source": self.source,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "referer": self.referer,
+            "language": self.language,
+            "country": self.country,
+            "expires": int(self.expires) if self.expires is not None else None,
+        }
+
+
+class Link(Model):
+    """The built-in ``link`` target: a stored destination URL with an id."""
+
+    class Meta:
+        table_name = "unbound-links"
+
+    id = UnicodeAttribute(hash_key=True)
+    url = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    disabled = BooleanAttribute(default=False)
+
+    def get_beacon_url(self) -> str | None:
+        """Where a hit on this link goes (none while disabled)."""
+        return None if self.disabled else self.url
+
+
+def expiry(now: datetime, retention_days: int) -> int:
+    """The TTL value (epoch seconds) of an item created at ``now``."""
+    return int((now + timedelta(days=retention_days)).timestamp())
+
+
+def bind(model: type[Model], table_name: str, settings: Settings) -> None:
+    """Point ``model`` at its table with the hot path's bounded timeouts and retries."""
+    meta: Any = model.Meta
+    meta.table_name = table_name
+    meta.region = settings.region
+    meta.host = settings.dynamodb_endpoint
+    meta.connect_timeout_seconds = settings.ddb_connect_timeout
+    meta.read_timeout_seconds = settings.ddb_read_timeout
+    meta.max_retry_attempts = settings.ddb_max_retries
+    model._connection = None  # the next call connects with these settings
+
+
+def bind_core_models(settings: Settings) -> None:
+    """Bind the core's own models to the deployment's tables."""
+    bind(Beacon, settings.beacons_table, settings)
+    bind(Link, settings.links_table, settings)
+
+
+def utcnow() -> datetime:
+    """Now, in UTC (one place, so tests can see what time the core uses)."""
+    return datetime.now(UTC)

@@ -1,0 +1,134 @@
+"""The registry of target, entity and source types: the seam plugins register through.
+
+A type name is what django-webbugger's content type was: the ``type`` of a ``type:id``
+reference. Names are unique within a kind (target, entity, source).
+
+- A **target** type loads a record by id; the record says where to send the visitor with
+  ``get_beacon_url()``, else ``get_absolute_url()``; a record with neither gives 404.
+- An **entity** type gets or creates a record by id (a new one when no id is given). The record
+  has an ``id`` attribute, and may have a ``beacon_update(request)`` hook, called with a
+  :class:`webbugger.request.HitRequest` before the visitor gets the response.
+- A **source** type loads a record by id; a missing source gives 404 unless the link says to
+  ignore errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from webbugger.errors import TypeClashError, UnknownTypeError
+from webbugger.refs import TYPE_NAME
+
+
+class Kind(StrEnum):
+    """The three roles a type can play in a beacon."""
+
+    TARGET = "target"
+    ENTITY = "entity"
+    SOURCE = "source"
+
+
+Loader = Callable[[str], Any]
+GetOrCreate = Callable[[str | None], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetType:
+    """How to load a target by id."""
+
+    name: str
+    load: Loader
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class EntityType:
+    """How to get or create an entity by id (``None``: create a new one)."""
+
+    name: str
+    get_or_create: GetOrCreate
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceType:
+    """How to load a source by id."""
+
+    name: str
+    load: Loader
+    origin: str
+
+
+RegisteredType = TargetType | EntityType | SourceType
+
+
+class Registry:
+    """Registered types by kind and name."""
+
+    def __init__(self) -> None:
+        self._types: dict[Kind, dict[str, RegisteredType]] = {kind: {} for kind in Kind}
+
+    def _add(self, kind: Kind, registered: RegisteredType) -> None:
+        if not TYPE_NAME.match(registered.name):
+            raise TypeClashError(f"invalid {kind} type name {registered.name!r}")
+        existing = self._types[kind].get(registered.name)
+        if existing is not None:
+            raise TypeClashError(
+                f"{kind} type {registered.name!r} from {registered.origin} clashes with the one from "
+                f"{existing.origin}"
+            )
+        self._types[kind][registered.name] = registered
+
+    def register_target(self, name: str, load: Loader, *, origin: str = "core") -> None:
+        """Register a target type: ``load(id)`` returns the record, or None when there is none."""
+        self._add(Kind.TARGET, TargetType(name, load, origin))
+
+    def register_entity(self, name: str, get_or_create: GetOrCreate, *, origin: str = "core") -> None:
+        """Register an entity type: ``get_or_create(id or None)`` returns the record (with an ``id``)."""
+        self._add(Kind.ENTITY, EntityType(name, get_or_create, origin))
+
+    def register_source(self, name: str, load: Loader, *, origin: str = "core") -> None:
+        """Register a source type: ``load(id)`` returns the record, or None when there is none."""
+        self._add(Kind.SOURCE, SourceType(name, load, origin))
+
+    def _get(self, kind: Kind, name: str) -> Any:
+        try:
+            return self._types[kind][name]
+        except KeyError:
+            raise UnknownTypeError(f"no {kind} type named {name!r} is registered") from None
+
+    def target(self, name: str) -> TargetType:
+        """The target type called ``name``; :class:`UnknownTypeError` if none."""
+        found: TargetType = self._get(Kind.TARGET, name)
+        return found
+
+    def entity(self, name: str) -> EntityType:
+        """The entity type called ``name``; :class:`UnknownTypeError` if none."""
+        found: EntityType = self._get(Kind.ENTITY, name)
+        return found
+
+    def source(self, name: str) -> SourceType:
+        """The source type called ``name``; :class:`UnknownTypeError` if none."""
+        found: SourceType = self._get(Kind.SOURCE, name)
+        return found
+
+    def has(self, kind: Kind, name: str) -> bool:
+        """Whether ``name`` is registered for ``kind``."""
+        return name in self._types[kind]
+
+    def listing(self) -> list[tuple[Kind, RegisteredType]]:
+        """Every registered type, by kind then name."""
+        return [(kind, self._types[kind][name]) for kind in Kind for name in sorted(self._types[kind])]
+
+
+def resolve_target_url(record: Any) -> str | None:
+    """django-webbugger's order: ``get_beacon_url()``, else ``get_absolute_url()``, else None."""
+    for method_name in ("get_beacon_url", "get_absolute_url"):
+        method = getattr(record, method_name, None)
+        if callable(method):
+            url = method()
+            return url if isinstance(url, str) else None
+    return None

@@ -1,0 +1,93 @@
+"""The deployment's settings: read once, lazily, from the environment into one typed object.
+
+Nothing here runs at import time; :func:`get_settings` reads the environment on first call.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+from webbugger.errors import ConfigurationError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the core needs to know about where it runs."""
+
+    beacons_table: str
+    links_table: str
+    region: str
+    # In AWS: the Secrets Manager secret holding the signing key ring.
+    signing_secret_arn: str | None = None
+    # Locally: the key ring itself (JSON), written by the local stack into its own state.
+    local_signing_keys: str | None = None
+    # Only for DynamoDB Local; in AWS the regional endpoint is used.
+    dynamodb_endpoint: str | None = None
+    retention_days: int = 400
+    anonymise_ip: bool = True
+    hook_budget_ms: int = 200
+    lookup_cache_seconds: float = 30.0
+    secret_cache_seconds: int = 300
+    # Bounds on every DynamoDB call of the hot path: a stalled database must not hold a visitor.
+    ddb_connect_timeout: float = 0.25
+    ddb_read_timeout: float = 0.4
+    ddb_max_retries: int = 1
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+
+
+def _number(name: str, default: float, *, minimum: float = 0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigurationError(f"environment variable {name} is not set")
+    return value
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment now (no caching)."""
+    return Settings(
+        beacons_table=_required("BEACONS_TABLE"),
+        links_table=_required("LINKS_TABLE"),
+        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        signing_secret_arn=os.environ.get("SIGNING_SECRET_ARN") or None,
+        local_signing_keys=os.environ.get("WEBBUGGER_SIGNING_KEYS") or None,
+        dynamodb_endpoint=os.environ.get("DYNAMODB_ENDPOINT") or None,
+        retention_days=int(_number("BEACON_RETENTION_DAYS", 400, minimum=1)),
+        anonymise_ip=_flag("ANONYMISE_IP", True),
+        hook_budget_ms=int(_number("HOOK_BUDGET_MS", 200, minimum=1)),
+        lookup_cache_seconds=_number("LOOKUP_CACHE_SECONDS", 30.0),
+    )
+
+
+@cache
+def get_settings() -> Settings:
+    """The settings of this process, read on first use."""
+    return load_settings()

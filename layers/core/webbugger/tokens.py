@@ -1,0 +1,140 @@
+"""Signed tracking tokens: the references of a tracking URL, so that nobody can forge one.
+
+Form: ``KID.PAYLOAD.TAG`` where PAYLOAD is base64url (no padding) of a compact JSON array
+``[mode, issued_at, flags, target, entity, source]`` and TAG is the first 16 bytes of
+HMAC-SHA256(key[KID], "KID.PAYLOAD"), base64url. The key id lets keys rotate: every key in the
+key ring verifies, only the current one signs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from webbugger.errors import ConfigurationError, InvalidReferenceError, InvalidTokenError
+from webbugger.refs import Ref, parse_optional
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+from webbugger.modes import Mode
+
+KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}\Z")
+TAG_BYTES = 16
+MAX_TOKEN_LENGTH = 4096
+FLAG_IGNORE_ERRORS = 1
+_MODES = {"p": Mode.PIXEL, "r": Mode.REDIRECT}
+_MODE_CODES = {mode: code for code, mode in _MODES.items()}
+_B64URL = re.compile(r"[A-Za-z0-9_-]+\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """What a token says: the mode it was minted for, when, and the three references."""
+
+    mode: Mode
+    target: Ref | None = None
+    entity: Ref | None = None
+    source: Ref | None = None
+    ignore_errors: bool = False
+    issued_at: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode is Mode.REDIRECT and self.target is None:
+            raise InvalidReferenceError("a redirect needs a target")
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Signing keys by key id; ``current`` names the one that signs new tokens."""
+
+    current: str
+    keys: Mapping[str, bytes]
+
+    @classmethod
+    def from_json(cls, text: str) -> KeyRing:
+        """Parse the secret's JSON: ``{"current": "k1", "k1": "<secret>", "k0": "<older secret>"}``."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigurationError("signing secret is not JSON") from exc
+        if not isinstance(data, dict):
+            raise ConfigurationError("signing secret must be a JSON object")
+        current = data.get("current")
+        keys = {kid: str(value).encode() for kid, value in data.items() if kid != "current"}
+        if not isinstance(current, str) or current not in keys:
+            raise ConfigurationError("signing secret's 'current' must name one of its keys")
+        for kid, key in keys.items():
+            if not KEY_ID.match(kid):
+                raise ConfigurationError(f"invalid signing key id {kid!r}")
+            if len(key) < 32:
+                raise ConfigurationError(f"signing key {kid!r} is shorter than 32 characters")
+        return cls(current, keys)
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    if not _B64URL.match(text):
+        raise InvalidTokenError("token part is not base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidTokenError("token part is not base64url") from exc
+
+
+def _tag(key: bytes, signed_part: str) -> bytes:
+    return hmac.new(key, signed_part.encode("ascii"), hashlib.sha256).digest()[:TAG_BYTES]
+
+
+def sign(claims: TokenClaims, ring: KeyRing) -> str:
+    """Mint a token for ``claims`` with the ring's current key."""
+    flags = FLAG_IGNORE_ERRORS if claims.ignore_errors else 0
+    issued_at = claims.issued_at or int(time.time())
+    body: list[Any] = [_MODE_CODES[claims.mode], issued_at, flags]
+    body += [None if ref is None else str(ref) for ref in (claims.target, claims.entity, claims.source)]
+    payload = _b64encode(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
+    signed_part = f"{ring.current}.{payload}"
+    return f"{signed_part}.{_b64encode(_tag(ring.keys[ring.current], signed_part))}"
+
+
+def verify(token: str, ring: KeyRing) -> TokenClaims:
+    """Check a token's tag and decode its claims; any defect raises :class:`InvalidTokenError`."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidTokenError("token too long")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidTokenError("token must have three parts")
+    kid, payload, tag = parts
+    key = ring.keys.get(kid)
+    if key is None:
+        raise InvalidTokenError("unknown signing key")
+    if not hmac.compare_digest(_b64decode(tag), _tag(key, f"{kid}.{payload}")):
+        raise InvalidTokenError("bad token signature")
+    return _decode_claims(_b64decode(payload))
+
+
+def _decode_claims(raw: bytes) -> TokenClaims:
+    # Only a token we signed gets here, but decode defensively all the same.
+    try:
+        body = json.loads(raw.decode())
+        mode_code, issued_at, flags, target, entity, source = body
+        return TokenClaims(
+            mode=_MODES[mode_code],
+            target=parse_optional(target),
+            entity=parse_optional(entity, allow_new=True),
+            source=parse_optional(source),
+            ignore_errors=bool(int(flags) & FLAG_IGNORE_ERRORS),
+            issued_at=int(issued_at),
+        )
+    except (ValueError, TypeError, KeyError, InvalidReferenceError) as exc:
+        raise InvalidTokenError("malformed token payload") from exc

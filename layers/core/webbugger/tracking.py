@@ -1,0 +1,217 @@
+"""The hot path: verify a tracking token, resolve its references, record one beacon.
+
+Order, as django-webbugger's ``trigger`` view: check the source, load the target, get or create
+the entity, save the beacon, call the entity's ``beacon_update``, then answer. Everything that
+makes the request invalid happens before the write, so an invalid request records nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from webbugger import tokens
+from webbugger.builtins import register_builtins
+from webbugger.cache import LookupCache
+from webbugger.destinations import safe_location
+from webbugger.errors import NotFoundError, StoreUnavailableError
+from webbugger.hooks import HookFailedError, call_beacon_update, run_within_budget
+from webbugger.ids import new_beacon_id
+from webbugger.models import Beacon, beacon_partition, bind_core_models, expiry, utcnow
+from webbugger.modes import Mode
+from webbugger.observability import MetricUnit, logger, metrics
+from webbugger.refs import Ref
+from webbugger.registry import Registry, resolve_target_url
+from webbugger.request import (
+    MAX_LANGUAGE,
+    MAX_REFERER,
+    MAX_USER_AGENT,
+    HitRequest,
+    IncomingRequest,
+    client_ip,
+    country,
+    truncate_utf8,
+)
+from webbugger.settings import get_settings
+from webbugger.signing import load_key_ring
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from webbugger.settings import Settings
+    from webbugger.tokens import KeyRing, TokenClaims
+
+_ABSENT = object()
+
+
+@dataclass(frozen=True, slots=True)
+class TrackResult:
+    """What to answer: for a redirect, where to; and the beacon, if one was recorded."""
+
+    mode: Mode
+    location: str | None
+    beacon_id: str | None
+    stored: bool
+
+
+class Tracker:
+    """Records hits for one deployment (settings, registered types, signing keys)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        key_ring: Callable[[], KeyRing] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self._key_ring = key_ring or (lambda: load_key_ring(settings))
+        self._lookups = LookupCache(settings.lookup_cache_seconds)
+        self._budget_s = settings.hook_budget_ms / 1000
+
+    def track(self, token: str, mode: Mode, incoming: IncomingRequest) -> TrackResult:
+        """Handle one hit. Raises :class:`NotFoundError` (404) or :class:`StoreUnavailableError` (503)."""
+        claims = tokens.verify(token, self._key_ring())
+        if claims.mode is not mode:
+            raise NotFoundError(f"token was minted for {claims.mode} links")
+        self._check_source(claims)
+        location = self._resolve_target(claims)
+        if incoming.method == "HEAD":
+            return TrackResult(mode, location, None, stored=False)
+
+        entity_ref, entity = self._entity(claims.entity)
+        hit = self._hit_request(claims, mode, incoming, entity_ref)
+        stored = self._save(hit)
+        if entity is not None and entity_ref is not None:
+            call_beacon_update(entity, entity_ref.type, hit, self._budget_s)
+        metrics.add_metric(name=f"{mode.capitalize()}Beacons", unit=MetricUnit.Count, value=1)
+        return TrackResult(mode, location, hit.beacon_id, stored)
+
+    def _lookup(self, kind: str, ref: Ref, load: Callable[[str], Any]) -> Any:
+        ident = ref.id or ""
+        return self._lookups.get((kind, ref.type, ident), lambda: load(ident))
+
+    def _check_source(self, claims: TokenClaims) -> None:
+        ref = claims.source
+        if ref is None:
+            return
+        source_type = self.registry.source(ref.type)
+        try:
+            record = self._lookup("source", ref, source_type.load)
+        except Exception:  # noqa: BLE001 - plugin code; any failure is logged below
+            # Cannot tell whether it exists: count the hit rather than lose it.
+            logger.exception("source lookup failed; recording the hit anyway", extra={"source": str(ref)})
+            return
+        if record is None and not claims.ignore_errors:
+            raise NotFoundError(f"unknown source {ref}")
+
+    def _resolve_target(self, claims: TokenClaims) -> str | None:
+        ref = claims.target
+        if ref is None:
+            return None
+        target_type = self.registry.target(ref.type)
+        try:
+            record = self._lookup("target", ref, target_type.load)
+        except Exception as exc:
+            if claims.mode is Mode.PIXEL:
+                logger.exception(
+                    "target lookup failed; recording the pixel anyway", extra={"target": str(ref)}
+                )
+                return None
+            raise StoreUnavailableError(f"could not load target {ref}") from exc
+        if record is None:
+            if claims.mode is Mode.PIXEL and claims.ignore_errors:
+                return None
+            raise NotFoundError(f"unknown target {ref}")
+        if claims.mode is Mode.PIXEL:
+            return None
+        url = resolve_target_url(record)
+        if url is None:
+            raise NotFoundError(f"target {ref} has nowhere to redirect to")
+        return safe_location(url)
+
+    def _entity(self, ref: Ref | None) -> tuple[Ref | None, Any]:
+        if ref is None:
+            return None, None
+        entity_type = self.registry.entity(ref.type)
+        try:
+            entity = run_within_budget(
+                "get_or_create", ref.type, self._budget_s, lambda: entity_type.get_or_create(ref.id)
+            )
+        except HookFailedError:
+            return ref, None  # keep the reference as the link gave it; the hit still counts
+        entity_id = getattr(entity, "id", None)
+        return (Ref(ref.type, str(entity_id)) if entity_id is not None else ref), entity
+
+    def _hit_request(
+        self, claims: TokenClaims, mode: Mode, incoming: IncomingRequest, entity: Ref | None
+    ) -> HitRequest:
+        now = utcnow()
+        return HitRequest(
+            beacon_id=new_beacon_id(int(now.timestamp() * 1000)),
+            time=now,
+            mode=mode,
+            method=incoming.method,
+            ip=client_ip(incoming.source_ip, anonymise=self.settings.anonymise_ip),
+            user_agent=truncate_utf8(incoming.header("user-agent"), MAX_USER_AGENT),
+            referer=truncate_utf8(incoming.header("referer"), MAX_REFERER),
+            language=truncate_utf8(incoming.header("accept-language"), MAX_LANGUAGE),
+            country=country(incoming),
+            query=incoming.query,
+            target=claims.target,
+            entity=entity,
+            source=claims.source,
+        )
+
+    def _save(self, hit: HitRequest) -> bool:
+        beacon = beacon_from_hit(hit, self.settings.retention_days)
+        started = time.perf_counter()
+        try:
+            # Conditional on the id: a beacon that arrives twice is stored once.
+            beacon.save(condition=Beacon.id.does_not_exist())
+        except Exception as exc:  # noqa: BLE001 - whatever the failure, the visitor is answered
+            # Fail open: the visitor still gets the answer; the whole beacon goes to the log as
+            # one structured record, from which it can be replayed.
+            logger.error(
+                "beacon write failed",
+                extra={
+                    "spilled_beacon": beacon.to_record(),
+                    "error": repr(exc),
+                    "elapsed_ms": round((time.perf_counter() - started) * 1000),
+                },
+            )
+            metrics.add_metric(name="BeaconWriteFailures", unit=MetricUnit.Count, value=1)
+            return False
+        return True
+
+
+def beacon_from_hit(hit: HitRequest, retention_days: int) -> Beacon:
+    """The beacon item that records ``hit``."""
+    return Beacon(
+        pk=beacon_partition(hit.beacon_id),
+        id=hit.beacon_id,
+        created_at=hit.time,
+        mode=str(hit.mode),
+        method=hit.method,
+        target=None if hit.target is None else str(hit.target),
+        entity=None if hit.entity is None else str(hit.entity),
+        source=None if hit.source is None else str(hit.source),
+        ip=hit.ip,
+        user_agent=hit.user_agent,
+        referer=hit.referer,
+        language=hit.language,
+        country=hit.country,
+        expires=expiry(hit.time, retention_days),
+    )
+
+
+@cache
+def default_tracker() -> Tracker:
+    """The tracker of this process: settings from the environment, built-in types registered."""
+    settings = get_settings()
+    bind_core_models(settings)
+    registry = Registry()
+    register_builtins(registry)
+    return Tracker(settings, registry)
