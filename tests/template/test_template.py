@@ -1,0 +1,111 @@
+"""template.yaml: valid for SAM, buildable offline, least privilege, and in step with the models."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pynamodb.models import Model
+from webbugger.models import Beacon, Link
+from webbugger_cli.template import Template, load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+SAM_VERSION = "1.170.0"
+pytestmark = pytest.mark.template
+
+
+def _sam(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    uv = shutil.which("uv") or str(Path.home() / ".local/bin/uv")
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    return subprocess.run(
+        [uv, "tool", "run", "--from", f"aws-sam-cli=={SAM_VERSION}", "sam", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return load_template(ROOT)
+
+
+def test_sam_validate_lint_passes() -> None:
+    result = _sam("validate", "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_sam_build_cross_builds_the_layer_and_function(tmp_path: Path) -> None:
+    build_dir = tmp_path / "build"
+    result = _sam("build", "--build-dir", str(build_dir), "--cache-dir", str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    layer = build_dir / "CoreLayer" / "python"
+    # The layer carries the core package and its dependencies, not boto3/botocore (Lambda has them).
+    assert (layer / "webbugger" / "tracking.py").is_file()
+    assert (layer / "pynamodb").is_dir()
+    assert (layer / "aws_lambda_powertools").is_dir()
+    assert not (layer / "botocore").exists()
+    assert (build_dir / "TrackFunction" / "app.py").is_file()
+
+
+def _key_schema(schema: list[dict[str, str]]) -> dict[str, str]:
+    return {key["AttributeName"]: key["KeyType"] for key in schema}
+
+
+@pytest.mark.parametrize(("model", "table"), [(Beacon, "BeaconsTable"), (Link, "LinksTable")])
+def test_models_match_the_template_tables(template: Template, model: type[Model], table: str) -> None:
+    spec = template.tables()[table]
+    schema: dict[str, Any] = model._get_schema()
+    assert _key_schema(spec["KeySchema"]) == _key_schema(schema["key_schema"])
+    template_indexes = {
+        index["IndexName"]: _key_schema(index["KeySchema"]) for index in spec.get("GlobalSecondaryIndexes", [])
+    }
+    model_indexes = {
+        index["index_name"]: _key_schema(index["key_schema"]) for index in schema["global_secondary_indexes"]
+    }
+    assert template_indexes == model_indexes
+
+
+def test_beacon_ttl_attribute_is_the_models(template: Template) -> None:
+    assert template.ttl_attribute("BeaconsTable") == Beacon.expires.attr_name
+
+
+def test_tables_are_protected_and_encrypted(template: Template) -> None:
+    for name in ("BeaconsTable", "LinksTable"):
+        props = template.resources[name]["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        assert props["SSESpecification"]["SSEEnabled"] is True
+        assert "DeletionProtectionEnabled" in props
+        assert template.resources[name]["DeletionPolicy"] == "Retain"
+
+
+def test_track_function_has_least_privilege(template: Template) -> None:
+    policies = template.resources["TrackFunction"]["Properties"]["Policies"]
+    statements = [statement for policy in policies for statement in policy["Statement"]]
+    granted = {(statement["Action"], str(statement["Resource"])) for statement in statements}
+    assert granted == {
+        ("dynamodb:PutItem", str({"Fn::GetAtt": ["BeaconsTable", "Arn"]})),
+        ("dynamodb:GetItem", str({"Fn::GetAtt": ["LinksTable", "Arn"]})),
+        ("secretsmanager:GetSecretValue", str({"Ref": "SigningSecret"})),
+    }
+
+
+def test_signing_key_is_generated_at_deploy_time(template: Template) -> None:
+    generated = template.resources["SigningSecret"]["Properties"]["GenerateSecretString"]
+    assert generated["GenerateStringKey"] == "k1"
+    assert '"current": "k1"' in generated["SecretStringTemplate"]
+    assert generated["PasswordLength"] >= 32
+
+
+def test_every_route_is_served_by_the_handler(template: Template) -> None:
+    routes = {(route.method, route.path) for route in template.routes()}
+    assert routes == {("GET", "/p/{token}"), ("HEAD", "/p/{token}"), ("GET", "/r/{token}"), ("HEAD", "/r/{token}")}
