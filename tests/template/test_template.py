@@ -6,12 +6,14 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from pynamodb.models import Model
 from webbugger.models import Beacon, Link
 from webbugger_cli.template import Template, load_template
+
+if TYPE_CHECKING:
+    from pynamodb.models import Model
 
 ROOT = Path(__file__).resolve().parents[2]
 SAM_VERSION = "1.170.0"
@@ -66,7 +68,8 @@ def test_models_match_the_template_tables(template: Template, model: type[Model]
     schema: dict[str, Any] = model._get_schema()
     assert _key_schema(spec["KeySchema"]) == _key_schema(schema["key_schema"])
     template_indexes = {
-        index["IndexName"]: _key_schema(index["KeySchema"]) for index in spec.get("GlobalSecondaryIndexes", [])
+        index["IndexName"]: _key_schema(index["KeySchema"])
+        for index in spec.get("GlobalSecondaryIndexes", [])
     }
     model_indexes = {
         index["index_name"]: _key_schema(index["key_schema"]) for index in schema["global_secondary_indexes"]
@@ -108,4 +111,9 @@ def test_signing_key_is_generated_at_deploy_time(template: Template) -> None:
 
 def test_every_route_is_served_by_the_handler(template: Template) -> None:
     routes = {(route.method, route.path) for route in template.routes()}
-    assert routes == {("GET", "/p/{token}"), ("HEAD", "/p/{token}"), ("GET", "/r/{token}"), ("HEAD", "/r/{token}")}
+    assert routes == {
+        ("GET", "/p/{token}"),
+        ("HEAD", "/p/{token}"),
+        ("GET", "/r/{token}"),
+        ("HEAD", "/r/{token}"),
+    }
