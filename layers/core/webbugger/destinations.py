@@ -7,9 +7,13 @@ Stored URLs are normalised once, when stored (:func:`normalise_destination`); ev
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, urlsplit, urlunsplit
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from webbugger.errors import UnsafeDestinationError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 MAX_URL_LENGTH = 2048
 _ALLOWED_SCHEMES = {"http", "https"}
@@ -89,3 +93,25 @@ def normalise_destination(url: str) -> str:
         )
     )
     return safe_location(normalised)
+
+
+def merge_query(url: str, params: Mapping[str, str], *, override: bool = True) -> str:
+    """``url`` with ``params`` added to its query string.
+
+    With ``override`` a parameter replaces one of the same name already in the URL; without, the
+    URL's own parameters win (used to forward a visitor's parameters without letting them
+    overwrite the link's).
+    """
+    if not params:
+        return url
+    parts = urlsplit(url)
+    existing = parse_qsl(parts.query, keep_blank_values=True)
+    present = {key for key, _ in existing}
+    if override:
+        kept = [(key, value) for key, value in existing if key not in params]
+        added = list(params.items())
+    else:
+        kept = existing
+        added = [(key, value) for key, value in params.items() if key not in present]
+    query = urlencode(kept + added, quote_via=quote)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))

@@ -17,10 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from webbugger.errors import TypeClashError, UnknownTypeError
 from webbugger.refs import TYPE_NAME
+
+if TYPE_CHECKING:
+    from pynamodb.models import Model
 
 
 class Kind(StrEnum):
@@ -29,6 +32,15 @@ class Kind(StrEnum):
     TARGET = "target"
     ENTITY = "entity"
     SOURCE = "source"
+
+
+class HookMode(StrEnum):
+    """When an entity's ``beacon_update`` runs."""
+
+    # Before the visitor is answered, within the hook budget (django-webbugger's semantics).
+    INLINE = "inline"
+    # After the beacon is stored, from the table's stream: retried, applied once per beacon.
+    DEFERRED = "deferred"
 
 
 Loader = Callable[[str], Any]
@@ -51,6 +63,9 @@ class EntityType:
     name: str
     get_or_create: GetOrCreate
     origin: str
+    hooks: HookMode = HookMode.INLINE
+    # Reads an entity without creating it (for listings and `webbugger entity show`).
+    load: Loader | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +85,8 @@ class Registry:
 
     def __init__(self) -> None:
         self._types: dict[Kind, dict[str, RegisteredType]] = {kind: {} for kind in Kind}
+        # PynamoDB models of plugins' own tables, with the variable naming each table.
+        self.tables: list[tuple[type[Model], str]] = []
 
     def _add(self, kind: Kind, registered: RegisteredType) -> None:
         if not TYPE_NAME.match(registered.name):
@@ -86,13 +103,25 @@ class Registry:
         """Register a target type: ``load(id)`` returns the record, or None when there is none."""
         self._add(Kind.TARGET, TargetType(name, load, origin))
 
-    def register_entity(self, name: str, get_or_create: GetOrCreate, *, origin: str = "core") -> None:
+    def register_entity(
+        self,
+        name: str,
+        get_or_create: GetOrCreate,
+        *,
+        origin: str = "core",
+        hooks: HookMode = HookMode.INLINE,
+        load: Loader | None = None,
+    ) -> None:
         """Register an entity type: ``get_or_create(id or None)`` returns the record (with an ``id``)."""
-        self._add(Kind.ENTITY, EntityType(name, get_or_create, origin))
+        self._add(Kind.ENTITY, EntityType(name, get_or_create, origin, hooks, load))
 
     def register_source(self, name: str, load: Loader, *, origin: str = "core") -> None:
         """Register a source type: ``load(id)`` returns the record, or None when there is none."""
         self._add(Kind.SOURCE, SourceType(name, load, origin))
+
+    def add_table(self, model: type[Model], variable: str) -> None:
+        """Record a plugin's PynamoDB model, bound to the table named by ``variable`` at first use."""
+        self.tables.append((model, variable))
 
     def _get(self, kind: Kind, name: str) -> Any:
         try:

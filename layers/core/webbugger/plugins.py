@@ -1,0 +1,154 @@
+"""The plugin API: everything a plugin author needs, in one import.
+
+A plugin is a Python module with a ``register(types)`` function. It is found in two ways:
+
+- through the ``webbugger.plugins`` entry point group of an installed distribution (the plugin
+  layer and third-party layers ship one), the entry point naming the module;
+- through the ``WEBBUGGER_PLUGINS`` environment variable: a comma-separated list of modules,
+  set in template.yaml.
+
+``register`` receives a :class:`PluginTypes`, which records the plugin as the origin of what it
+registers::
+
+    from webbugger.plugins import HookMode, HitRequest, PluginTypes
+
+    def register(types: PluginTypes) -> None:
+        types.target("product", load=Product.load)
+        types.entity("affiliate", get_or_create=Affiliate.get_or_create, hooks=HookMode.DEFERRED)
+        types.source("partner", load=Partner.load)
+
+A plugin that fails to import, has no ``register``, raises in it, or registers a type name that
+another plugin already has, stops loading with :class:`PluginLoadError` naming the plugin and
+the reason: a broken plugin fails at cold start, not on every hit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from contextlib import contextmanager
+from contextvars import ContextVar
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from webbugger.errors import TypeClashError, WebbuggerError
+from webbugger.modes import Mode
+from webbugger.refs import Ref
+from webbugger.registry import GetOrCreate, HookMode, Kind, Loader, Registry
+from webbugger.request import HitRequest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from pynamodb.models import Model
+    from pynamodb.transactions import TransactWrite
+
+ENTRY_POINT_GROUP = "webbugger.plugins"
+PLUGINS_VARIABLE = "WEBBUGGER_PLUGINS"
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PLUGINS_VARIABLE",
+    "HitRequest",
+    "HookMode",
+    "Kind",
+    "Mode",
+    "PluginLoadError",
+    "PluginTypes",
+    "Ref",
+    "current_transaction",
+    "discover_plugin_modules",
+    "joining_transaction",
+    "load_plugins",
+]
+
+
+class PluginLoadError(WebbuggerError):
+    """A plugin could not be loaded; the message names the plugin and the reason."""
+
+
+class PluginTypes:
+    """What a plugin's ``register`` gets: registers types with the plugin recorded as their origin."""
+
+    def __init__(self, registry: Registry, origin: str) -> None:
+        self._registry = registry
+        self.origin = origin
+
+    def target(self, name: str, *, load: Loader) -> None:
+        """A target type. ``load(id)`` returns the record or None; the record has
+        ``get_beacon_url()`` or ``get_absolute_url()``."""
+        self._registry.register_target(name, load, origin=self.origin)
+
+    def entity(
+        self,
+        name: str,
+        *,
+        get_or_create: GetOrCreate,
+        hooks: HookMode = HookMode.INLINE,
+        load: Loader | None = None,
+    ) -> None:
+        """An entity type. ``get_or_create(id or None)`` returns the record (with an ``id``); its
+        optional ``beacon_update(request)`` runs inline (before the response, within the budget)
+        or deferred (from the beacons stream, retried, applied once per beacon). ``load(id)``,
+        optional, reads a record without creating it."""
+        self._registry.register_entity(name, get_or_create, origin=self.origin, hooks=hooks, load=load)
+
+    def source(self, name: str, *, load: Loader) -> None:
+        """A source type. ``load(id)`` returns the record or None."""
+        self._registry.register_source(name, load, origin=self.origin)
+
+    def table(self, model: type[Model], *, variable: str) -> None:
+        """A PynamoDB model of the plugin's own table, whose name is in environment ``variable``
+        (set in template.yaml). It is bound on first use with the hot path's timeouts."""
+        self._registry.add_table(model, variable)
+
+
+_transaction: ContextVar[TransactWrite | None] = ContextVar("webbugger_transaction", default=None)
+
+
+def current_transaction() -> TransactWrite | None:
+    """The transaction of the deferred hook now running, if any.
+
+    Writes added to it commit together with the beacon's "applied" mark, so a beacon delivered
+    twice by the stream is applied once. Hooks that write elsewhere are applied at least once.
+    """
+    return _transaction.get()
+
+
+@contextmanager
+def joining_transaction(transaction: TransactWrite) -> Iterator[None]:
+    """Make ``transaction`` the current one while a deferred hook runs (used by the stream)."""
+    token = _transaction.set(transaction)
+    try:
+        yield
+    finally:
+        _transaction.reset(token)
+
+
+def discover_plugin_modules(listed: str | None = None) -> list[str]:
+    """Plugin modules from the entry point group, then from ``listed`` (or the environment)."""
+    modules = [ep.value.split(":", 1)[0].strip() for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    text = os.environ.get(PLUGINS_VARIABLE, "") if listed is None else listed
+    modules += [name.strip() for name in text.split(",") if name.strip()]
+    return list(dict.fromkeys(modules))  # in order, each once
+
+
+def load_plugins(registry: Registry, modules: Iterable[str] | None = None) -> list[str]:
+    """Import each plugin module and let it register its types; return the modules loaded."""
+    loaded = []
+    for module_name in discover_plugin_modules() if modules is None else modules:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise PluginLoadError(f"plugin {module_name} failed to import: {exc!r}") from exc
+        register = getattr(module, "register", None)
+        if not callable(register):
+            raise PluginLoadError(f"plugin {module_name} has no register(types) function")
+        try:
+            register(PluginTypes(registry, module_name))
+        except TypeClashError as exc:
+            raise PluginLoadError(f"plugin {module_name}: {exc}") from exc
+        except Exception as exc:
+            raise PluginLoadError(f"plugin {module_name} failed in register(): {exc!r}") from exc
+        loaded.append(module_name)
+    return loaded

@@ -1,0 +1,101 @@
+"""The ``link`` target: a stored destination URL with a short id.
+
+Per link, off by default: ``forward_query`` appends the visitor's query parameters to the
+destination, and ``utm`` sets fixed UTM parameters on it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.exceptions import PutError
+from pynamodb.models import Model
+from webbugger.destinations import merge_query, normalise_destination
+from webbugger.errors import WebbuggerError
+from webbugger.ids import new_link_id
+from webbugger.models import utcnow
+from webbugger.refs import Ref
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from webbugger.plugins import PluginTypes
+
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
+class LinkExistsError(WebbuggerError):
+    """A link with the requested id already exists."""
+
+
+class Link(Model):
+    """A stored link."""
+
+    class Meta:
+        table_name = "unbound-links"
+
+    id = UnicodeAttribute(hash_key=True)
+    url = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    disabled = BooleanAttribute(default=False)
+    forward_query = BooleanAttribute(default=False)
+    utm: MapAttribute[str, str] = MapAttribute(null=True)
+
+    def get_beacon_url(self) -> str | None:
+        """Where a hit on this link goes: the URL with the link's UTM parameters (none while disabled)."""
+        if self.disabled:
+            return None
+        utm = self.utm.as_dict() if self.utm is not None else {}
+        return merge_query(self.url, utm) if utm else self.url
+
+
+def load(link_id: str) -> Link | None:
+    """The stored link with this id, or None."""
+    try:
+        return Link.get(link_id)
+    except Link.DoesNotExist:
+        return None
+
+
+def _check_utm(utm: Mapping[str, str]) -> dict[str, str]:
+    unknown = sorted(set(utm) - set(UTM_KEYS))
+    if unknown:
+        raise WebbuggerError(f"unknown UTM parameter(s) {', '.join(unknown)}: use {', '.join(UTM_KEYS)}")
+    return {key: str(value) for key, value in utm.items() if value}
+
+
+def create_link(
+    url: str,
+    link_id: str | None = None,
+    *,
+    forward_query: bool = False,
+    utm: Mapping[str, str] | None = None,
+) -> Link:
+    """Store a new link to ``url`` (normalised and checked); a random id unless one is given."""
+    destination = normalise_destination(url)
+    utm_values = _check_utm(utm or {})
+    if link_id is not None:
+        Ref("link", link_id)  # validates the id's characters and length
+    for _ in range(1 if link_id is not None else 5):
+        link = Link(
+            id=link_id or new_link_id(),
+            url=destination,
+            created_at=utcnow(),
+            forward_query=forward_query,
+            utm=utm_values or None,
+        )
+        try:
+            link.save(condition=Link.id.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                continue
+            raise
+        return link
+    raise LinkExistsError(f"link {link_id!r} already exists" if link_id else "could not find a free link id")
+
+
+def register(types: PluginTypes) -> None:
+    """Plugin entry point."""
+    types.table(Link, variable="LINKS_TABLE")
+    types.target("link", load=load)

@@ -1,0 +1,80 @@
+"""The ``url`` target: the destination travels inside the signed token, so a mail sender can wrap
+thousands of unique links without storing each. Only hosts in the deployment's allowed list
+(``ALLOWED_REDIRECT_HOSTS``: ``example.com`` or ``*.example.com``, comma-separated) are followed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from webbugger.destinations import normalise_destination
+from webbugger.errors import UnsafeDestinationError
+
+if TYPE_CHECKING:
+    from webbugger.plugins import PluginTypes
+
+ALLOWED_HOSTS_VARIABLE = "ALLOWED_REDIRECT_HOSTS"
+
+
+@dataclass(frozen=True, slots=True)
+class UrlTarget:
+    """A destination URL that passed the allowed-hosts check."""
+
+    url: str
+
+    def get_beacon_url(self) -> str:
+        """Where to send the visitor."""
+        return self.url
+
+
+@cache
+def allowed_hosts() -> tuple[str, ...]:
+    """The allowed host patterns, lower case, punycode (read once)."""
+    raw = os.environ.get(ALLOWED_HOSTS_VARIABLE, "")
+    patterns = []
+    for item in raw.split(","):
+        host = item.strip().lower().rstrip(".")
+        if host:
+            wildcard = host.startswith("*.")
+            name = host[2:] if wildcard else host
+            name = name.encode("idna").decode("ascii")
+            patterns.append(f"*.{name}" if wildcard else name)
+    return tuple(patterns)
+
+
+def host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
+    """Exact match, or ``*.example.com`` matching any subdomain of example.com (not itself)."""
+    host = host.lower().rstrip(".")
+    for pattern in patterns:
+        if pattern.startswith("*."):
+            if host.endswith(pattern[1:]):
+                return True
+        elif host == pattern:
+            return True
+    return False
+
+
+def check_url(url: str, patterns: tuple[str, ...] | None = None) -> str:
+    """The normalised URL if its host is allowed; :class:`UnsafeDestinationError` otherwise."""
+    normalised = normalise_destination(url)
+    host = urlsplit(normalised).hostname or ""
+    if not host_allowed(host, allowed_hosts() if patterns is None else patterns):
+        raise UnsafeDestinationError(f"host {host!r} is not in {ALLOWED_HOSTS_VARIABLE}")
+    return normalised
+
+
+def load(url: str) -> UrlTarget | None:
+    """The target for a signed URL, or None (404) when its host is not allowed."""
+    try:
+        return UrlTarget(check_url(url))
+    except UnsafeDestinationError:
+        return None
+
+
+def register(types: PluginTypes) -> None:
+    """Plugin entry point."""
+    types.target("url", load=load)
