@@ -56,6 +56,12 @@ def test_sam_build_cross_builds_the_layer_and_function(tmp_path: Path) -> None:
     assert (layer / "aws_lambda_powertools").is_dir()
     assert not (layer / "botocore").exists()
     assert (build_dir / "TrackFunction" / "app.py").is_file()
+    assert (build_dir / "StreamFunction" / "app.py").is_file()
+    # The plugin layer is an installed distribution, so its entry points are found in /opt/python.
+    entry_points = (
+        build_dir / "PluginsLayer" / "python" / "webbugger_plugins-0.1.0.dist-info" / "entry_points.txt"
+    )
+    assert "link = webbugger_plugins.link" in entry_points.read_text()
 
 
 def _key_schema(schema: list[dict[str, str]]) -> dict[str, str]:
@@ -82,7 +88,7 @@ def test_beacon_ttl_attribute_is_the_models(template: Template) -> None:
 
 
 def test_tables_are_protected_and_encrypted(template: Template) -> None:
-    for name in ("BeaconsTable", "LinksTable"):
+    for name in template.tables():
         props = template.resources[name]["Properties"]
         assert props["BillingMode"] == "PAY_PER_REQUEST"
         assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
@@ -91,15 +97,55 @@ def test_tables_are_protected_and_encrypted(template: Template) -> None:
         assert template.resources[name]["DeletionPolicy"] == "Retain"
 
 
+def _grants(template: Template, function: str) -> set[tuple[str, str]]:
+    policies = template.resources[function]["Properties"]["Policies"]
+    grants = set()
+    for statement in (statement for policy in policies for statement in policy["Statement"]):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        grants |= {(action, str(resource)) for action in actions for resource in resources}
+    return grants
+
+
+def _arn(table: str) -> str:
+    return str({"Fn::GetAtt": [table, "Arn"]})
+
+
 def test_track_function_has_least_privilege(template: Template) -> None:
-    policies = template.resources["TrackFunction"]["Properties"]["Policies"]
-    statements = [statement for policy in policies for statement in policy["Statement"]]
-    granted = {(statement["Action"], str(statement["Resource"])) for statement in statements}
-    assert granted == {
-        ("dynamodb:PutItem", str({"Fn::GetAtt": ["BeaconsTable", "Arn"]})),
-        ("dynamodb:GetItem", str({"Fn::GetAtt": ["LinksTable", "Arn"]})),
+    # Writes beacons, reads targets/sources and the key; the ip entity's inline hook is the only
+    # other write. No scans, no deletes, nothing on the recipients (deferred) table.
+    assert _grants(template, "TrackFunction") == {
+        ("dynamodb:PutItem", _arn("BeaconsTable")),
+        ("dynamodb:GetItem", _arn("LinksTable")),
+        ("dynamodb:GetItem", _arn("CampaignsTable")),
+        ("dynamodb:GetItem", _arn("IpEntitiesTable")),
+        ("dynamodb:PutItem", _arn("IpEntitiesTable")),
+        ("dynamodb:UpdateItem", _arn("IpEntitiesTable")),
         ("secretsmanager:GetSecretValue", str({"Ref": "SigningSecret"})),
     }
+
+
+def test_stream_function_has_least_privilege(template: Template) -> None:
+    assert _grants(template, "StreamFunction") == {
+        ("dynamodb:UpdateItem", _arn("BeaconsTable")),
+        *{
+            (action, _arn(table))
+            for table in ("RecipientsTable", "IpEntitiesTable")
+            for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+        },
+    }
+
+
+def test_stream_retries_failed_records_alone_and_keeps_poison_ones(template: Template) -> None:
+    event = template.resources["StreamFunction"]["Properties"]["Events"]["NewBeacons"]["Properties"]
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["BisectBatchOnFunctionError"] is True
+    assert event["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["StreamDeadLetterQueue", "Arn"]
+    }
+    assert event["FilterCriteria"]["Filters"] == [{"Pattern": '{"eventName": ["INSERT"]}'}]
 
 
 def test_signing_key_is_generated_at_deploy_time(template: Template) -> None:

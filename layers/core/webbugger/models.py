@@ -21,6 +21,7 @@ from pynamodb.attributes import (
     BooleanAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
@@ -94,6 +95,9 @@ class Beacon(Model):
     country = UnicodeAttribute(null=True)
     # Epoch seconds; the table's TTL deletes the item after this time (at no cost).
     expires = NumberAttribute(null=True)
+    # Deferred hooks (entity type names) already applied to this beacon: the stream's
+    # at-least-once delivery must not apply one twice.
+    hooks_applied = UnicodeSetAttribute(attr_name="applied", null=True)
 
     by_target = _ByTarget()
     by_entity = _ByEntity()

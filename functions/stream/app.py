@@ -1,0 +1,42 @@
+"""Stream function: new beacons from the beacons table's stream → deferred entity hooks.
+
+Powertools batch processing reports partial batch failures, so a failed record is retried alone
+(the event source mapping bisects and finally sends it to the dead-letter queue).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from webbugger.deferred import apply_deferred_hooks
+from webbugger.models import Beacon
+from webbugger.observability import logger, metrics
+from webbugger.runtime import default_registry, default_settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+# Plugins load at init: a broken plugin stops the container here, not on every record.
+registry = default_registry()
+
+
+def record_handler(record: DynamoDBRecord) -> None:
+    """Apply the deferred hooks of one new beacon (other stream events are filtered out upstream)."""
+    if record.raw_event.get("eventName") != "INSERT":
+        return
+    image = record.raw_event["dynamodb"]["NewImage"]
+    beacon = Beacon.from_raw_data(image)
+    apply_deferred_hooks(beacon, registry, default_settings())
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Lambda entry point."""
+    response: dict[str, Any] = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return response

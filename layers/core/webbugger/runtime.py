@@ -1,0 +1,55 @@
+"""The process-wide objects of a function: settings, the registry with plugins loaded, the tracker.
+
+Each is built once, on first use (plugin loading at a function's init; settings and tables on
+the first request), and cached for the life of the container.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from webbugger.errors import ConfigurationError
+from webbugger.models import bind, bind_core_models
+from webbugger.plugins import load_plugins
+from webbugger.registry import Registry
+from webbugger.settings import Settings, get_settings
+from webbugger.tracking import Tracker
+
+
+@cache
+def default_registry() -> Registry:
+    """The registry with every plugin loaded (entry points and ``WEBBUGGER_PLUGINS``)."""
+    registry = Registry()
+    load_plugins(registry)
+    return registry
+
+
+def bind_tables(registry: Registry, settings: Settings) -> None:
+    """Bind the core's models and every plugin model to their tables."""
+    bind_core_models(settings)
+    for model, variable in registry.tables:
+        table = os.environ.get(variable)
+        if not table:
+            raise ConfigurationError(f"{model.__name__}'s table: environment variable {variable} is not set")
+        bind(model, table, settings)
+
+
+@cache
+def default_settings() -> Settings:
+    """The settings, with every model bound to its table."""
+    settings = get_settings()
+    bind_tables(default_registry(), settings)
+    return settings
+
+
+@cache
+def default_tracker() -> Tracker:
+    """The tracker of this process."""
+    return Tracker(default_settings(), default_registry())
+
+
+def reset() -> None:
+    """Forget every cached object (tests, and the local server when its environment changes)."""
+    for cached in (default_registry, default_settings, default_tracker, get_settings):
+        cached.cache_clear()
