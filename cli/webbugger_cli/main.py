@@ -1,0 +1,302 @@
+"""The ``webbugger`` command: run the local stack, create links, mint tracking URLs, list beacons.
+
+Every command talks to the running local stack unless ``--stack NAME`` names a deployed one.
+A user's mistake ends the command with one line on stderr and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from pynamodb.exceptions import PynamoDBException
+from webbugger.beacon_queries import latest_beacons
+from webbugger.builtins import register_builtins
+from webbugger.destinations import normalise_destination
+from webbugger.errors import WebbuggerError
+from webbugger.minting import tracking_url
+from webbugger.modes import Mode
+from webbugger.refs import Ref
+from webbugger.registry import Kind, Registry, resolve_target_url
+from webbugger.tokens import TokenClaims
+
+from webbugger_cli.stack import StackError, resolve_stack
+from webbugger_cli.template import TemplateError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from webbugger.models import Beacon
+
+PROG = "webbugger"
+DEFAULT_PORT = 3000
+USER_AGENT_WIDTH = 40
+EXIT_USER_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A command's arguments make no sense together; the message is one line for the user."""
+
+
+# --- local --------------------------------------------------------------------------------------
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    """Run the local stack in the foreground until interrupted."""
+    # Imported here: it pulls in the local server, which no other command needs.
+    from webbugger_cli.local.run import run
+
+    return run(args.port if args.port is not None else _default_port())
+
+
+# --- link ---------------------------------------------------------------------------------------
+
+
+def cmd_link_create(args: argparse.Namespace) -> int:
+    """Store a new link and print its id."""
+    from webbugger.links import create_link
+
+    # Refuse an unusable URL before looking for a stack: the user's mistake is the news.
+    normalise_destination(args.url)
+    resolve_stack(args.stack, args.region)
+    print(create_link(args.url, args.id).id)
+    return 0
+
+
+# --- url ----------------------------------------------------------------------------------------
+
+
+def _registry() -> Registry:
+    registry = Registry()
+    register_builtins(registry)
+    return registry
+
+
+def _claims(args: argparse.Namespace, mode: Mode, registry: Registry) -> TokenClaims:
+    target = None if args.target is None else Ref.parse(args.target)
+    entity = None if args.entity is None else Ref.parse(args.entity, allow_new=True)
+    source = None if args.source is None else Ref.parse(args.source)
+    # Each lookup raises UnknownTypeError for a type that is not registered.
+    if target is not None:
+        registry.target(target.type)
+    if entity is not None:
+        registry.entity(entity.type)
+    if source is not None:
+        registry.source(source.type)
+    return TokenClaims(mode, target, entity, source, ignore_errors=args.ignore_errors)
+
+
+def _check_target(registry: Registry, claims: TokenClaims) -> None:
+    # Refuse what the track function would answer with 404, as it would (see webbugger.tracking).
+    target = claims.target
+    if target is None or target.id is None or (claims.mode is Mode.PIXEL and claims.ignore_errors):
+        return
+    record = registry.target(target.type).load(target.id)
+    if record is None:
+        hint = " (create one with `webbugger link create URL`)" if target.type == "link" else ""
+        raise UsageError(f"no {target.type} with id {target.id!r}{hint}")
+    if claims.mode is Mode.REDIRECT and resolve_target_url(record) is None:
+        raise UsageError(f"{target} has nowhere to redirect to (disabled?)")
+
+
+def cmd_url(args: argparse.Namespace) -> int:
+    """Print a signed pixel or redirect URL."""
+    mode = Mode(args.mode)
+    if mode is Mode.REDIRECT and args.target is None:
+        raise UsageError("a redirect URL needs --target TYPE:ID")
+    registry = _registry()
+    claims = _claims(args, mode, registry)
+    stack = resolve_stack(args.stack, args.region)
+    _check_target(registry, claims)
+    print(tracking_url(stack.api_url, claims, stack.key_ring()))
+    return 0
+
+
+# --- beacons ------------------------------------------------------------------------------------
+
+_COLUMNS = ("time", "mode", "target", "entity", "source", "ip", "user agent")
+
+
+def _row(beacon: Beacon) -> tuple[str, ...]:
+    agent = beacon.user_agent or ""
+    if len(agent) > USER_AGENT_WIDTH:
+        agent = agent[: USER_AGENT_WIDTH - 1] + "…"
+    return (
+        beacon.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+        beacon.mode,
+        beacon.target or "-",
+        beacon.entity or "-",
+        beacon.source or "-",
+        beacon.ip or "-",
+        agent or "-",
+    )
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def cmd_beacons_list(args: argparse.Namespace) -> int:
+    """Print the latest beacons, newest first, as a table or as JSON lines."""
+    kind, ref = None, None
+    for candidate in Kind:
+        text = getattr(args, candidate.value)
+        if text is not None:
+            # Not checked against the registry: old beacons may name types no longer registered.
+            kind, ref = candidate, Ref.parse(text)
+    resolve_stack(args.stack, args.region)
+    beacons = itertools.islice(latest_beacons(kind=kind, ref=ref, days=args.days), args.limit)
+    if args.json:
+        for beacon in beacons:
+            print(json.dumps(beacon.to_record()))
+        return 0
+    rows = [_row(beacon) for beacon in beacons]
+    if not rows:
+        print(f"no beacons in the last {args.days} days", file=sys.stderr)
+        return 0
+    _print_table([tuple(name.upper() for name in _COLUMNS), *rows])
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {value}")
+    return value
+
+
+def _default_port() -> int:
+    try:
+        return _port(os.environ.get("PORT") or str(DEFAULT_PORT))
+    except argparse.ArgumentTypeError:
+        raise UsageError(f"PORT={os.environ['PORT']!r} is not a TCP port") from None
+
+
+def _stack_options(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--stack", metavar="NAME", default=default, help="deployed stack to use (default: the local stack)"
+    )
+    parser.add_argument("--region", default=default, help="AWS region of --stack (default: your AWS config)")
+
+
+def _ref_options(parser: argparse.ArgumentParser, *, target_required: bool) -> None:
+    parser.add_argument("--target", metavar="TYPE:ID", required=target_required, help="what is hit")
+    parser.add_argument(
+        "--entity", metavar="TYPE[:ID]", help="who hits it (a bare TYPE makes a new one per hit)"
+    )
+    parser.add_argument("--source", metavar="TYPE:ID", help="where the traffic comes from")
+    parser.add_argument(
+        "--ignore-errors", action="store_true", help="record the hit even if the source does not exist"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    _stack_options(parser, None)
+    # Accept --stack/--region after the command too, without overriding a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    _stack_options(common, argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    local = commands.add_parser("local", help="run the local stack (DynamoDB Local and the HTTP API)")
+    local.add_argument("--port", type=_port, default=None, help="HTTP port (default: $PORT, else 3000)")
+    local.set_defaults(handler=cmd_local)
+
+    link = commands.add_parser("link", help="stored links").add_subparsers(
+        dest="link_command", required=True, metavar="COMMAND"
+    )
+    create = link.add_parser("create", parents=[common], help="store a link to URL and print its id")
+    create.add_argument("url", metavar="URL", help="absolute http or https URL")
+    create.add_argument("--id", help="the link's id (default: a random one)")
+    create.set_defaults(handler=cmd_link_create)
+
+    url = commands.add_parser("url", help="mint signed tracking URLs").add_subparsers(
+        dest="mode", required=True, metavar="MODE"
+    )
+    pixel = url.add_parser("pixel", parents=[common], help="print a 1x1 GIF pixel URL")
+    _ref_options(pixel, target_required=False)
+    redirect = url.add_parser("redirect", parents=[common], help="print a redirect URL")
+    _ref_options(redirect, target_required=False)  # checked in cmd_url, for a one-line message
+    for sub in (pixel, redirect):
+        sub.set_defaults(handler=cmd_url)
+
+    beacons = commands.add_parser("beacons", help="recorded beacons").add_subparsers(
+        dest="beacons_command", required=True, metavar="COMMAND"
+    )
+    listing = beacons.add_parser("list", parents=[common], help="print the latest beacons, newest first")
+    only = listing.add_mutually_exclusive_group()
+    for kind in Kind:
+        only.add_argument(f"--{kind.value}", metavar="TYPE:ID", help=f"only the beacons of this {kind}")
+    listing.add_argument("--days", type=_positive, default=30, help="how far back to look (default: 30)")
+    listing.add_argument("--limit", type=_positive, default=50, help="at most this many (default: 50)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(handler=cmd_beacons_list)
+    return parser
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
+
+
+def _aws_message(exc: Exception) -> str:
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials found: configure them (e.g. `aws configure` or AWS_PROFILE)"
+    if isinstance(exc, NoRegionError):
+        return "no AWS region configured: pass --region or set AWS_REGION"
+    if isinstance(exc, PynamoDBException):
+        return f"database error: {exc.cause or exc}"
+    return f"AWS error: {exc}"
+
+
+def _dispatch(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    try:
+        return handler(args)
+    except (UsageError, StackError, WebbuggerError, TemplateError) as exc:
+        message = str(exc)
+    except (BotoCoreError, ClientError, PynamoDBException) as exc:
+        message = _aws_message(exc)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_USER_ERROR
+    except OSError as exc:
+        message = str(exc)  # e.g. the state directory cannot be read or written
+    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``webbugger`` command with ``argv`` (default: the process's arguments)."""
+    args = build_parser().parse_args(argv)
+    return _dispatch(args.handler, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Which stack the command line talks to: the running local stack, or a deployed one by name.
+
+Either way the result is the same: the base URL of the tracking routes, a core
+:class:`~webbugger.settings.Settings` for the stack's tables and signing keys, and the core's
+models bound to those tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from webbugger.models import bind_core_models
+from webbugger.settings import Settings
+from webbugger.signing import load_key_ring
+
+from webbugger_cli.local import state
+
+if TYPE_CHECKING:
+    from webbugger.tokens import KeyRing
+
+# Outputs of template.yaml the command line needs from a deployed stack.
+REQUIRED_OUTPUTS = ("ApiUrl", "BeaconsTableName", "LinksTableName", "SigningSecretArn")
+# The hot path's sub-second DynamoDB bounds suit a visitor, not a person waiting at a terminal.
+CLI_CONNECT_TIMEOUT = 3.0
+CLI_READ_TIMEOUT = 10.0
+CLI_MAX_RETRIES = 3
+# Variables that could send a local stack's requests with a real AWS identity.
+_REAL_CREDENTIAL_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+class StackError(Exception):
+    """The stack cannot be found or used; the message is one line for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    """A stack to talk to: its name, the base URL of its routes and the core's settings for it."""
+
+    name: str
+    api_url: str
+    settings: Settings
+
+    def key_ring(self) -> KeyRing:
+        """The stack's URL-signing key ring (Secrets Manager for a deployed stack)."""
+        if not self.settings.signing_secret_arn:
+            return load_key_ring(self.settings)
+        # Powertools wraps every failure to read the secret (credentials, access, network) in
+        # its own types; imported here because only a deployed stack reads a secret.
+        from aws_lambda_powertools.utilities.parameters.exceptions import (
+            GetParameterError,
+            TransformParameterError,
+        )
+
+        try:
+            return load_key_ring(self.settings)
+        except (GetParameterError, TransformParameterError) as exc:
+            raise StackError(f"cannot read the signing secret of stack {self.name!r}: {exc}") from exc
+
+
+def _cli_settings(settings: Settings) -> Settings:
+    return dataclasses.replace(
+        settings,
+        ddb_connect_timeout=CLI_CONNECT_TIMEOUT,
+        ddb_read_timeout=CLI_READ_TIMEOUT,
+        ddb_max_retries=CLI_MAX_RETRIES,
+    )
+
+
+def local_stack() -> Stack:
+    """The running local stack; :class:`StackError` if none runs.
+
+    Points this process's AWS environment at fake credentials first, so that nothing it does
+    against DynamoDB Local can ever use a real AWS profile.
+    """
+    running = state.read_running()
+    if running is None:
+        raise StackError("no local stack is running: start it with `make run`")
+    keys = state.load_or_create_signing_keys()
+    missing = [name for name in ("BeaconsTableName", "LinksTableName") if name not in running.outputs]
+    if missing:
+        raise StackError(f"the local stack's stack.json lacks {', '.join(missing)}: restart it")
+    for variable in _REAL_CREDENTIAL_VARIABLES:
+        os.environ.pop(variable, None)
+    os.environ.update(running.environment(keys))
+    settings = Settings(
+        beacons_table=running.outputs["BeaconsTableName"],
+        links_table=running.outputs["LinksTableName"],
+        region=state.LOCAL_REGION,
+        local_signing_keys=keys,
+        dynamodb_endpoint=running.dynamodb_endpoint,
+    )
+    return Stack(state.STACK_NAME, running.api_url, _cli_settings(settings))
+
+
+def deployed_stack(name: str, region: str | None = None) -> Stack:
+    """A deployed stack, by its CloudFormation outputs. AWS errors propagate to the caller."""
+    # Imported here: boto3 takes a while to import and the local stack does not need it.
+    import boto3
+
+    if region:
+        # Powertools builds its Secrets Manager client from the environment: make it agree.
+        os.environ["AWS_DEFAULT_REGION"] = region
+    session = boto3.session.Session(region_name=region)
+    client = session.client("cloudformation")
+    try:
+        found = client.describe_stacks(StackName=name)["Stacks"]
+    except client.exceptions.ClientError as exc:
+        if "does not exist" in str(exc):
+            raise StackError(f"stack {name!r} not found in {client.meta.region_name}") from exc
+        raise
+    if not found:
+        raise StackError(f"stack {name!r} not found in {client.meta.region_name}")
+    outputs = {out["OutputKey"]: out["OutputValue"] for out in found[0].get("Outputs", [])}
+    missing = [key for key in REQUIRED_OUTPUTS if key not in outputs]
+    if missing:
+        raise StackError(f"stack {name!r} is not a webbugger stack: it has no output {', '.join(missing)}")
+    settings = Settings(
+        beacons_table=outputs["BeaconsTableName"],
+        links_table=outputs["LinksTableName"],
+        region=client.meta.region_name,
+        signing_secret_arn=outputs["SigningSecretArn"],
+    )
+    return Stack(name, outputs["ApiUrl"], _cli_settings(settings))
+
+
+def resolve_stack(name: str | None, region: str | None = None) -> Stack:
+    """The deployed stack ``name``, or the local stack when no name is given; models bound to it."""
+    stack = local_stack() if name is None else deployed_stack(name, region)
+    bind_core_models(stack.settings)
+    return stack

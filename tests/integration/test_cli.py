@@ -1,0 +1,123 @@
+"""The ``webbugger`` command against the real local stack: links, URLs that work, beacons listed.
+
+Each command runs the installed console script in its own process, as a user would run it, with
+the session stack's environment (its state dir, whose stack.json names this test process).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import urlsplit
+
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import RunningStack
+
+pytestmark = pytest.mark.ddblocal
+
+WEBBUGGER = Path(sys.executable).with_name("webbugger")
+DESTINATION = "https://example.com/landing?from=cli"
+
+
+class Hit(NamedTuple):
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def webbugger(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WEBBUGGER_STATE_DIR": str(stack.state_dir)}
+    return subprocess.run(
+        [str(WEBBUGGER), *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+def ok(stack: RunningStack, *args: str) -> str:
+    result = webbugger(stack, *args)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def get(url: str, user_agent: str) -> Hit:
+    """GET ``url`` without following a redirect."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request("GET", parts.path, headers={"User-Agent": user_agent})
+        response = conn.getresponse()
+        return Hit(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    finally:
+        conn.close()
+
+
+def beacons(stack: RunningStack, *args: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in ok(stack, "beacons", "list", "--json", *args).splitlines()]
+
+
+def test_link_redirect_pixel_and_beacons(local_stack: RunningStack) -> None:
+    link_id = f"cli-{secrets.token_hex(4)}"
+    agent = f"webbugger-cli-test/{link_id}"
+    assert ok(local_stack, "link", "create", DESTINATION, "--id", link_id).strip() == link_id
+
+    redirect_url = ok(local_stack, "url", "redirect", "--target", f"link:{link_id}").strip()
+    assert redirect_url.startswith(f"{local_stack.api_url.rstrip('/')}/r/")
+    hit = get(redirect_url, agent)
+    assert hit.status == 302
+    assert hit.headers["location"] == DESTINATION
+
+    pixel_url = ok(local_stack, "url", "pixel", "--target", f"link:{link_id}").strip()
+    assert pixel_url.startswith(f"{local_stack.api_url.rstrip('/')}/p/")
+    hit = get(pixel_url, agent)
+    assert hit.status == 200
+    assert hit.headers["content-type"] == "image/gif"
+    assert hit.body.startswith(b"GIF8")
+
+    everything = beacons(local_stack, "--days", "1", "--limit", "1000")
+    ids = [beacon["id"] for beacon in everything]
+    assert ids == sorted(ids, reverse=True), "newest first"
+    ours = [beacon for beacon in everything if beacon["target"] == f"link:{link_id}"]
+    assert [beacon["mode"] for beacon in ours] == ["pixel", "redirect"]
+    assert all(beacon["user_agent"] == agent for beacon in ours)
+
+    by_target = beacons(local_stack, "--target", f"link:{link_id}")
+    assert by_target == ours
+
+    assert [b["mode"] for b in beacons(local_stack, "--target", f"link:{link_id}", "--limit", "1")] == [
+        "pixel"
+    ]
+
+    table = ok(local_stack, "beacons", "list", "--target", f"link:{link_id}").splitlines()
+    assert table[0].split()[:3] == ["TIME", "MODE", "TARGET"]
+    assert [line.split()[2] for line in table[1:]] == ["pixel", "redirect"]
+    assert all(f"link:{link_id}" in line for line in table[1:])
+
+
+def test_redirect_to_a_missing_link_is_refused(local_stack: RunningStack) -> None:
+    result = webbugger(local_stack, "url", "redirect", "--target", "link:no-such-link")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "webbugger: error: no link with id 'no-such-link' (create one with `webbugger link create URL`)"
+    ]
+
+
+def test_link_id_taken(local_stack: RunningStack) -> None:
+    link_id = f"cli-{secrets.token_hex(4)}"
+    ok(local_stack, "link", "create", DESTINATION, "--id", link_id)
+    result = webbugger(local_stack, "link", "create", "https://example.org/", "--id", link_id)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"webbugger: error: link {link_id!r} already exists"]
+
+
+def test_no_beacons_for_an_unused_link(local_stack: RunningStack) -> None:
+    assert beacons(local_stack, "--target", f"link:never-{secrets.token_hex(4)}") == []
