@@ -81,11 +81,6 @@ def test_unsafe_destination_is_a_not_found() -> None:
         safe_location("javascript:alert(1)")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="destinations._check_host is given urlsplit().hostname, which has no brackets, so its "
-    "IPv6-literal branch (host.startswith('[')) never runs and every IPv6 literal is refused",
-)
 def test_safe_location_accepts_an_ipv6_literal() -> None:
     assert safe_location("https://[2001:db8::1]:8443/x") == "https://[2001:db8::1]:8443/x"
 
@@ -136,11 +131,5 @@ def test_normalise_destination_refuses(url: str) -> None:
         normalise_destination(url)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="normalise_destination uses Python's 'idna' codec (IDNA 2003), which maps ß to ss: "
-    "https://faß.de/ is stored as https://fass.de/, a different domain than browsers open "
-    "(UTS 46 non-transitional: xn--fa-hia.de)",
-)
 def test_normalise_destination_keeps_deviation_characters_as_browsers_do() -> None:
     assert normalise_destination("https://faß.de/") == "https://xn--fa-hia.de/"

@@ -68,12 +68,6 @@ def test_floor_orders_like_time() -> None:
     assert len(set(floors)) == len(floors)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="beacon_id_floor computes int(moment.timestamp() * 1000) in floating point; the product "
-    "can fall just below the integer and int() truncates, so for some milliseconds (e.g. in "
-    "2004-2005 and from mid-2036) the floor of a beacon's own time is 1 ms too early",
-)
 @pytest.mark.parametrize("ms", [1_073_782_354_541, 2_198_965_440_706])
 def test_floor_of_a_beacons_own_time_is_its_millisecond(ms: int) -> None:
     bid = new_beacon_id(ms)

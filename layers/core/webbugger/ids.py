@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 # Crockford's base32: sorts the same as text and as numbers, no confusable letters.
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {c: i for i, c in enumerate(_CROCKFORD)}
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch, in integers (floating point can land 1 ms short)."""
+    return (moment - _EPOCH) // _MILLISECOND
 
 
 def _encode(value: int, length: int) -> str:
@@ -31,12 +38,12 @@ def beacon_id_time(beacon_id: str) -> datetime:
     ms = 0
     for char in beacon_id[:10]:
         ms = ms * 32 + _DECODE[char]
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return _EPOCH + ms * _MILLISECOND
 
 
 def beacon_id_floor(moment: datetime) -> str:
     """The smallest beacon id that can have been made at ``moment`` (for range queries)."""
-    return _encode(int(moment.timestamp() * 1000), 10) + "0" * 16
+    return _encode(epoch_ms(moment), 10) + "0" * 16
 
 
 def new_link_id(length: int = 8) -> str:

@@ -63,9 +63,8 @@ def truncate_utf8(text: str | None, max_bytes: int) -> str | None:
     """Cut ``text`` to at most ``max_bytes`` of UTF-8 without splitting a character."""
     if text is None:
         return None
+    # "replace" turns lone surrogates (possible in JSON-escaped headers) into "?".
     raw = text.encode("utf-8", "replace")
-    if len(raw) <= max_bytes:
-        return text
     return raw[:max_bytes].decode("utf-8", "ignore")
 
 

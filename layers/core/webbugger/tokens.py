@@ -104,7 +104,13 @@ def sign(claims: TokenClaims, ring: KeyRing) -> str:
     body += [None if ref is None else str(ref) for ref in (claims.target, claims.entity, claims.source)]
     payload = _b64encode(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
     signed_part = f"{ring.current}.{payload}"
-    return f"{signed_part}.{_b64encode(_tag(ring.keys[ring.current], signed_part))}"
+    token = f"{signed_part}.{_b64encode(_tag(ring.keys[ring.current], signed_part))}"
+    if len(token) > MAX_TOKEN_LENGTH:
+        # verify() would refuse it: better no URL than one whose every hit is a 404.
+        raise InvalidReferenceError(
+            f"references too long for a tracking URL ({len(token)} > {MAX_TOKEN_LENGTH})"
+        )
+    return token
 
 
 def verify(token: str, ring: KeyRing) -> TokenClaims:
@@ -118,7 +124,10 @@ def verify(token: str, ring: KeyRing) -> TokenClaims:
     key = ring.keys.get(kid)
     if key is None:
         raise InvalidTokenError("unknown signing key")
-    if not hmac.compare_digest(_b64decode(tag), _tag(key, f"{kid}.{payload}")):
+    # Compare the tag's text, not its decoded bytes: base64's unused trailing bits would let 16
+    # spellings of one tag verify.
+    expected = _b64encode(_tag(key, f"{kid}.{payload}"))
+    if not hmac.compare_digest(tag.encode("ascii", "replace"), expected.encode()):
         raise InvalidTokenError("bad token signature")
     return _decode_claims(_b64decode(payload))
 
@@ -136,5 +145,5 @@ def _decode_claims(raw: bytes) -> TokenClaims:
             ignore_errors=bool(int(flags) & FLAG_IGNORE_ERRORS),
             issued_at=int(issued_at),
         )
-    except (ValueError, TypeError, KeyError, InvalidReferenceError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, InvalidReferenceError) as exc:
         raise InvalidTokenError("malformed token payload") from exc

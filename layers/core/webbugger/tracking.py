@@ -18,7 +18,7 @@ from webbugger.cache import LookupCache
 from webbugger.destinations import safe_location
 from webbugger.errors import NotFoundError, StoreUnavailableError
 from webbugger.hooks import HookFailedError, call_beacon_update, run_within_budget
-from webbugger.ids import new_beacon_id
+from webbugger.ids import epoch_ms, new_beacon_id
 from webbugger.models import Beacon, beacon_partition, bind_core_models, expiry, utcnow
 from webbugger.modes import Mode
 from webbugger.observability import MetricUnit, logger, metrics
@@ -150,7 +150,7 @@ class Tracker:
     ) -> HitRequest:
         now = utcnow()
         return HitRequest(
-            beacon_id=new_beacon_id(int(now.timestamp() * 1000)),
+            beacon_id=new_beacon_id(epoch_ms(now)),
             time=now,
             mode=mode,
             method=incoming.method,

@@ -11,7 +11,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from webbugger.destinations import normalise_destination
+from webbugger.destinations import idna_host, normalise_destination
 from webbugger.errors import UnsafeDestinationError
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def allowed_hosts() -> tuple[str, ...]:
         if host:
             wildcard = host.startswith("*.")
             name = host[2:] if wildcard else host
-            name = name.encode("idna").decode("ascii")
+            name = name if name.isascii() else idna_host(name)
             patterns.append(f"*.{name}" if wildcard else name)
     return tuple(patterns)
 
