@@ -1,0 +1,140 @@
+"""``webbugger local`` (what ``make run`` starts): DynamoDB Local plus the HTTP API, until Ctrl-C."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
+from webbugger.links import LinkExistsError, create_link
+from webbugger.minting import tracking_url
+from webbugger.models import bind_core_models
+from webbugger.modes import Mode
+from webbugger.refs import Ref
+from webbugger.settings import load_settings
+from webbugger.tokens import KeyRing, TokenClaims
+
+from webbugger_cli.local import state
+from webbugger_cli.local.ddblocal import DynamoDBLocal, DynamoDBLocalError, free_port
+from webbugger_cli.local.server import HOST, LocalApi
+from webbugger_cli.local.tables import ensure_tables, local_client, table_outputs
+from webbugger_cli.template import TemplateError, load_template
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+DEMO_LINK_ID = "demo"
+DEMO_LINK_URL = "https://example.com/"
+EXIT_INTERRUPTED = 130
+
+
+def create_demo_link() -> None:
+    """The demo link, once (it survives restarts with the rest of the data); the environment must be set."""
+    # A person is waiting, not a visitor: the hot path's sub-second bounds are too tight for a
+    # database that has just started.
+    settings = dataclasses.replace(load_settings(), ddb_connect_timeout=3.0, ddb_read_timeout=10.0)
+    bind_core_models(settings)
+    with contextlib.suppress(LinkExistsError):  # made by an earlier run
+        create_link(DEMO_LINK_URL, DEMO_LINK_ID)
+
+
+def banner(api_url: str, ring: KeyRing) -> str:
+    """What to tell the user once the stack is up: URLs to try and commands to run."""
+    pixel = tracking_url(api_url, TokenClaims(mode=Mode.PIXEL), ring)
+    redirect = tracking_url(api_url, TokenClaims(mode=Mode.REDIRECT, target=Ref("link", DEMO_LINK_ID)), ring)
+    return "\n".join(
+        [
+            f"webbugger local stack on {api_url} (Ctrl-C stops it)",
+            f"  pixel:    {pixel}",
+            f"  redirect: {redirect}  -> {DEMO_LINK_URL}",
+            "try:",
+            f"  curl -s -o /dev/null -w '%{{http_code}} %{{content_type}}\\n' '{pixel}'",
+            f"  curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}\\n' '{redirect}'",
+            "  uv run webbugger beacons list",
+        ]
+    )
+
+
+class _Stop:
+    """Ctrl-C and SIGTERM both end the run: set an event the main thread waits on."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.event.set()
+
+    def __enter__(self) -> _Stop:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def run(port: int) -> int:
+    """Run the local stack on 127.0.0.1:``port`` until Ctrl-C or SIGTERM; the exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Their INFO lines (credentials found, settings files) say nothing useful here.
+    for name in ("botocore", "pynamodb"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        template = load_template()
+    except TemplateError as exc:
+        print(f"webbugger local: {exc}", file=sys.stderr)
+        return 1
+    directory = state.state_dir()
+    running = state.read_running(directory)
+    if running is not None and running.pid != os.getpid():
+        where = f"{running.api_url} (pid {running.pid})"
+        print(f"webbugger local: a local stack already runs at {where}", file=sys.stderr)
+        return 1
+    api_url = f"http://{HOST}:{port}"
+    ddb_port = free_port()
+    ddb = DynamoDBLocal(directory / "ddb", ddb_port)
+    stack = state.LocalStack(
+        api_url=api_url,
+        dynamodb_endpoint=f"http://{HOST}:{ddb_port}",
+        pid=os.getpid(),
+        outputs={"ApiUrl": api_url, **table_outputs(template), "SigningSecretArn": "local"},
+    )
+    keys = state.load_or_create_signing_keys(directory)
+    try:
+        # Bind the port before anything starts, so a taken port costs nothing to report.
+        api = LocalApi(template, stack, keys, port)
+    except OSError as exc:
+        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+        print(f"webbugger local: port {port} on {HOST} {reason}; choose another with --port", file=sys.stderr)
+        return 1
+    try:
+        with _Stop() as stop:
+            try:
+                ddb.start()
+                ensure_tables(template, local_client(stack))
+                create_demo_link()
+            except (DynamoDBLocalError, BotoCoreError, ClientError, PynamoDBException) as exc:
+                if stop.event.is_set():
+                    return EXIT_INTERRUPTED  # Ctrl-C while starting: DynamoDB Local got it too
+                print(f"webbugger local: {exc}", file=sys.stderr)
+                return 1
+            state.write_running(stack, directory)
+            api.start_in_thread()
+            print(banner(api_url, KeyRing.from_json(keys)), flush=True)
+            stop.event.wait()
+            print("\nstopping", file=sys.stderr)
+    finally:
+        api.shutdown()
+        ddb.stop()
+        state.clear_running(directory)
+    return 0

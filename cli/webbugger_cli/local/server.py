@@ -1,0 +1,389 @@
+"""template.yaml's HTTP API on 127.0.0.1: each request becomes an API Gateway payload-2.0 event.
+
+The functions' own handlers answer, exactly as deployed (same code, same event shape), so that
+what works locally works behind API Gateway. Like a Lambda container, each function handles one
+event at a time: Powertools' resolver keeps the current event in a module-level object.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from webbugger_cli.local import state
+from webbugger_cli.template import Route, load_handler
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from webbugger_cli.template import Template
+
+HOST = "127.0.0.1"
+# API Gateway's own limits and answers.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+_NOT_FOUND = {"message": "Not Found"}
+_TOO_LARGE = {"message": "Request Entity Too Large"}
+_BAD_REQUEST = {"message": "Bad Request"}
+_INTERNAL = {"message": "Internal Server Error"}
+_ACCOUNT_ID = "123456789012"
+_API_ID = "local"
+# Variables that could make a local run use a real AWS identity.
+_REAL_CREDENTIAL_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+_MAX_CHUNKS = 100_000
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FakeLambdaContext:
+    """The parts of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int = 128
+    timeout_s: float = 3.0
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    _deadline: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_s
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        """The function's ARN, as Lambda names it."""
+        return f"arn:aws:lambda:{state.LOCAL_REGION}:{_ACCOUNT_ID}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the function's timeout (not enforced locally)."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def _function_setting(template: Template, function: str, name: str, default: float) -> float:
+    props = template.resources[function].get("Properties", {})
+    value = props.get(name, template.data.get("Globals", {}).get("Function", {}).get(name, default))
+    return float(value) if isinstance(value, int | float | str) and str(value).isdigit() else default
+
+
+def local_environment(template: Template, stack: state.LocalStack, signing_keys: str) -> dict[str, str]:
+    """Every routed function's environment with local table names, plus the local stack's variables.
+
+    All functions share this process, hence one environment.
+    """
+    refs = {logical_id: state.table_name(logical_id) for logical_id in template.tables()}
+    env: dict[str, str] = {}
+    for function in sorted({route.function for route in template.routes()}):
+        env.update(template.function_environment(function, refs))
+    env.update(stack.environment(signing_keys))
+    return env
+
+
+def _unresolved_variables(template: Template, env: dict[str, str]) -> set[str]:
+    """Variables the template declares but that have no local value (e.g. the secret's ARN)."""
+    declared: set[str] = set()
+    for function in {route.function for route in template.routes()}:
+        props = template.resources[function].get("Properties", {})
+        declared |= set((props.get("Environment") or {}).get("Variables", {}))
+    return declared - set(env)
+
+
+def apply_environment(template: Template, stack: state.LocalStack, signing_keys: str) -> dict[str, str]:
+    """Put :func:`local_environment` into ``os.environ``; drop what could reach real AWS instead."""
+    env = local_environment(template, stack, signing_keys)
+    # A SIGNING_SECRET_ARN left in the shell would send the core to Secrets Manager.
+    for name in (*_REAL_CREDENTIAL_VARIABLES, *_unresolved_variables(template, env)):
+        os.environ.pop(name, None)
+    os.environ.update(env)
+    return env
+
+
+@dataclass(frozen=True)
+class _Function:
+    name: str
+    handler: Callable[[dict[str, Any], Any], Any]
+    memory_mb: int
+    timeout_s: float
+    # One event at a time, like one Lambda execution environment.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def build_event(
+    route: Route,
+    match_params: dict[str, str],
+    method: str,
+    target: str,
+    header_pairs: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+    protocol: str,
+) -> dict[str, Any]:
+    """The API Gateway HTTP API payload-2.0 event for one request."""
+    parts = urlsplit(target)
+    headers: dict[str, list[str]] = {}
+    for name, value in header_pairs:
+        headers.setdefault(name.lower(), []).append(value)
+    cookies = [c.strip() for value in headers.pop("cookie", []) for c in value.split(";") if c.strip()]
+    query: dict[str, list[str]] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        query.setdefault(key, []).append(value)
+    route_key = f"{route.method} {route.path}"
+    now = datetime.now(UTC)
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": parts.path,
+        "rawQueryString": parts.query,
+        "headers": {name: ",".join(values) for name, values in headers.items()},
+        "requestContext": {
+            "accountId": _ACCOUNT_ID,
+            "apiId": _API_ID,
+            "domainName": headers.get("host", [HOST])[0],
+            "domainPrefix": _API_ID,
+            "http": {
+                "method": method,
+                "path": parts.path,
+                "protocol": protocol,
+                "sourceIp": source_ip,
+                "userAgent": headers.get("user-agent", [""])[0],
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    # API Gateway leaves out what a request does not have.
+    if cookies:
+        event["cookies"] = cookies
+    if query:
+        event["queryStringParameters"] = {key: ",".join(values) for key, values in query.items()}
+    if match_params:
+        event["pathParameters"] = {name: unquote(value) for name, value in match_params.items()}
+    if body:
+        try:
+            event["body"] = body.decode("utf-8")
+        except UnicodeDecodeError:
+            event["body"] = base64.b64encode(body).decode("ascii")
+            event["isBase64Encoded"] = True
+    return event
+
+
+@dataclass(frozen=True, slots=True)
+class LocalResponse:
+    """An HTTP answer: status, header lines (repeats allowed) and body."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def _json_response(status: int, payload: dict[str, str]) -> LocalResponse:
+    return LocalResponse(status, [("Content-Type", "application/json")], json.dumps(payload).encode())
+
+
+def response_from_result(result: Any) -> LocalResponse:
+    """Turn a handler's payload-2.0 result into an HTTP answer, as API Gateway does."""
+    if not isinstance(result, dict) or "statusCode" not in result:
+        # Payload 2.0 lets a handler return bare JSON: API Gateway answers it with 200.
+        return LocalResponse(200, [("Content-Type", "application/json")], json.dumps(result).encode())
+    headers: list[tuple[str, str]] = [(str(k), str(v)) for k, v in (result.get("headers") or {}).items()]
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers += [(str(name), str(value)) for value in values]
+    headers += [("Set-Cookie", str(cookie)) for cookie in result.get("cookies") or []]
+    raw = result.get("body")
+    body = b""
+    if raw is not None:
+        body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode("utf-8")
+    return LocalResponse(int(result["statusCode"]), headers, body)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info("%s %s", self.address_string(), format % args)
+
+    def _dispatch(self) -> None:
+        try:
+            body = self._read_body()
+        except _BodyTooLargeError:
+            self.close_connection = True
+            self._send(_json_response(413, _TOO_LARGE))
+            return
+        except ValueError:
+            self.close_connection = True
+            self._send(_json_response(400, _BAD_REQUEST))
+            return
+        self._send(self.server.api.handle(self.command, self.path, self.headers.items(), body, self))
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length < 0:
+            raise ValueError("negative Content-Length")
+        if length > MAX_BODY_BYTES:
+            raise _BodyTooLargeError
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        data = bytearray()
+        for _ in range(_MAX_CHUNKS):
+            size = int(self.rfile.readline(64).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                # Skip trailers, up to the blank line that ends the message.
+                for _ in range(100):
+                    if self.rfile.readline(8192) in (b"\r\n", b"\n", b""):
+                        break
+                return bytes(data)
+            if len(data) + size > MAX_BODY_BYTES:
+                raise _BodyTooLargeError
+            data += self.rfile.read(size)
+            self.rfile.readline(8)
+        raise _BodyTooLargeError
+
+    def _send(self, response: LocalResponse) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _dispatch  # noqa: N815
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # A restarted stack must be able to take its port back at once.
+    allow_reuse_address = True
+
+    def __init__(self, port: int, api: LocalApi) -> None:
+        self.api = api
+        super().__init__((HOST, port), _RequestHandler)
+
+
+class LocalApi:
+    """template.yaml's HTTP API routes, served on 127.0.0.1 by the functions' handlers."""
+
+    def __init__(self, template: Template, stack: state.LocalStack, signing_keys: str, port: int = 0) -> None:
+        """Set the functions' environment, load their handlers and bind the port (0: any free one).
+
+        Raises :class:`OSError` when the port cannot be bound.
+        """
+        self.routes = template.routes()
+        # The core reads its settings from the environment once, on first use: set it first.
+        self.environment = apply_environment(template, stack, signing_keys)
+        self._functions: dict[str, _Function] = {}
+        for route in self.routes:
+            if route.function not in self._functions:
+                self._functions[route.function] = _Function(
+                    name=route.function,
+                    handler=load_handler(route.code_uri, route.handler),
+                    memory_mb=int(_function_setting(template, route.function, "MemorySize", 128)),
+                    timeout_s=_function_setting(template, route.function, "Timeout", 3),
+                )
+        self._httpd = _Server(port, self)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        port: int = self._httpd.server_address[1]
+        return port
+
+    @property
+    def url(self) -> str:
+        """The base URL of the routes."""
+        return f"http://{HOST}:{self.port}"
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route serving ``method path`` (an exact method wins over ANY) and its path parameters."""
+        fallback: tuple[Route, dict[str, str]] | None = None
+        for route in self.routes:
+            found = route.pattern.match(path)
+            if found is None:
+                continue
+            if route.method == method:
+                return route, found.groupdict()
+            if route.method == "ANY" and fallback is None:
+                fallback = route, found.groupdict()
+        return fallback
+
+    def handle(
+        self,
+        method: str,
+        target: str,
+        header_pairs: list[tuple[str, str]],
+        body: bytes,
+        request: BaseHTTPRequestHandler,
+    ) -> LocalResponse:
+        """Answer one request: route it, call the function, shape its result. Never raises."""
+        try:
+            matched = self.match(method, urlsplit(target).path)
+            if matched is None:
+                return _json_response(404, _NOT_FOUND)
+            route, params = matched
+            event = build_event(
+                route,
+                params,
+                method,
+                target,
+                header_pairs,
+                body,
+                source_ip=request.client_address[0],
+                protocol=request.request_version,
+            )
+            function = self._functions[route.function]
+            context = FakeLambdaContext(function.name, function.memory_mb, function.timeout_s)
+            with function.lock:
+                result = function.handler(event, context)
+            return response_from_result(result)
+        except Exception:
+            # As API Gateway does for a failed invocation; the server itself carries on.
+            log.exception("handler failed on %s %s", method, target)
+            return _json_response(500, _INTERNAL)
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until :meth:`shutdown` is called from another."""
+        self._httpd.serve_forever(poll_interval=0.2)
+
+    def start_in_thread(self) -> int:
+        """Serve from a daemon thread; returns the bound port."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self.serve_forever, name="webbugger-local-api", daemon=True
+            )
+            self._thread.start()
+        return self.port
+
+    def shutdown(self) -> None:
+        """Stop serving (waits for the serving thread) and release the port."""
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()

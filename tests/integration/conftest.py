@@ -1,0 +1,174 @@
+"""The real local stack for integration tests: DynamoDB Local, template.yaml's tables, the HTTP API.
+
+Started once per session (DynamoDB Local takes seconds to start); the HTTP API runs in this
+process on a free port of 127.0.0.1. Its environment is applied only while a test that asks for
+:func:`local_stack` runs, so that no other test sees DynamoDB Local or the stack's state dir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from webbugger.minting import tracking_url
+from webbugger.settings import get_settings, load_settings
+from webbugger.tokens import KeyRing
+from webbugger.tracking import default_tracker
+from webbugger_cli.local import state
+from webbugger_cli.local.ddblocal import DynamoDBLocal, DynamoDBLocalError
+from webbugger_cli.local.run import create_demo_link
+from webbugger_cli.local.server import LocalApi
+from webbugger_cli.local.tables import ensure_tables, local_client, table_outputs, warm_up
+from webbugger_cli.template import load_template
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from webbugger.tokens import TokenClaims
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class RunningStack:
+    """The session's local stack, and helpers to mint URLs and read what was stored."""
+
+    api_url: str
+    dynamodb_endpoint: str
+    state_dir: Path
+    data_dir: Path
+    signing_keys: str
+    env: dict[str, str]
+    api: LocalApi
+    ddb: DynamoDBLocal
+    client: DynamoDBClient
+    beacons_table: str
+    links_table: str
+
+    @property
+    def ring(self) -> KeyRing:
+        """The stack's signing key ring."""
+        return KeyRing.from_json(self.signing_keys)
+
+    def mint(self, claims: TokenClaims) -> str:
+        """A tracking URL of this stack for ``claims``."""
+        return tracking_url(self.api_url, claims, self.ring)
+
+    def beacons(self, user_agent: str | None = None) -> list[dict[str, Any]]:
+        """Stored beacon items (raw DynamoDB form), only those of ``user_agent`` when given."""
+        kwargs: dict[str, Any] = {"TableName": self.beacons_table, "ConsistentRead": True}
+        if user_agent is not None:
+            kwargs |= {
+                "FilterExpression": "ua = :ua",
+                "ExpressionAttributeValues": {":ua": {"S": user_agent}},
+            }
+        items: list[dict[str, Any]] = []
+        for _ in range(1000):  # bounded: a test session stores a few hundred items at most
+            page = self.client.scan(**kwargs)
+            items += page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return items
+
+    def create_link(self, url: str) -> str:
+        """Store a link to ``url`` through the core, as the CLI would; its id."""
+        from webbugger.links import create_link
+        from webbugger.models import bind_core_models
+
+        bind_core_models(dataclasses.replace(load_settings(), ddb_connect_timeout=3, ddb_read_timeout=10))
+        link_id = f"t-{uuid.uuid4().hex[:12]}"
+        create_link(url, link_id)
+        return link_id
+
+    def restart_dynamodb(self) -> None:
+        """Stop DynamoDB Local and start a new one on the same port and data directory."""
+        port = self.ddb.port
+        self.ddb.stop()
+        self.ddb = DynamoDBLocal(self.data_dir, port).start()
+        warm_up(load_template(ROOT), self.client)
+
+
+def _start(tmp: Path) -> RunningStack:
+    template = load_template(ROOT)
+    state_dir, data_dir = tmp / "state", tmp / "ddb"
+    keys = state.load_or_create_signing_keys(state_dir)
+    ddb = DynamoDBLocal(data_dir).start()
+    stack = state.LocalStack(
+        api_url="", dynamodb_endpoint=ddb.endpoint, pid=os.getpid(), outputs=table_outputs(template)
+    )
+    before = dict(os.environ)
+    api: LocalApi | None = None
+    try:
+        api = LocalApi(template, stack, keys, port=0)
+        stack = dataclasses.replace(
+            stack, api_url=api.url, outputs={**stack.outputs, "ApiUrl": api.url, "SigningSecretArn": "local"}
+        )
+        env = {**api.environment, "WEBBUGGER_STATE_DIR": str(state_dir)}
+        client = local_client(stack)
+        ensure_tables(template, client)
+        # Also warms DynamoDB Local up, so that the hot path's sub-second timeouts hold from the start.
+        create_demo_link()
+        state.write_running(stack, state_dir)
+        api.start_in_thread()
+    except BaseException:
+        if api is not None:
+            api.shutdown()
+        ddb.stop()
+        raise
+    finally:
+        # The stack's variables are applied per test, by local_stack().
+        os.environ.clear()
+        os.environ.update(before)
+    return RunningStack(
+        api_url=api.url,
+        dynamodb_endpoint=ddb.endpoint,
+        state_dir=state_dir,
+        data_dir=data_dir,
+        signing_keys=keys,
+        env=env,
+        api=api,
+        ddb=ddb,
+        client=client,
+        beacons_table=stack.outputs["BeaconsTableName"],
+        links_table=stack.outputs["LinksTableName"],
+    )
+
+
+@pytest.fixture(scope="session")
+def local_stack_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """The session's local stack; torn down (server, DynamoDB Local, stack.json) at the end."""
+    try:
+        running = _start(tmp_path_factory.mktemp("local-stack"))
+    except DynamoDBLocalError as exc:
+        pytest.fail(f"cannot start DynamoDB Local: {exc}")
+    try:
+        yield running
+    finally:
+        running.api.shutdown()
+        running.ddb.stop()
+        state.clear_running(running.state_dir)
+
+
+def _forget_settings() -> None:
+    # The core reads its settings once per process: make it read this test's environment.
+    get_settings.cache_clear()
+    default_tracker.cache_clear()
+
+
+@pytest.fixture
+def local_stack(local_stack_session: RunningStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningStack]:
+    """The running local stack, with its environment applied for the duration of one test."""
+    for name in ("SIGNING_SECRET_ARN", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in local_stack_session.env.items():
+        monkeypatch.setenv(name, value)
+    _forget_settings()
+    yield local_stack_session
+    _forget_settings()
