@@ -7,7 +7,7 @@ client adds ``ReturnConsumedCapacity=INDEXES`` to that PutItem and keeps the ite
 
 Cases: (a) a pixel with no target, entity or source and a typical browser; (a') the same pixel
 with a link target (one index: by_target); (b) a pixel with the longest headers the core keeps
-(user agent and referer 512 bytes each, language 64, an IPv6 address, a country); (c) a redirect
+(user agent and referer at the core's maxima, language 64, an IPv6 address, a country); (c) a redirect
 with target, entity and source (three index writes). Target: (a) ≤ 1 write unit.
 
 Run: ``uv run python bench/write_units.py [--beacons N]``

@@ -152,6 +152,8 @@ class DynamoDBLocal:
             *storage,
             # One database for every access key and region: the CLI and the server must agree.
             "-sharedDb",
+            # It would try to report usage to AWS; this machine (and many CI hosts) has no route out.
+            "-disableTelemetry",
         ]
 
     def _launch(self, java: str, jar: Path, port: int) -> str:
