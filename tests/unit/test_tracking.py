@@ -22,7 +22,7 @@ from webbugger.models import Beacon, beacon_partition
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.registry import Registry
-from webbugger.request import HitRequest, IncomingRequest
+from webbugger.request import MAX_LANGUAGE, MAX_REFERER, MAX_USER_AGENT, HitRequest, IncomingRequest
 from webbugger.settings import Settings
 from webbugger.tokens import TokenClaims, sign
 from webbugger.tracking import Tracker
@@ -243,9 +243,9 @@ def test_ipv6_is_anonymised_to_its_48(hit: Hit, world: World) -> None:
 def test_long_headers_are_cut_to_their_byte_bounds(hit: Hit, world: World) -> None:
     hit(pixel(), headers={"user-agent": "ü" * 1000, "referer": "r" * 2000, "accept-language": "x" * 100})
     [beacon] = world.saved
-    assert beacon.user_agent == "ü" * 256
-    assert beacon.referer == "r" * 512
-    assert beacon.language == "x" * 64
+    assert beacon.user_agent == "ü" * (MAX_USER_AGENT // 2)  # two bytes each, none split
+    assert beacon.referer == "r" * MAX_REFERER
+    assert beacon.language == "x" * MAX_LANGUAGE
 
 
 def test_retention_days_set_the_expiry(registry: Registry, ring: KeyRing, hit: Hit, world: World) -> None:
