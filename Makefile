@@ -16,7 +16,7 @@ LAYER_REQUIREMENTS := layers/core/requirements.txt
 LAYER_EXPORT := $(UV) export --frozen --no-dev --no-hashes --no-header --no-annotate --no-emit-project \
 	--no-emit-package boto3 --no-emit-package botocore --no-emit-package s3transfer \
 	--no-emit-package jmespath --no-emit-package urllib3 --no-emit-package python-dateutil \
-	--no-emit-package six
+	--no-emit-package six --no-emit-package webbugger-plugins
 
 .PHONY: help setup run test lint typecheck pytest unit integration template bench build validate \
 	layer-requirements clean

@@ -129,21 +129,9 @@ def apply_environment(env: dict[str, str]) -> None:
     for name in _UNSET:
         os.environ.pop(name, None)
     os.environ.update(env)
-    from webbugger.settings import get_settings
-    from webbugger.tracking import default_tracker
+    from webbugger import runtime
 
-    get_settings.cache_clear()
-    default_tracker.cache_clear()
-    try:  # the process-wide objects of webbugger.runtime, where the core has it
-        import webbugger.runtime as runtime
-    except ImportError:
-        return
-    for value in vars(runtime).values():
-        if (
-            callable(getattr(value, "cache_clear", None))
-            and getattr(value, "__module__", "") == runtime.__name__
-        ):
-            value.cache_clear()
+    runtime.reset()
 
 
 def child_environment(env: dict[str, str]) -> dict[str, str]:

@@ -113,15 +113,15 @@ def main(argv: list[str] | None = None) -> None:
     import boto3
     from moto import mock_aws
     from webbugger.ids import new_beacon_id
-    from webbugger.links import create_link
     from webbugger.minting import tracking_url
     from webbugger.models import Beacon, beacon_partition, expiry, utcnow
     from webbugger.modes import Mode
     from webbugger.refs import Ref
+    from webbugger.runtime import default_tracker
     from webbugger.settings import get_settings
     from webbugger.tokens import KeyRing, TokenClaims
-    from webbugger.tracking import default_tracker
     from webbugger_cli.template import load_handler
+    from webbugger_plugins.link import create_link
 
     ring = KeyRing.from_json(key_ring_json)
     context = s.FakeLambdaContext()

@@ -140,11 +140,11 @@ def build_cases(key_ring_json: str, link_id: str) -> list[Case]:
 
 def bench_registry() -> Any:
     """The built-in types plus a benchmark entity type and source type (what a plugin would add)."""
-    from webbugger.builtins import register_builtins
+    from webbugger.plugins import load_plugins
     from webbugger.registry import Registry
 
     registry = Registry()
-    register_builtins(registry)
+    load_plugins(registry, ["webbugger_plugins.link"])
     registry.register_entity(
         "subscriber", lambda ident: types.SimpleNamespace(id=ident or "sub-new"), origin="bench"
     )
@@ -155,18 +155,20 @@ def bench_registry() -> Any:
 def run_cases(endpoint: str, key_ring_json: str, beacons: int) -> list[tuple[Case, list[Measured]]]:
     """Write ``beacons`` beacons of every case through the core; the measured PutItems."""
     s.apply_environment(s.core_environment(key_ring_json, dynamodb_endpoint=endpoint))
-    from webbugger.links import create_link
-    from webbugger.models import Beacon, bind_core_models
+    from webbugger.models import Beacon
     from webbugger.modes import Mode
     from webbugger.request import IncomingRequest
+    from webbugger.runtime import bind_tables
     from webbugger.settings import get_settings
     from webbugger.tokens import KeyRing
     from webbugger.tracking import Tracker
+    from webbugger_plugins.link import create_link
 
     settings = get_settings()
-    bind_core_models(settings)
+    registry = bench_registry()
+    bind_tables(registry, settings)
     ring = KeyRing.from_json(key_ring_json)
-    tracker = Tracker(settings, bench_registry(), key_ring=lambda: ring)
+    tracker = Tracker(settings, registry, key_ring=lambda: ring)
     link = create_link(LINK_URL)
     probe = CapacityProbe(Beacon._get_connection().connection.client)
 

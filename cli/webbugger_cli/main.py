@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from pynamodb.exceptions import PynamoDBException
 from webbugger.beacon_queries import latest_beacons
-from webbugger.builtins import register_builtins
 from webbugger.destinations import normalise_destination
 from webbugger.errors import WebbuggerError
 from webbugger.minting import tracking_url
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.registry import Kind, Registry, resolve_target_url
+from webbugger.runtime import default_registry
 from webbugger.tokens import TokenClaims
 
 from webbugger_cli.stack import StackError, resolve_stack
@@ -60,7 +60,7 @@ def cmd_local(args: argparse.Namespace) -> int:
 
 def cmd_link_create(args: argparse.Namespace) -> int:
     """Store a new link and print its id."""
-    from webbugger.links import create_link
+    from webbugger_plugins.link import create_link
 
     # Refuse an unusable URL before looking for a stack: the user's mistake is the news.
     normalise_destination(args.url)
@@ -73,9 +73,8 @@ def cmd_link_create(args: argparse.Namespace) -> int:
 
 
 def _registry() -> Registry:
-    registry = Registry()
-    register_builtins(registry)
-    return registry
+    # Every plugin the functions load (a broken one is a PluginLoadError: one line, exit 1).
+    return default_registry()
 
 
 def _claims(args: argparse.Namespace, mode: Mode, registry: Registry) -> TokenClaims:

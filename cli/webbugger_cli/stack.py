@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from webbugger.models import bind_core_models
+from webbugger.runtime import bind_tables, default_registry
 from webbugger.settings import Settings
 from webbugger.signing import load_key_ring
 
 from webbugger_cli.local import state
+from webbugger_cli.template import load_template
 
 if TYPE_CHECKING:
     from webbugger.tokens import KeyRing
 
 # Outputs of template.yaml the command line needs from a deployed stack.
 REQUIRED_OUTPUTS = ("ApiUrl", "BeaconsTableName", "LinksTableName", "SigningSecretArn")
+# A table output `FooBarTableName` names the table of environment variable FOO_BAR_TABLE: the
+# same rule for the built-in tables and a plugin's own (see examples/affiliate-plugin).
+_TABLE_OUTPUT = re.compile(r"(\w+)TableName\Z")
 # The hot path's sub-second DynamoDB bounds suit a visitor, not a person waiting at a terminal.
 CLI_CONNECT_TIMEOUT = 3.0
 CLI_READ_TIMEOUT = 10.0
@@ -60,6 +65,22 @@ class Stack:
             raise StackError(f"cannot read the signing secret of stack {self.name!r}: {exc}") from exc
 
 
+def table_variables(outputs: dict[str, str]) -> dict[str, str]:
+    """Environment variables naming each table, from a stack's ``...TableName`` outputs."""
+    variables = {}
+    for output, value in outputs.items():
+        match = _TABLE_OUTPUT.match(output)
+        if match:
+            snake = re.sub(r"(?<!^)(?=[A-Z])", "_", match.group(1)).upper()
+            variables[f"{snake}_TABLE"] = value
+    return variables
+
+
+def _local_table_outputs() -> dict[str, str]:
+    # The local stack names each template table after its logical id (state.table_name).
+    return {f"{logical_id}Name": state.table_name(logical_id) for logical_id in load_template().tables()}
+
+
 def _cli_settings(settings: Settings) -> Settings:
     return dataclasses.replace(
         settings,
@@ -85,9 +106,12 @@ def local_stack() -> Stack:
     for variable in _REAL_CREDENTIAL_VARIABLES:
         os.environ.pop(variable, None)
     os.environ.update(running.environment(keys))
+    os.environ.update(table_variables({**_local_table_outputs(), **running.outputs}))
+    # A plugin's own table (declared only in its template snippet) is made locally under this name.
+    for _model, variable in default_registry().tables:
+        os.environ.setdefault(variable, state.table_name(variable))
     settings = Settings(
         beacons_table=running.outputs["BeaconsTableName"],
-        links_table=running.outputs["LinksTableName"],
         region=state.LOCAL_REGION,
         local_signing_keys=keys,
         dynamodb_endpoint=running.dynamodb_endpoint,
@@ -117,9 +141,9 @@ def deployed_stack(name: str, region: str | None = None) -> Stack:
     missing = [key for key in REQUIRED_OUTPUTS if key not in outputs]
     if missing:
         raise StackError(f"stack {name!r} is not a webbugger stack: it has no output {', '.join(missing)}")
+    os.environ.update(table_variables(outputs))
     settings = Settings(
         beacons_table=outputs["BeaconsTableName"],
-        links_table=outputs["LinksTableName"],
         region=client.meta.region_name,
         signing_secret_arn=outputs["SigningSecretArn"],
     )
@@ -129,5 +153,5 @@ def deployed_stack(name: str, region: str | None = None) -> Stack:
 def resolve_stack(name: str | None, region: str | None = None) -> Stack:
     """The deployed stack ``name``, or the local stack when no name is given; models bound to it."""
     stack = local_stack() if name is None else deployed_stack(name, region)
-    bind_core_models(stack.settings)
+    bind_tables(default_registry(), stack.settings)
     return stack

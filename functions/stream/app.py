@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from webbugger.deferred import apply_deferred_hooks
 from webbugger.models import Beacon
 from webbugger.observability import logger, metrics
+from webbugger.plugins import PluginLoadError
 from webbugger.runtime import default_registry, default_settings
 
 if TYPE_CHECKING:
@@ -20,7 +21,11 @@ if TYPE_CHECKING:
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 # Plugins load at init: a broken plugin stops the container here, not on every record.
-registry = default_registry()
+try:
+    registry = default_registry()
+except PluginLoadError as exc:
+    logger.critical(str(exc))
+    raise
 
 
 def record_handler(record: DynamoDBRecord) -> None:
@@ -36,7 +41,8 @@ def record_handler(record: DynamoDBRecord) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point."""
-    response: dict[str, Any] = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+    return dict(
+        process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
     )
-    return response

@@ -15,14 +15,23 @@ from webbugger.gif import NO_CACHE_HEADERS, TRANSPARENT_GIF
 from webbugger.minting import PIXEL_SUFFIX
 from webbugger.modes import Mode
 from webbugger.observability import MetricUnit, logger, metrics
+from webbugger.plugins import PluginLoadError
 from webbugger.request import IncomingRequest
-from webbugger.tracking import default_tracker
+from webbugger.runtime import default_registry, default_tracker
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 app = APIGatewayHttpResolver()
 _EMPTY: dict[str, str] = {}
+
+# Plugins load at init: a broken plugin stops this container with one clear line, rather than
+# failing on every hit.
+try:
+    default_registry()
+except PluginLoadError as exc:
+    logger.critical(str(exc))
+    raise
 
 
 def _incoming() -> IncomingRequest:

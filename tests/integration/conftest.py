@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from webbugger import runtime
 from webbugger.minting import tracking_url
-from webbugger.settings import get_settings, load_settings
+from webbugger.settings import load_settings
 from webbugger.tokens import KeyRing
-from webbugger.tracking import default_tracker
 from webbugger_cli.local import state
 from webbugger_cli.local.ddblocal import DynamoDBLocal, DynamoDBLocalError
 from webbugger_cli.local.run import create_demo_link
@@ -49,7 +49,6 @@ class RunningStack:
     ddb: DynamoDBLocal
     client: DynamoDBClient
     beacons_table: str
-    links_table: str
 
     @property
     def ring(self) -> KeyRing:
@@ -79,10 +78,10 @@ class RunningStack:
 
     def create_link(self, url: str) -> str:
         """Store a link to ``url`` through the core, as the CLI would; its id."""
-        from webbugger.links import create_link
-        from webbugger.models import bind_core_models
+        from webbugger_plugins.link import create_link
 
-        bind_core_models(dataclasses.replace(load_settings(), ddb_connect_timeout=3, ddb_read_timeout=10))
+        settings = dataclasses.replace(load_settings(), ddb_connect_timeout=3, ddb_read_timeout=10)
+        runtime.bind_tables(runtime.default_registry(), settings)
         link_id = f"t-{uuid.uuid4().hex[:12]}"
         create_link(url, link_id)
         return link_id
@@ -137,7 +136,6 @@ def _start(tmp: Path) -> RunningStack:
         ddb=ddb,
         client=client,
         beacons_table=stack.outputs["BeaconsTableName"],
-        links_table=stack.outputs["LinksTableName"],
     )
 
 
@@ -158,8 +156,7 @@ def local_stack_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
 
 def _forget_settings() -> None:
     # The core reads its settings once per process: make it read this test's environment.
-    get_settings.cache_clear()
-    default_tracker.cache_clear()
+    runtime.reset()
 
 
 @pytest.fixture

@@ -18,17 +18,15 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
+from webbugger import runtime
 from webbugger.gif import NO_CACHE_HEADERS, TRANSPARENT_GIF
-from webbugger.links import create_link
 from webbugger.minting import tracking_url
-from webbugger.models import bind_core_models
 from webbugger.modes import Mode
 from webbugger.observability import logger
 from webbugger.refs import Ref
-from webbugger.settings import get_settings
 from webbugger.tokens import KeyRing, TokenClaims
-from webbugger.tracking import default_tracker
 from webbugger_cli.template import load_handler, load_template
+from webbugger_plugins.link import create_link
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -55,8 +53,7 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def reset_caches() -> None:
-    get_settings.cache_clear()
-    default_tracker.cache_clear()
+    runtime.reset()
     parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
@@ -70,8 +67,6 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         "AWS_SESSION_TOKEN": "testing",
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "BEACONS_TABLE": BEACONS,
-        "LINKS_TABLE": LINKS,
     }.items():
         monkeypatch.setenv(name, value)
     for name in ("WEBBUGGER_SIGNING_KEYS", "DYNAMODB_ENDPOINT", "AWS_PROFILE", "ANONYMISE_IP"):
@@ -79,14 +74,19 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     reset_caches()
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        tables = load_template(ROOT).tables()
-        for logical_id, name in (("BeaconsTable", BEACONS), ("LinksTable", LINKS)):
-            dynamodb.create_table(TableName=name, **tables[logical_id])
+        template = load_template(ROOT)
+        names = {logical_id: f"test-{logical_id}" for logical_id in template.tables()}
+        names |= {"BeaconsTable": BEACONS, "LinksTable": LINKS}
+        for logical_id, spec in template.tables().items():
+            dynamodb.create_table(TableName=names[logical_id], **spec)
+        # The function's own environment, as template.yaml declares it, tables resolved.
+        for name, value in template.function_environment("TrackFunction", names).items():
+            monkeypatch.setenv(name, value)
         secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
             Name="webbugger-signing", SecretString=RING_JSON
         )
         monkeypatch.setenv("SIGNING_SECRET_ARN", secret["ARN"])
-        bind_core_models(get_settings())
+        runtime.default_settings()  # binds every model to its table
         yield {"beacons": BEACONS, "links": LINKS}
         reset_caches()
 

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 import pytest
+from webbugger import runtime
 from webbugger.gif import NO_CACHE_HEADERS, TRANSPARENT_GIF
 from webbugger.modes import Mode
 from webbugger.refs import Ref
-from webbugger.settings import get_settings
 from webbugger.tokens import TokenClaims
-from webbugger.tracking import default_tracker
 from webbugger_cli.local.server import MAX_BODY_BYTES, build_event, response_from_result
 from webbugger_cli.template import Route
 
@@ -268,15 +267,13 @@ def test_handler_failure_is_500_and_the_server_carries_on(
 ) -> None:
     # Settings the core cannot read make the handler itself fail.
     monkeypatch.setenv("ANONYMISE_IP", "perhaps")
-    get_settings.cache_clear()
-    default_tracker.cache_clear()
+    runtime.reset()
     hit = send("GET", local_stack.mint(TokenClaims(mode=Mode.PIXEL)), agent())
     assert hit.status == 500
     assert json.loads(hit.body) == {"message": "Internal Server Error"}
 
     monkeypatch.setenv("ANONYMISE_IP", "true")
-    get_settings.cache_clear()
-    default_tracker.cache_clear()
+    runtime.reset()
     assert send("GET", local_stack.mint(TokenClaims(mode=Mode.PIXEL)), agent()).status == 200
 
 
@@ -289,8 +286,7 @@ def test_beacons_survive_a_dynamodb_local_restart(local_stack: RunningStack) -> 
     assert len(before) == 3
 
     local_stack.restart_dynamodb()
-    get_settings.cache_clear()
-    default_tracker.cache_clear()
+    runtime.reset()
 
     assert sorted(item["id"]["S"] for item in local_stack.beacons(ua)) == before
     # And the stack works on: a new beacon joins them.

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from webbugger import runtime
 from webbugger.minting import tracking_url
 from webbugger.modes import Mode
-from webbugger.settings import get_settings
 from webbugger.tokens import KeyRing, TokenClaims
-from webbugger.tracking import default_tracker
 from webbugger_cli.template import load_handler, load_template
 
 if TYPE_CHECKING:
@@ -58,9 +57,9 @@ def black_hole() -> Iterator[str]:
 
 @pytest.fixture
 def stalled_env(black_hole: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    template = load_template(ROOT)
     env = {
-        "BEACONS_TABLE": "beacons",
-        "LINKS_TABLE": "links",
+        **template.function_environment("TrackFunction", {table: table for table in template.tables()}),
         "DYNAMODB_ENDPOINT": black_hole,
         "WEBBUGGER_SIGNING_KEYS": RING_JSON,
         "AWS_REGION": "us-east-1",
@@ -70,11 +69,9 @@ def stalled_env(black_hole: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("SIGNING_SECRET_ARN", raising=False)
-    get_settings.cache_clear()
-    default_tracker.cache_clear()
+    runtime.reset()
     yield
-    get_settings.cache_clear()
-    default_tracker.cache_clear()
+    runtime.reset()
 
 
 def _event(path: str, route_key: str, token: str) -> dict[str, Any]:

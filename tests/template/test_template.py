@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from webbugger.models import Beacon, Link
+from webbugger.models import Beacon
 from webbugger_cli.template import Template, load_template
+from webbugger_plugins.link import Link
 
 if TYPE_CHECKING:
     from pynamodb.models import Model

@@ -88,9 +88,9 @@ def test_malformed_target_names_the_form(running_stack: Path) -> None:
 @pytest.mark.parametrize(
     ("option", "ref", "message"),
     [
-        ("--target", "product:1", "no target type named 'product' is registered"),
+        ("--target", "gadget:1", "no target type named 'gadget' is registered"),
         ("--entity", "user", "no entity type named 'user' is registered"),
-        ("--source", "campaign:7", "no source type named 'campaign' is registered"),
+        ("--source", "partner:7", "no source type named 'partner' is registered"),
     ],
 )
 def test_unknown_type(running_stack: Path, option: str, ref: str, message: str) -> None:
@@ -162,7 +162,7 @@ def test_deployed_stack_from_outputs() -> None:
         stack = deployed_stack("wb", "eu-west-1")
     assert stack.api_url == "https://abc.execute-api.eu-west-1.amazonaws.com"
     assert stack.settings.beacons_table == "wb-beacons"
-    assert stack.settings.links_table == "wb-links"
+    assert os.environ["LINKS_TABLE"] == "wb-links"  # from the LinksTableName output
     assert stack.settings.signing_secret_arn == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:wb"
     assert stack.settings.region == "eu-west-1"
     assert stack.settings.ddb_read_timeout > 1  # relaxed for a person, not a visitor

@@ -135,7 +135,6 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "beacons_table": "beacons",
-        "links_table": "links",
         "region": "us-east-1",
         "hook_budget_ms": 50,
         **overrides,

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
-from webbugger.links import LinkExistsError, create_link
 from webbugger.minting import tracking_url
-from webbugger.models import bind_core_models
 from webbugger.modes import Mode
 from webbugger.refs import Ref
+from webbugger.runtime import bind_tables, default_registry
 from webbugger.settings import load_settings
 from webbugger.tokens import KeyRing, TokenClaims
+from webbugger_plugins.link import LinkExistsError, create_link
 
 from webbugger_cli.local import state
 from webbugger_cli.local.ddblocal import DynamoDBLocal, DynamoDBLocalError, free_port
@@ -41,7 +41,7 @@ def create_demo_link() -> None:
     # A person is waiting, not a visitor: the hot path's sub-second bounds are too tight for a
     # database that has just started.
     settings = dataclasses.replace(load_settings(), ddb_connect_timeout=3.0, ddb_read_timeout=10.0)
-    bind_core_models(settings)
+    bind_tables(default_registry(), settings)
     with contextlib.suppress(LinkExistsError):  # made by an earlier run
         create_link(DEMO_LINK_URL, DEMO_LINK_ID)
 

@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import (
-    BooleanAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
@@ -122,22 +121,6 @@ class Beacon(Model):
         }
 
 
-class Link(Model):
-    """The built-in ``link`` target: a stored destination URL with an id."""
-
-    class Meta:
-        table_name = "unbound-links"
-
-    id = UnicodeAttribute(hash_key=True)
-    url = UnicodeAttribute()
-    created_at = UTCDateTimeAttribute()
-    disabled = BooleanAttribute(default=False)
-
-    def get_beacon_url(self) -> str | None:
-        """Where a hit on this link goes (none while disabled)."""
-        return None if self.disabled else self.url
-
-
 def expiry(now: datetime, retention_days: int) -> int:
     """The TTL value (epoch seconds) of an item created at ``now``."""
     return int((now + timedelta(days=retention_days)).timestamp())
@@ -156,9 +139,8 @@ def bind(model: type[Model], table_name: str, settings: Settings) -> None:
 
 
 def bind_core_models(settings: Settings) -> None:
-    """Bind the core's own models to the deployment's tables."""
+    """Bind the core's own model (beacons) to the deployment's table."""
     bind(Beacon, settings.beacons_table, settings)
-    bind(Link, settings.links_table, settings)
 
 
 def utcnow() -> datetime:

@@ -20,7 +20,6 @@ class Settings:
     """Everything the core needs to know about where it runs."""
 
     beacons_table: str
-    links_table: str
     region: str
     # In AWS: the Secrets Manager secret holding the signing key ring.
     signing_secret_arn: str | None = None
@@ -32,6 +31,9 @@ class Settings:
     anonymise_ip: bool = True
     hook_budget_ms: int = 200
     lookup_cache_seconds: float = 30.0
+    # Host names of this service besides the one a request arrived on (a CloudFront domain, the
+    # API's own): a target URL on one of them is a chained tracked link, followed internally.
+    tracking_hosts: tuple[str, ...] = ()
     secret_cache_seconds: int = 300
     # Bounds on every DynamoDB call of the hot path: a stalled database must not hold a visitor.
     ddb_connect_timeout: float = 0.25
@@ -75,7 +77,6 @@ def load_settings() -> Settings:
     """Read the settings from the environment now (no caching)."""
     return Settings(
         beacons_table=_required("BEACONS_TABLE"),
-        links_table=_required("LINKS_TABLE"),
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         signing_secret_arn=os.environ.get("SIGNING_SECRET_ARN") or None,
         local_signing_keys=os.environ.get("WEBBUGGER_SIGNING_KEYS") or None,
@@ -84,6 +85,9 @@ def load_settings() -> Settings:
         anonymise_ip=_flag("ANONYMISE_IP", True),
         hook_budget_ms=int(_number("HOOK_BUDGET_MS", 200, minimum=1)),
         lookup_cache_seconds=_number("LOOKUP_CACHE_SECONDS", 30.0),
+        tracking_hosts=tuple(
+            host.strip().lower() for host in os.environ.get("TRACKING_HOSTS", "").split(",") if host.strip()
+        ),
     )
 
 

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from webbugger import tokens
-from webbugger.builtins import register_builtins
 from webbugger.cache import LookupCache
-from webbugger.destinations import safe_location
+from webbugger.destinations import merge_query, safe_location
 from webbugger.errors import NotFoundError, StoreUnavailableError
 from webbugger.hooks import HookFailedError, call_beacon_update, run_within_budget
 from webbugger.ids import epoch_ms, new_beacon_id
-from webbugger.models import Beacon, beacon_partition, bind_core_models, expiry, utcnow
+from webbugger.minting import REDIRECT_PREFIX
+from webbugger.models import Beacon, beacon_partition, expiry, utcnow
 from webbugger.modes import Mode
 from webbugger.observability import MetricUnit, logger, metrics
 from webbugger.refs import Ref
-from webbugger.registry import Registry, resolve_target_url
+from webbugger.registry import HookMode, Registry, resolve_target_url
 from webbugger.request import (
     MAX_LANGUAGE,
     MAX_REFERER,
@@ -34,7 +34,6 @@ from webbugger.request import (
     country,
     truncate_utf8,
 )
-from webbugger.settings import get_settings
 from webbugger.signing import load_key_ring
 
 if TYPE_CHECKING:
@@ -43,7 +42,9 @@ if TYPE_CHECKING:
     from webbugger.settings import Settings
     from webbugger.tokens import KeyRing, TokenClaims
 
-_ABSENT = object()
+# A tracked link whose target is another tracked link of this service is followed internally
+# (one redirect for the visitor, a beacon per link), up to this many links.
+MAX_CHAIN = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +72,15 @@ class Tracker:
         self._lookups = LookupCache(settings.lookup_cache_seconds)
         self._budget_s = settings.hook_budget_ms / 1000
 
-    def track(self, token: str, mode: Mode, incoming: IncomingRequest) -> TrackResult:
+    def track(self, token: str, mode: Mode, incoming: IncomingRequest, *, _chain: int = 1) -> TrackResult:
         """Handle one hit. Raises :class:`NotFoundError` (404) or :class:`StoreUnavailableError` (503)."""
         claims = tokens.verify(token, self._key_ring())
         if claims.mode is not mode:
             raise NotFoundError(f"token was minted for {claims.mode} links")
         self._check_source(claims)
-        location = self._resolve_target(claims)
+        location = self._resolve_target(claims, incoming)
+        if location is not None:
+            location = self._follow_chain(location, incoming, _chain)
         if incoming.method == "HEAD":
             return TrackResult(mode, location, None, stored=False)
 
@@ -107,7 +110,21 @@ class Tracker:
         if record is None and not claims.ignore_errors:
             raise NotFoundError(f"unknown source {ref}")
 
-    def _resolve_target(self, claims: TokenClaims) -> str | None:
+    def _follow_chain(self, location: str, incoming: IncomingRequest, position: int) -> str:
+        """If ``location`` is a tracked link of this service, record it too and go where it goes."""
+        parts = urlsplit(location)
+        host = (parts.hostname or "").lower()
+        own = {*self.settings.tracking_hosts, (incoming.header("host") or "").split(":")[0].lower()}
+        if host not in own or not parts.path.startswith(REDIRECT_PREFIX):
+            return location
+        if position >= MAX_CHAIN:
+            raise NotFoundError(f"chain of tracked links longer than {MAX_CHAIN}")
+        inner = self.track(
+            parts.path.removeprefix(REDIRECT_PREFIX), Mode.REDIRECT, incoming, _chain=position + 1
+        )
+        return inner.location or location
+
+    def _resolve_target(self, claims: TokenClaims, incoming: IncomingRequest) -> str | None:
         ref = claims.target
         if ref is None:
             return None
@@ -130,12 +147,19 @@ class Tracker:
         url = resolve_target_url(record)
         if url is None:
             raise NotFoundError(f"target {ref} has nowhere to redirect to")
+        if getattr(record, "forward_query", False) and incoming.query:
+            # The visitor's parameters ride along; the target's own parameters win.
+            url = merge_query(safe_location(url), incoming.query, override=False)
         return safe_location(url)
 
     def _entity(self, ref: Ref | None) -> tuple[Ref | None, Any]:
         if ref is None:
             return None, None
         entity_type = self.registry.entity(ref.type)
+        if entity_type.hooks is HookMode.DEFERRED:
+            # Nothing for the visitor to wait for: the stream function gets or creates the
+            # entity (a new one under this id) and runs its hook.
+            return Ref(ref.type, ref.id or new_beacon_id()), None
         try:
             entity = run_within_budget(
                 "get_or_create", ref.type, self._budget_s, lambda: entity_type.get_or_create(ref.id)
@@ -205,13 +229,3 @@ def beacon_from_hit(hit: HitRequest, retention_days: int) -> Beacon:
         country=hit.country,
         expires=expiry(hit.time, retention_days),
     )
-
-
-@cache
-def default_tracker() -> Tracker:
-    """The tracker of this process: settings from the environment, built-in types registered."""
-    settings = get_settings()
-    bind_core_models(settings)
-    registry = Registry()
-    register_builtins(registry)
-    return Tracker(settings, registry)

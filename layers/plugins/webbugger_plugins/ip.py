@@ -3,7 +3,7 @@ seen from, with first and last time seen. Its hook runs inline, as in django-web
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import UnicodeAttribute, UnicodeSetAttribute, UTCDateTimeAttribute
 from pynamodb.models import Model
@@ -28,7 +28,7 @@ class IpEntity(Model):
 
     def beacon_update(self, request: HitRequest) -> None:
         """Remember the address and the time."""
-        actions = [
+        actions: list[Any] = [
             IpEntity.first_seen.set(IpEntity.first_seen | request.time),
             IpEntity.last_seen.set(request.time),
         ]

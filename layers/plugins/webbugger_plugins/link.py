@@ -40,13 +40,13 @@ class Link(Model):
     created_at = UTCDateTimeAttribute()
     disabled = BooleanAttribute(default=False)
     forward_query = BooleanAttribute(default=False)
-    utm: MapAttribute[str, str] = MapAttribute(null=True)
+    utm: MapAttribute[str, str] = MapAttribute(null=True)  # type: ignore[no-untyped-call]
 
     def get_beacon_url(self) -> str | None:
         """Where a hit on this link goes: the URL with the link's UTM parameters (none while disabled)."""
         if self.disabled:
             return None
-        utm = self.utm.as_dict() if self.utm is not None else {}
+        utm = self.utm.as_dict() if self.utm is not None else {}  # type: ignore[no-untyped-call]
         return merge_query(self.url, utm) if utm else self.url
 
 

@@ -25,7 +25,7 @@ def get_or_create(model: type[M], record_id: str | None) -> M:
             pass
     record = model(id=record_id or new_beacon_id(), created_at=utcnow())
     try:
-        record.save(condition=model._hash_key_attribute().does_not_exist())
+        record.save(condition=model._hash_key_attribute().does_not_exist())  # type: ignore[no-untyped-call]
     except PutError as exc:
         # Someone else created it between our read and write: theirs is the record.
         if exc.cause_response_code == "ConditionalCheckFailedException" and record_id is not None:
