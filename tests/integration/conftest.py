@@ -3,6 +3,11 @@
 Started once per session (DynamoDB Local takes seconds to start); the HTTP API runs in this
 process on a free port of 127.0.0.1. Its environment is applied only while a test that asks for
 :func:`local_stack` runs, so that no other test sees DynamoDB Local or the stack's state dir.
+
+The stack also loads the test plugins of ``plugins_for_tests`` (through ``WEBBUGGER_PLUGINS``, as
+a deployment's ``ExtraPlugins``) and feeds the beacons table's stream to the stream function.
+The feed polls only while a :func:`local_stack` test runs: the stream function runs in this
+process, and must not rebind the models while another test uses moto or its own tables.
 """
 
 from __future__ import annotations
@@ -17,13 +22,21 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from webbugger import runtime
 from webbugger.minting import tracking_url
+from webbugger.plugins import PLUGINS_VARIABLE
 from webbugger.settings import load_settings
 from webbugger.tokens import KeyRing
 from webbugger_cli.local import state
 from webbugger_cli.local.ddblocal import DynamoDBLocal, DynamoDBLocalError
 from webbugger_cli.local.run import create_demo_link
 from webbugger_cli.local.server import LocalApi
-from webbugger_cli.local.tables import ensure_tables, local_client, table_outputs, warm_up
+from webbugger_cli.local.streams import StreamFeed
+from webbugger_cli.local.tables import (
+    ensure_plugin_tables,
+    ensure_tables,
+    local_client,
+    table_outputs,
+    warm_up,
+)
 from webbugger_cli.template import load_template
 
 if TYPE_CHECKING:
@@ -33,6 +46,9 @@ if TYPE_CHECKING:
     from webbugger.tokens import TokenClaims
 
 ROOT = Path(__file__).resolve().parents[2]
+# Test plugins, importable because pytest puts this directory on sys.path (rootdir conftest).
+TEST_PLUGINS = "plugins_for_tests.probe"
+PLUGINS_DIR = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -49,6 +65,8 @@ class RunningStack:
     ddb: DynamoDBLocal
     client: DynamoDBClient
     beacons_table: str
+    # The stream feed (polls only during a local_stack test; see local_stack()).
+    streams: StreamFeed
 
     @property
     def ring(self) -> KeyRing:
@@ -104,19 +122,27 @@ def _start(tmp: Path) -> RunningStack:
     )
     before = dict(os.environ)
     api: LocalApi | None = None
+    feed: StreamFeed | None = None
     try:
+        os.environ[PLUGINS_VARIABLE] = TEST_PLUGINS
         api = LocalApi(template, stack, keys, port=0)
         stack = dataclasses.replace(
             stack, api_url=api.url, outputs={**stack.outputs, "ApiUrl": api.url, "SigningSecretArn": "local"}
         )
-        env = {**api.environment, "WEBBUGGER_STATE_DIR": str(state_dir)}
+        # Processes started with the stack's environment (the CLI tests) load the test plugins too.
+        python_path = os.pathsep.join(p for p in (str(PLUGINS_DIR), before.get("PYTHONPATH", "")) if p)
+        env = {**api.environment, "WEBBUGGER_STATE_DIR": str(state_dir), "PYTHONPATH": python_path}
         client = local_client(stack)
         ensure_tables(template, client)
+        ensure_plugin_tables(api.plugin_tables, client)
         # Also warms DynamoDB Local up, so that the hot path's sub-second timeouts hold from the start.
         create_demo_link()
         state.write_running(stack, state_dir)
         api.start_in_thread()
+        feed = StreamFeed.from_template(template, ddb.endpoint, api.invoke, state_dir).start(paused=True)
     except BaseException:
+        if feed is not None:
+            feed.stop()
         if api is not None:
             api.shutdown()
         ddb.stop()
@@ -136,6 +162,7 @@ def _start(tmp: Path) -> RunningStack:
         ddb=ddb,
         client=client,
         beacons_table=stack.outputs["BeaconsTableName"],
+        streams=feed,
     )
 
 
@@ -149,6 +176,7 @@ def local_stack_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ru
     try:
         yield running
     finally:
+        running.streams.stop()
         running.api.shutdown()
         running.ddb.stop()
         state.clear_running(running.state_dir)
@@ -167,5 +195,9 @@ def local_stack(local_stack_session: RunningStack, monkeypatch: pytest.MonkeyPat
     for name, value in local_stack_session.env.items():
         monkeypatch.setenv(name, value)
     _forget_settings()
-    yield local_stack_session
-    _forget_settings()
+    local_stack_session.streams.resume()
+    try:
+        yield local_stack_session
+    finally:
+        local_stack_session.streams.pause()
+        _forget_settings()

@@ -1,4 +1,9 @@
-"""``webbugger local`` (what ``make run`` starts): DynamoDB Local plus the HTTP API, until Ctrl-C."""
+"""``webbugger local`` (what ``make run`` starts): DynamoDB Local plus the HTTP API, until Ctrl-C.
+
+Besides the HTTP API, the stack feeds template.yaml's DynamoDB stream event sources to their
+functions (:mod:`webbugger_cli.local.streams`), and makes the tables plugins declare that the
+template does not define (:func:`webbugger_cli.local.tables.ensure_plugin_tables`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
+from webbugger.errors import WebbuggerError
 from webbugger.minting import tracking_url
 from webbugger.modes import Mode
 from webbugger.refs import Ref
@@ -25,7 +31,8 @@ from webbugger_plugins.link import LinkExistsError, create_link
 from webbugger_cli.local import state
 from webbugger_cli.local.ddblocal import DynamoDBLocal, DynamoDBLocalError, free_port
 from webbugger_cli.local.server import HOST, LocalApi
-from webbugger_cli.local.tables import ensure_tables, local_client, table_outputs
+from webbugger_cli.local.streams import StreamConfigError, StreamFeed
+from webbugger_cli.local.tables import ensure_plugin_tables, ensure_tables, local_client, table_outputs
 from webbugger_cli.template import TemplateError, load_template
 
 if TYPE_CHECKING:
@@ -46,7 +53,7 @@ def create_demo_link() -> None:
         create_link(DEMO_LINK_URL, DEMO_LINK_ID)
 
 
-def banner(api_url: str, ring: KeyRing) -> str:
+def banner(api_url: str, ring: KeyRing, feed: StreamFeed | None = None) -> str:
     """What to tell the user once the stack is up: URLs to try and commands to run."""
     pixel = tracking_url(api_url, TokenClaims(mode=Mode.PIXEL), ring)
     redirect = tracking_url(api_url, TokenClaims(mode=Mode.REDIRECT, target=Ref("link", DEMO_LINK_ID)), ring)
@@ -59,8 +66,16 @@ def banner(api_url: str, ring: KeyRing) -> str:
             f"  curl -s -o /dev/null -w '%{{http_code}} %{{content_type}}\\n' '{pixel}'",
             f"  curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}\\n' '{redirect}'",
             "  uv run webbugger beacons list",
+            *(_stream_lines(feed) if feed is not None else []),
         ]
     )
+
+
+def _stream_lines(feed: StreamFeed) -> list[str]:
+    return [
+        f"stream: {source.table} -> {source.label} (dead letters: {feed.dead_letters_path})"
+        for source in feed.sources
+    ]
 
 
 class _Stop:
@@ -117,11 +132,18 @@ def run(port: int) -> int:
         reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
         print(f"webbugger local: port {port} on {HOST} {reason}; choose another with --port", file=sys.stderr)
         return 1
+    except WebbuggerError as exc:  # a plugin that does not load, say
+        print(f"webbugger local: {exc}", file=sys.stderr)
+        return 1
+    feed: StreamFeed | None = None
     try:
+        feed = StreamFeed.from_template(template, stack.dynamodb_endpoint, api.invoke, directory)
         with _Stop() as stop:
             try:
                 ddb.start()
-                ensure_tables(template, local_client(stack))
+                client = local_client(stack)
+                ensure_tables(template, client)
+                ensure_plugin_tables(api.plugin_tables, client)
                 create_demo_link()
             except (DynamoDBLocalError, BotoCoreError, ClientError, PynamoDBException) as exc:
                 if stop.event.is_set():
@@ -130,10 +152,16 @@ def run(port: int) -> int:
                 return 1
             state.write_running(stack, directory)
             api.start_in_thread()
-            print(banner(api_url, KeyRing.from_json(keys)), flush=True)
+            feed.start()
+            print(banner(api_url, KeyRing.from_json(keys), feed), flush=True)
             stop.event.wait()
             print("\nstopping", file=sys.stderr)
+    except StreamConfigError as exc:
+        print(f"webbugger local: {exc}", file=sys.stderr)
+        return 1
     finally:
+        if feed is not None:
+            feed.stop()
         api.shutdown()
         ddb.stop()
         state.clear_running(directory)

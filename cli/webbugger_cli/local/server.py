@@ -3,6 +3,12 @@
 The functions' own handlers answer, exactly as deployed (same code, same event shape), so that
 what works locally works behind API Gateway. Like a Lambda container, each function handles one
 event at a time: Powertools' resolver keeps the current event in a module-level object.
+
+Functions fed by a DynamoDB stream (``Type: DynamoDB`` events) are loaded too, and invoked
+through :meth:`LocalApi.invoke` by :mod:`webbugger_cli.local.streams`. Plugins are loaded once the
+environment is set; tables they declare that the template does not define get a local name
+here (:attr:`LocalApi.plugin_tables`; :func:`webbugger_cli.local.tables.ensure_plugin_tables`
+makes them).
 """
 
 from __future__ import annotations
@@ -20,7 +26,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from webbugger import runtime
+from webbugger.plugins import PLUGINS_VARIABLE
+
 from webbugger_cli.local import state
+from webbugger_cli.local.streams import stream_functions
+from webbugger_cli.local.tables import PluginTable, plugin_tables
 from webbugger_cli.template import Route, load_handler
 
 if TYPE_CHECKING:
@@ -77,14 +88,24 @@ def _function_setting(template: Template, function: str, name: str, default: flo
     return float(value) if isinstance(value, int | float | str) and str(value).isdigit() else default
 
 
+def local_functions(template: Template) -> list[str]:
+    """The functions the local stack runs: those with HTTP API routes or DynamoDB stream events."""
+    return sorted({route.function for route in template.routes()} | stream_functions(template))
+
+
+def _plugin_modules(*lists: str | None) -> str:
+    names = [name.strip() for text in lists for name in (text or "").split(",") if name.strip()]
+    return ",".join(dict.fromkeys(names))
+
+
 def local_environment(template: Template, stack: state.LocalStack, signing_keys: str) -> dict[str, str]:
-    """Every routed function's environment with local table names, plus the local stack's variables.
+    """Every local function's environment with local table names, plus the local stack's variables.
 
     All functions share this process, hence one environment.
     """
     refs = {logical_id: state.table_name(logical_id) for logical_id in template.tables()}
     env: dict[str, str] = {}
-    for function in sorted({route.function for route in template.routes()}):
+    for function in local_functions(template):
         env.update(template.function_environment(function, refs))
     env.update(stack.environment(signing_keys))
     return env
@@ -93,15 +114,22 @@ def local_environment(template: Template, stack: state.LocalStack, signing_keys:
 def _unresolved_variables(template: Template, env: dict[str, str]) -> set[str]:
     """Variables the template declares but that have no local value (e.g. the secret's ARN)."""
     declared: set[str] = set()
-    for function in {route.function for route in template.routes()}:
+    for function in local_functions(template):
         props = template.resources[function].get("Properties", {})
         declared |= set((props.get("Environment") or {}).get("Variables", {}))
     return declared - set(env)
 
 
 def apply_environment(template: Template, stack: state.LocalStack, signing_keys: str) -> dict[str, str]:
-    """Put :func:`local_environment` into ``os.environ``; drop what could reach real AWS instead."""
+    """Put :func:`local_environment` into ``os.environ``; drop what could reach real AWS instead.
+
+    Plugin modules listed in the caller's ``WEBBUGGER_PLUGINS`` are kept, after the template's
+    (locally, that variable plays the part of the ``ExtraPlugins`` parameter).
+    """
     env = local_environment(template, stack, signing_keys)
+    plugins = _plugin_modules(env.get(PLUGINS_VARIABLE), os.environ.get(PLUGINS_VARIABLE))
+    if plugins or PLUGINS_VARIABLE in env:
+        env[PLUGINS_VARIABLE] = plugins
     # A SIGNING_SECRET_ARN left in the shell would send the core to Secrets Manager.
     for name in (*_REAL_CREDENTIAL_VARIABLES, *_unresolved_variables(template, env)):
         os.environ.pop(name, None)
@@ -297,15 +325,21 @@ class LocalApi:
         self.routes = template.routes()
         # The core reads its settings from the environment once, on first use: set it first.
         self.environment = apply_environment(template, stack, signing_keys)
+        # Then the plugins (a broken one raises PluginLoadError here, as at a cold start), and
+        # local names for the tables they declare that the template does not define.
+        runtime.reset()
+        self.plugin_tables: list[PluginTable] = plugin_tables(runtime.default_registry(), self.environment)
+        for table in self.plugin_tables:
+            self.environment[table.variable] = os.environ[table.variable] = table.name
         self._functions: dict[str, _Function] = {}
-        for route in self.routes:
-            if route.function not in self._functions:
-                self._functions[route.function] = _Function(
-                    name=route.function,
-                    handler=load_handler(route.code_uri, route.handler),
-                    memory_mb=int(_function_setting(template, route.function, "MemorySize", 128)),
-                    timeout_s=_function_setting(template, route.function, "Timeout", 3),
-                )
+        for function in local_functions(template):
+            props = template.resources[function].get("Properties", {})
+            self._functions[function] = _Function(
+                name=function,
+                handler=load_handler(template.root / str(props["CodeUri"]), str(props["Handler"])),
+                memory_mb=int(_function_setting(template, function, "MemorySize", 128)),
+                timeout_s=_function_setting(template, function, "Timeout", 3),
+            )
         self._httpd = _Server(port, self)
         self._thread: threading.Thread | None = None
 
@@ -357,15 +391,19 @@ class LocalApi:
                 source_ip=request.client_address[0],
                 protocol=request.request_version,
             )
-            function = self._functions[route.function]
-            context = FakeLambdaContext(function.name, function.memory_mb, function.timeout_s)
-            with function.lock:
-                result = function.handler(event, context)
-            return response_from_result(result)
+            return response_from_result(self.invoke(route.function, event))
         except Exception:
             # As API Gateway does for a failed invocation; the server itself carries on.
             log.exception("handler failed on %s %s", method, target)
             return _json_response(500, _INTERNAL)
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        """Invoke ``function``'s handler once with ``event`` (one event at a time per function,
+        like one Lambda execution environment); the handler's result. Raises what it raises."""
+        found = self._functions[function]
+        context = FakeLambdaContext(found.name, found.memory_mb, found.timeout_s)
+        with found.lock:
+            return found.handler(event, context)
 
     def serve_forever(self) -> None:
         """Serve in this thread until :meth:`shutdown` is called from another."""

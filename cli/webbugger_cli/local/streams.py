@@ -40,7 +40,6 @@ import base64
 import contextlib
 import json
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -139,7 +138,9 @@ def _event_names(label: str, criteria: Any) -> frozenset[str] | None:
             parsed = json.loads(pattern) if isinstance(pattern, str) else pattern
         except ValueError as exc:
             raise StreamConfigError(f"{label}: filter pattern {pattern!r} is not JSON") from exc
-        values = parsed.get("eventName") if isinstance(parsed, dict) and set(parsed) == {"eventName"} else None
+        values = (
+            parsed.get("eventName") if isinstance(parsed, dict) and set(parsed) == {"eventName"} else None
+        )
         if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
             raise StreamConfigError(
                 f'{label}: filter pattern {pattern!r} is not supported locally (only {{"eventName": [...]}})'
@@ -301,7 +302,7 @@ class _Checkpoints:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps({"version": 1, "streams": self.streams}, indent=2, sort_keys=True))
-        os.replace(tmp, self.path)
+        tmp.replace(self.path)
 
     def seen(self, stream_arn: str) -> bool:
         return stream_arn in self.streams
@@ -330,9 +331,6 @@ class _Checkpoints:
 
 
 # --- the feed ------------------------------------------------------------------------------
-
-
-Invoke = "Callable[[str, dict[str, Any]], Any]"
 
 
 @dataclass
@@ -444,8 +442,11 @@ class StreamFeed:
                 continue
             busy = False
             with self._cycle_lock:
-                if self._active.is_set():
-                    busy = self._cycle()
+                try:
+                    busy = self._active.is_set() and self._cycle()
+                except Exception:  # a bug here must not end the feed silently
+                    log.exception("stream feed: unexpected failure; polling again in 1s")
+                    self._stop.wait(1.0)
             if not busy:
                 self._stop.wait(self._poll_interval)
 
@@ -457,7 +458,7 @@ class StreamFeed:
                 busy |= self._poll(stream)
             except _InterruptedError:
                 return False
-            except (BotoCoreError, ClientError, OSError) as exc:
+            except (BotoCoreError, ClientError, OSError, StreamConfigError) as exc:
                 # DynamoDB Local restarting, say: start over from the saved positions.
                 message = f"{stream.source.label}: {exc}"
                 if message != self._last_error:
@@ -561,7 +562,9 @@ class StreamFeed:
 
     # delivering
 
-    def _deliver(self, source: StreamSource, stream_arn: str, shard_id: str, raw: list[dict[str, Any]]) -> None:
+    def _deliver(
+        self, source: StreamSource, stream_arn: str, shard_id: str, raw: list[dict[str, Any]]
+    ) -> None:
         pending = [lambda_record(r, stream_arn, self._region) for r in raw if source.accepts(r)]
         attempts = 0
         while pending:
@@ -603,7 +606,9 @@ class StreamFeed:
         self.deliveries.append(Delivery(source.function, event, failed_ids))
         return [by_sequence[s] for s in failed_ids]
 
-    def _dead_letter(self, source: StreamSource, shard_id: str, records: list[dict[str, Any]], attempts: int) -> None:
+    def _dead_letter(
+        self, source: StreamSource, shard_id: str, records: list[dict[str, Any]], attempts: int
+    ) -> None:
         now = datetime.now(UTC).isoformat()
         lines = [
             json.dumps(

@@ -1,8 +1,15 @@
-"""template.yaml's DynamoDB tables, created in DynamoDB Local when missing (data is kept)."""
+"""template.yaml's DynamoDB tables, created in DynamoDB Local when missing (data is kept).
+
+Plugins' own tables (declared with ``types.table(Model, variable=...)``) that template.yaml does
+not define are made too, from the PynamoDB model's schema (:func:`plugin_tables`): a third-party
+plugin whose table lives only in its own template snippet works locally with no other edits.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -11,11 +18,16 @@ from botocore.config import Config
 from webbugger_cli.local import state
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from mypy_boto3_dynamodb import DynamoDBClient
+    from pynamodb.models import Model
+    from webbugger.registry import Registry
 
     from webbugger_cli.template import Template
 
 # DynamoDB Local is on this machine: fail fast rather than wait out botocore's defaults.
+log = logging.getLogger(__name__)
 _CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
 
 
@@ -115,3 +127,92 @@ def _enable_ttl(client: DynamoDBClient, table: str, attribute: str) -> None:
     client.update_time_to_live(
         TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
     )
+
+
+# --- plugins' own tables ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PluginTable:
+    """A table a plugin declared (``types.table(Model, variable=...)``) that template.yaml does not define."""
+
+    model: type[Model]
+    variable: str
+    name: str
+
+
+def plugin_tables(registry: Registry, environment: Mapping[str, str]) -> list[PluginTable]:
+    """The plugin tables to make locally: those whose variable ``environment`` (the template's
+    function environment) does not set. Tables the template defines keep coming from it."""
+    found: dict[str, PluginTable] = {}
+    for model, variable in registry.tables:
+        if variable in environment:
+            continue
+        if variable in found:
+            if found[variable].model is not model:
+                log.warning(
+                    "%s and %s both name their table %s; the local table follows %s",
+                    found[variable].model.__name__,
+                    model.__name__,
+                    variable,
+                    found[variable].model.__name__,
+                )
+            continue
+        found[variable] = PluginTable(model, variable, state.table_name(variable))
+    return list(found.values())
+
+
+def _key_schema(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # PynamoDB lists key attributes in attribute order; DynamoDB wants the hash key first.
+    return sorted(
+        ({"AttributeName": e["AttributeName"], "KeyType": e["KeyType"]} for e in entries),
+        key=lambda e: e["KeyType"] != "HASH",
+    )
+
+
+def _index_spec(index: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "IndexName": index["index_name"],
+        "KeySchema": _key_schema(index["key_schema"]),
+        "Projection": index["projection"],
+    }
+
+
+def model_table_spec(model: type[Model]) -> dict[str, Any]:
+    """CreateTable arguments (without a name) from a PynamoDB model's own schema, billed on demand."""
+    schema: Any = model._get_schema()
+    spec: dict[str, Any] = {
+        "KeySchema": _key_schema(schema["key_schema"]),
+        "AttributeDefinitions": [
+            {"AttributeName": d["AttributeName"], "AttributeType": d["AttributeType"]}
+            for d in schema["attribute_definitions"]
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if schema.get("global_secondary_indexes"):
+        spec["GlobalSecondaryIndexes"] = [_index_spec(i) for i in schema["global_secondary_indexes"]]
+    if schema.get("local_secondary_indexes"):
+        spec["LocalSecondaryIndexes"] = [_index_spec(i) for i in schema["local_secondary_indexes"]]
+    view_type = getattr(model.Meta, "stream_view_type", None)
+    if view_type:
+        spec["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": str(view_type)}
+    return spec
+
+
+def ensure_plugin_tables(tables: list[PluginTable], client: DynamoDBClient) -> None:
+    """Create each plugin table that does not exist yet (TTL on when the model has a TTL
+    attribute), then read each once so that the hot path's timeouts hold from the first hit."""
+    existing = set(_all_table_names(client))
+    for table in tables:
+        spec = model_table_spec(table.model)
+        if table.name not in existing:
+            client.create_table(TableName=table.name, **spec)
+            client.get_waiter("table_exists").wait(
+                TableName=table.name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+            )
+        ttl = table.model._ttl_attribute()  # type: ignore[no-untyped-call]
+        if ttl is not None:
+            _enable_ttl(client, table.name, ttl.attr_name)
+        types = {d["AttributeName"]: d["AttributeType"] for d in spec["AttributeDefinitions"]}
+        key = {k["AttributeName"]: _placeholder(types[k["AttributeName"]]) for k in spec["KeySchema"]}
+        client.get_item(TableName=table.name, Key=key)

@@ -1,0 +1,1 @@
+"""Plugins the integration tests load through ``WEBBUGGER_PLUGINS`` (never shipped)."""
