@@ -1,0 +1,367 @@
+"""The built-in plugins (link, url, ip, campaign, recipient) end to end through the track function,
+in-process, against moto: API Gateway v2 events in, the handler's answer and the stored items out.
+
+Same harness as test_handler_moto.py: tables from template.yaml, the function's environment as
+the template declares it, the key ring from Secrets Manager, the handler loaded from its CodeUri.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+from webbugger import runtime
+from webbugger.deferred import apply_deferred_hooks
+from webbugger.gif import TRANSPARENT_GIF
+from webbugger.minting import tracking_url
+from webbugger.models import Beacon
+from webbugger.modes import Mode
+from webbugger.refs import Ref
+from webbugger.tokens import KeyRing, TokenClaims
+from webbugger_cli.template import load_handler, load_template
+from webbugger_plugins import url as url_plugin
+from webbugger_plugins.campaign import create_campaign
+from webbugger_plugins.ip import IpEntity
+from webbugger_plugins.link import create_link
+from webbugger_plugins.recipient import Recipient
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENT_TEMPLATE = json.loads((ROOT / "tests" / "events" / "http_api_proxy.json").read_text())
+RING_JSON = json.dumps({"current": "k1", "k1": "P" * 48})
+RING = KeyRing.from_json(RING_JSON)
+BASE = "https://t.example"
+VISITOR_IP = "203.0.113.77"
+UA = "Mozilla/5.0 (X11) BuiltinPlugins/1.0"
+ALLOWED = "example.com,*.example.org"
+NEW_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}\Z")
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+class FakeContext:
+    function_name = "TrackFunction"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:TrackFunction"
+    aws_request_id = "c0ffee00-0000-4000-8000-000000000002"
+
+
+def reset_caches() -> None:
+    runtime.reset()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    url_plugin.allowed_hosts.cache_clear()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Fake AWS with every template table and the signing secret; the function's environment set,
+    with ``ALLOWED_REDIRECT_HOSTS`` and a hook budget that moto's first calls fit in."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("WEBBUGGER_SIGNING_KEYS", "DYNAMODB_ENDPOINT", "AWS_PROFILE", "ANONYMISE_IP"):
+        monkeypatch.delenv(name, raising=False)
+    reset_caches()
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        template = load_template(ROOT)
+        names = {logical_id: f"bp-{logical_id}" for logical_id in template.tables()}
+        for logical_id, spec in template.tables().items():
+            dynamodb.create_table(TableName=names[logical_id], **spec)
+        for name, value in template.function_environment("TrackFunction", names).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("ALLOWED_REDIRECT_HOSTS", ALLOWED)
+        monkeypatch.setenv("HOOK_BUDGET_MS", "5000")
+        secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+            Name="webbugger-signing", SecretString=RING_JSON
+        )
+        monkeypatch.setenv("SIGNING_SECRET_ARN", secret["ARN"])
+        runtime.default_settings()  # loads the plugins, binds every model to its table
+        yield names
+        reset_caches()
+
+
+@pytest.fixture
+def handler(aws: dict[str, str]) -> Handler:
+    route = next(r for r in load_template(ROOT).routes() if r.function == "TrackFunction")
+    found: Handler = load_handler(route.code_uri, route.handler)
+    return found
+
+
+def event(
+    path: str,
+    method: str = "GET",
+    *,
+    query: dict[str, str] | None = None,
+    ip: str = VISITOR_IP,
+) -> dict[str, Any]:
+    """An HTTP API (payload 2.0) event for ``path`` (and a query string)."""
+    prefix, _, token = path.rpartition("/")
+    route_key = f"{method} {prefix}/{{token}}"
+    made: dict[str, Any] = copy.deepcopy(EVENT_TEMPLATE)
+    made.update(
+        routeKey=route_key,
+        rawPath=path,
+        rawQueryString=urlencode(query or {}),
+        headers={"user-agent": UA, "host": "t.example"},
+        pathParameters={"token": token},
+        isBase64Encoded=False,
+    )
+    for absent in ("body", "queryStringParameters", "cookies"):
+        made.pop(absent, None)
+    if query:
+        made["queryStringParameters"] = dict(query)
+    made["requestContext"].update(routeKey=route_key, requestId="req-bp", domainName="t.example")
+    made["requestContext"]["http"].update(method=method, path=path, sourceIp=ip, userAgent=UA)
+    return made
+
+
+def path_of(claims: TokenClaims) -> str:
+    return tracking_url(BASE, claims, RING).removeprefix(BASE)
+
+
+def pixel(**refs: Any) -> str:
+    return path_of(TokenClaims(mode=Mode.PIXEL, **refs))
+
+
+def redirect(target: str, **refs: Any) -> str:
+    return path_of(TokenClaims(mode=Mode.REDIRECT, target=Ref.parse(target), **refs))
+
+
+def header(response: dict[str, Any], name: str) -> str:
+    headers = {key.lower(): value for key, value in response["headers"].items()}
+    value: str = headers[name.lower()]
+    return value
+
+
+def stored() -> list[Beacon]:
+    return list(Beacon.scan(consistent_read=True))
+
+
+def assert_gif(response: dict[str, Any]) -> None:
+    assert response["statusCode"] == 200
+    assert base64.b64decode(response["body"]) == TRANSPARENT_GIF
+
+
+def assert_not_found(response: dict[str, Any]) -> None:
+    assert response["statusCode"] == 404
+    assert "location" not in {key.lower() for key in response["headers"]}
+
+
+# --- link: utm and forward_query -----------------------------------------------------------------
+
+
+def test_link_with_utm_and_forward_query(handler: Handler) -> None:
+    link = create_link("https://example.com/shop?ref=news", utm={"utm_source": "mail"}, forward_query=True)
+    response = handler(
+        event(redirect(f"link:{link.id}"), query={"utm_source": "x", "gclid": "abc"}), FakeContext()
+    )
+    assert response["statusCode"] == 302
+    location = header(response, "Location")
+    parts = urlsplit(location)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "example.com", "/shop")
+    assert parse_qsl(parts.query) == [("ref", "news"), ("utm_source", "mail"), ("gclid", "abc")]
+    [beacon] = stored()
+    assert beacon.target == f"link:{link.id}"
+
+
+def test_link_with_utm_and_no_visitor_query(handler: Handler) -> None:
+    link = create_link("https://example.com/shop", utm={"utm_source": "mail"}, forward_query=True)
+    response = handler(event(redirect(f"link:{link.id}")), FakeContext())
+    assert header(response, "Location") == "https://example.com/shop?utm_source=mail"
+
+
+def test_link_without_forward_query_drops_the_visitors_query(handler: Handler) -> None:
+    link = create_link("https://example.com/shop", utm={"utm_campaign": "spring"})
+    response = handler(event(redirect(f"link:{link.id}"), query={"gclid": "abc"}), FakeContext())
+    assert header(response, "Location") == "https://example.com/shop?utm_campaign=spring"
+
+
+# --- url: allowed hosts only ---------------------------------------------------------------------
+
+
+ALLOWED_TARGETS = {
+    "url:https://example.com/a": "https://example.com/a",
+    "url:https://sub.example.org/": "https://sub.example.org/",
+    "url:https://deep.sub.example.org/x?y=1": "https://deep.sub.example.org/x?y=1",
+}
+REFUSED_TARGETS = [
+    "url:https://evil.example/",
+    "url:https://example.com.evil.net/",
+    "url:https://evil.net/?x=https://example.com",
+    "url:https://xn--exmple-cua.com/",  # punycode of exämple.com: a look-alike
+    "url:https://exämple.com/",
+    "url:https://example.org/",  # *.example.org allows subdomains only
+    "url:https://notexample.org/",
+    "url:https://evil.net/.example.org",
+    "url:https://example.com@evil.net/",
+    "url:javascript:alert(1)",
+    "url:ftp://example.com/",
+]
+
+
+def test_url_target_to_an_allowed_host_redirects(handler: Handler) -> None:
+    # One table set for all the cases (moto's setup is the slow part); every case is reported.
+    answers = {}
+    for target in ALLOWED_TARGETS:
+        response = handler(event(redirect(target)), FakeContext())
+        answers[target] = (response["statusCode"], header(response, "Location"))
+    assert answers == {target: (302, location) for target, location in ALLOWED_TARGETS.items()}
+    assert sorted(beacon.target for beacon in stored()) == sorted(ALLOWED_TARGETS)
+
+
+def test_url_target_to_any_other_host_is_not_found_and_records_nothing(handler: Handler) -> None:
+    answers = {}
+    for target in REFUSED_TARGETS:
+        claims = TokenClaims(mode=Mode.PIXEL, target=Ref.parse(target))
+        answers[target] = (
+            handler(event(redirect(target)), FakeContext())["statusCode"],
+            handler(event(path_of(claims)), FakeContext())["statusCode"],
+        )
+    assert answers == dict.fromkeys(REFUSED_TARGETS, (404, 404))
+    assert stored() == []
+
+
+def test_url_target_with_no_allowed_hosts_is_not_found(
+    handler: Handler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALLOWED_REDIRECT_HOSTS", "")
+    url_plugin.allowed_hosts.cache_clear()
+    assert_not_found(handler(event(redirect("url:https://example.com/a")), FakeContext()))
+    assert stored() == []
+
+
+# --- ip entity (inline hook) ---------------------------------------------------------------------
+
+
+def test_ip_entity_remembers_the_anonymised_addresses(handler: Handler) -> None:
+    assert_gif(handler(event(pixel(entity=Ref("ip", "visitor-1"))), FakeContext()))
+    first = IpEntity.get("visitor-1", consistent_read=True)
+    assert first.addresses == {"203.0.113.0"}
+    assert first.first_seen is not None
+    assert first.last_seen == first.first_seen
+    [beacon] = stored()
+    assert beacon.entity == "ip:visitor-1"
+    assert beacon.ip == "203.0.113.0"
+
+    assert_gif(handler(event(pixel(entity=Ref("ip", "visitor-1")), ip="198.51.100.23"), FakeContext()))
+    second = IpEntity.get("visitor-1", consistent_read=True)
+    assert second.addresses == {"203.0.113.0", "198.51.100.0"}
+    assert second.first_seen == first.first_seen
+    assert second.last_seen > first.last_seen
+    assert len(stored()) == 2
+
+
+def test_ip_entity_on_a_redirect(handler: Handler) -> None:
+    link = create_link("https://example.com/x")
+    response = handler(event(redirect(f"link:{link.id}", entity=Ref("ip", "visitor-2"))), FakeContext())
+    assert header(response, "Location") == "https://example.com/x"
+    assert IpEntity.get("visitor-2", consistent_read=True).addresses == {"203.0.113.0"}
+
+
+def test_ip_entity_without_an_id_is_created_and_named_in_the_beacon(handler: Handler) -> None:
+    assert_gif(handler(event(pixel(entity=Ref("ip"))), FakeContext()))
+    [beacon] = stored()
+    entity_type, _, entity_id = beacon.entity.partition(":")
+    assert entity_type == "ip"
+    assert NEW_ID.match(entity_id), beacon.entity
+    made = IpEntity.get(entity_id, consistent_read=True)
+    assert made.addresses == {"203.0.113.0"}
+    assert [entity.id for entity in IpEntity.scan()] == [entity_id]
+
+
+# --- campaign source -----------------------------------------------------------------------------
+
+
+def test_unknown_campaign_is_not_found_and_records_nothing(handler: Handler) -> None:
+    link = create_link("https://example.com/c")
+    assert_not_found(handler(event(pixel(source=Ref("campaign", "nope"))), FakeContext()))
+    assert_not_found(
+        handler(event(redirect(f"link:{link.id}", source=Ref("campaign", "nope"))), FakeContext())
+    )
+    assert stored() == []
+
+
+def test_unknown_campaign_is_recorded_when_the_token_ignores_errors(handler: Handler) -> None:
+    link = create_link("https://example.com/c")
+    assert_gif(handler(event(pixel(source=Ref("campaign", "later"), ignore_errors=True)), FakeContext()))
+    response = handler(
+        event(redirect(f"link:{link.id}", source=Ref("campaign", "later"), ignore_errors=True)), FakeContext()
+    )
+    assert header(response, "Location") == "https://example.com/c"
+    assert sorted(beacon.mode for beacon in stored()) == ["pixel", "redirect"]
+    assert {beacon.source for beacon in stored()} == {"campaign:later"}
+
+
+def test_known_campaign_is_recorded_as_the_source(handler: Handler) -> None:
+    create_campaign("spring-2025", "Spring sale")
+    assert_gif(handler(event(pixel(source=Ref("campaign", "spring-2025"))), FakeContext()))
+    [beacon] = stored()
+    assert beacon.source == "campaign:spring-2025"
+
+
+# --- recipient entity (deferred hook) ------------------------------------------------------------
+
+
+def recipient_exists(recipient_id: str) -> bool:
+    try:
+        Recipient.get(recipient_id, consistent_read=True)
+    except Recipient.DoesNotExist:
+        return False
+    return True
+
+
+def test_recipient_is_left_to_the_stream_then_counted_once_per_beacon(handler: Handler) -> None:
+    assert_gif(handler(event(pixel(entity=Ref("recipient", "r-1"))), FakeContext()))
+    [opened] = stored()
+    assert opened.entity == "recipient:r-1"
+    assert not recipient_exists("r-1")  # nothing but the beacon on the hot path
+
+    registry, settings = runtime.default_registry(), runtime.default_settings()
+    assert apply_deferred_hooks(opened, registry, settings) is True
+    # Delivered again (the stream is at least once), with the item as first read: applied once.
+    assert apply_deferred_hooks(opened, registry, settings) is False
+    reread = Beacon.get(opened.pk, opened.id, consistent_read=True)
+    assert reread.hooks_applied == {"recipient"}
+    assert apply_deferred_hooks(reread, registry, settings) is False
+    recipient = Recipient.get("r-1", consistent_read=True)
+    assert (recipient.opens, recipient.clicks) == (1, 0)
+    assert recipient.first_open == recipient.last_open == opened.created_at
+
+    link = create_link("https://example.com/click")
+    response = handler(event(redirect(f"link:{link.id}", entity=Ref("recipient", "r-1"))), FakeContext())
+    assert header(response, "Location") == "https://example.com/click"
+    [clicked] = [beacon for beacon in stored() if beacon.mode == "redirect"]
+    assert apply_deferred_hooks(clicked, registry, settings) is True
+    assert apply_deferred_hooks(clicked, registry, settings) is False
+    recipient = Recipient.get("r-1", consistent_read=True)
+    assert (recipient.opens, recipient.clicks) == (1, 1)
+    assert recipient.first_click == clicked.created_at
+
+
+def test_recipient_without_an_id_gets_one_in_the_beacon_and_the_stream_creates_it(handler: Handler) -> None:
+    assert_gif(handler(event(pixel(entity=Ref("recipient"))), FakeContext()))
+    [beacon] = stored()
+    recipient_id = beacon.entity.removeprefix("recipient:")
+    assert NEW_ID.match(recipient_id), beacon.entity
+    assert not recipient_exists(recipient_id)
+    assert apply_deferred_hooks(beacon, runtime.default_registry(), runtime.default_settings()) is True
+    assert Recipient.get(recipient_id, consistent_read=True).opens == 1
