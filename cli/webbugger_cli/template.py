@@ -185,5 +185,10 @@ def load_handler(code_uri: Path, handler: str) -> Any:
             raise TemplateError(f"cannot load handler {handler} from {code_uri}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[unique] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            # A failed cold start must not leave a half-initialised module for the next load.
+            del sys.modules[unique]
+            raise
     return getattr(module, attr)

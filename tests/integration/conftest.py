@@ -4,7 +4,7 @@ Started once per session (DynamoDB Local takes seconds to start); the HTTP API r
 process on a free port of 127.0.0.1. Its environment is applied only while a test that asks for
 :func:`local_stack` runs, so that no other test sees DynamoDB Local or the stack's state dir.
 
-The stack also loads the test plugins of ``plugins_for_tests`` (through ``WEBBUGGER_PLUGINS``, as
+The stack also loads the test plugins of ``stream_test_plugins`` (through ``WEBBUGGER_PLUGINS``, as
 a deployment's ``ExtraPlugins``) and feeds the beacons table's stream to the stream function.
 The feed polls only while a :func:`local_stack` test runs: the stream function runs in this
 process, and must not rebind the models while another test uses moto or its own tables.
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 # Test plugins, importable because pytest puts this directory on sys.path (rootdir conftest).
-TEST_PLUGINS = "plugins_for_tests.probe"
+TEST_PLUGINS = "stream_test_plugins.probe"
 PLUGINS_DIR = Path(__file__).resolve().parent
 
 

@@ -148,14 +148,6 @@ def test_cold_start_with_good_plugins_loads_them(
     assert runtime.default_registry().target("shelf").origin == f"{PACKAGE}.good"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "webbugger_cli.template.load_handler puts the module in sys.modules before executing it and "
-        "does not remove it when that fails: the next load returns the half-initialised module "
-        "(AttributeError: no lambda_handler) instead of importing it again"
-    ),
-)
 def test_a_failed_cold_start_leaves_no_half_loaded_function_behind(
     fresh_track_module: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,7 +2,7 @@
 
 Hits go over real HTTP to the local server; the stream function is invoked by the feed
 (webbugger_cli.local.streams), as the event source mapping would in AWS. The ``probe`` entity
-comes from a test plugin (tests/integration/plugins_for_tests/probe.py) whose table exists only
+comes from a test plugin (tests/integration/stream_test_plugins/probe.py) whose table exists only
 in the plugin, so these tests also show that the local stack makes plugins' own tables.
 """
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
-from plugins_for_tests import probe
+from stream_test_plugins import probe
 from webbugger import runtime
 from webbugger.modes import Mode
 from webbugger.refs import Ref

@@ -229,14 +229,6 @@ def test_forward_query_keeps_the_targets_fragment(tracker: Tracker, ring: KeyRin
     assert result.location == "https://example.com/doc?a=1&b=2#part-2"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "webbugger.destinations.merge_query rebuilds the target's own query with parse_qsl/urlencode: "
-        "a bare '?flag' becomes 'flag=' and 'a+b' becomes 'a%20b', but only when the visitor sent a "
-        "query, so one link sends visitors to two spellings of its URL"
-    ),
-)
 def test_forwarding_appends_and_leaves_the_targets_own_query_as_stored(
     tracker: Tracker, ring: KeyRing, world: World
 ) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from webbugger.errors import UnsafeDestinationError
 
@@ -118,13 +118,19 @@ def merge_query(url: str, params: Mapping[str, str], *, override: bool = True) -
     if not params:
         return url
     parts = urlsplit(url)
-    existing = parse_qsl(parts.query, keep_blank_values=True)
-    present = {key for key, _ in existing}
+    present = {key for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    # The URL's own query stays exactly as stored; only what is added is encoded here.
     if override:
-        kept = [(key, value) for key, value in existing if key not in params]
-        added = list(params.items())
+        kept = "&".join(
+            pair
+            for pair in parts.query.split("&")
+            if pair and unquote_plus(pair.split("=", 1)[0]) not in params
+        )
+        added = urlencode(list(params.items()), quote_via=quote)
     else:
-        kept = existing
-        added = [(key, value) for key, value in params.items() if key not in present]
-    query = urlencode(kept + added, quote_via=quote)
+        kept = parts.query
+        added = urlencode(
+            [(key, value) for key, value in params.items() if key not in present], quote_via=quote
+        )
+    query = "&".join(part for part in (kept, added) if part)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))

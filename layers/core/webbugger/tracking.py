@@ -8,6 +8,7 @@ makes the request invalid happens before the write, so an invalid request record
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 from webbugger import tokens
 from webbugger.cache import LookupCache
 from webbugger.destinations import merge_query, safe_location
-from webbugger.errors import NotFoundError, StoreUnavailableError
+from webbugger.errors import NotFoundError, StoreUnavailableError, UnsafeDestinationError
 from webbugger.hooks import HookFailedError, call_beacon_update, run_within_budget
 from webbugger.ids import epoch_ms, new_beacon_id
 from webbugger.minting import REDIRECT_PREFIX
@@ -114,7 +115,8 @@ class Tracker:
         """If ``location`` is a tracked link of this service, record it too and go where it goes."""
         parts = urlsplit(location)
         host = (parts.hostname or "").lower()
-        own = {*self.settings.tracking_hosts, (incoming.header("host") or "").split(":")[0].lower()}
+        request_host = urlsplit(f"//{incoming.header('host') or ''}").hostname or ""
+        own = {*self.settings.tracking_hosts, request_host.lower()}
         if host not in own or not parts.path.startswith(REDIRECT_PREFIX):
             return location
         if position >= MAX_CHAIN:
@@ -147,10 +149,13 @@ class Tracker:
         url = resolve_target_url(record)
         if url is None:
             raise NotFoundError(f"target {ref} has nowhere to redirect to")
+        url = safe_location(url)
         if getattr(record, "forward_query", False) and incoming.query:
-            # The visitor's parameters ride along; the target's own parameters win.
-            url = merge_query(safe_location(url), incoming.query, override=False)
-        return safe_location(url)
+            # The visitor's parameters ride along; the target's own parameters win. Forwarding
+            # that would make an unusable URL (too long) is dropped, not the visitor.
+            with suppress(UnsafeDestinationError):
+                url = safe_location(merge_query(url, incoming.query, override=False))
+        return url
 
     def _entity(self, ref: Ref | None) -> tuple[Ref | None, Any]:
         if ref is None:
