@@ -1,5 +1,8 @@
 """The ``webbugger`` command: run the local stack, create links, mint tracking URLs, list beacons.
 
+Also: list the registered types (``types``, :mod:`webbugger_cli.commands.types`), create sources
+and show stored entities and sources (:mod:`webbugger_cli.commands.records`).
+
 Every command talks to the running local stack unless ``--stack NAME`` names a deployed one.
 A user's mistake ends the command with one line on stderr and exit status 1, never a traceback.
 """
@@ -7,11 +10,13 @@ A user's mistake ends the command with one line on stderr and exit status 1, nev
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
 import sys
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from pynamodb.exceptions import PynamoDBException
@@ -25,6 +30,7 @@ from webbugger.registry import Kind, Registry, resolve_target_url
 from webbugger.runtime import default_registry
 from webbugger.tokens import TokenClaims
 
+from webbugger_cli.commands import UsageError, print_table, records, types
 from webbugger_cli.stack import StackError, resolve_stack
 from webbugger_cli.template import TemplateError
 
@@ -39,9 +45,7 @@ USER_AGENT_WIDTH = 40
 EXIT_USER_ERROR = 1
 EXIT_INTERRUPTED = 130
 
-
-class UsageError(Exception):
-    """A command's arguments make no sense together; the message is one line for the user."""
+__all__ = ["UsageError", "build_parser", "main"]
 
 
 # --- local --------------------------------------------------------------------------------------
@@ -58,14 +62,37 @@ def cmd_local(args: argparse.Namespace) -> int:
 # --- link ---------------------------------------------------------------------------------------
 
 
+def _utm(pairs: Sequence[str]) -> dict[str, str]:
+    """``--utm KEY=VALUE`` options as a dict; only the five UTM parameters, each once, not empty."""
+    from webbugger_plugins.link import UTM_KEYS
+
+    utm: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--utm expects KEY=VALUE, got {pair!r}")
+        if key not in UTM_KEYS:
+            raise UsageError(f"unknown UTM parameter {key!r}: use {', '.join(UTM_KEYS)}")
+        if key in utm:
+            raise UsageError(f"--utm {key} given more than once")
+        if not value:
+            raise UsageError(f"--utm {key} has an empty value")
+        utm[key] = value
+    return utm
+
+
 def cmd_link_create(args: argparse.Namespace) -> int:
     """Store a new link and print its id."""
     from webbugger_plugins.link import create_link
 
-    # Refuse an unusable URL before looking for a stack: the user's mistake is the news.
+    # Refuse an unusable URL or option before looking for a stack: the user's mistake is the news.
     normalise_destination(args.url)
+    utm = _utm(args.utm or ())
+    if args.id is not None:
+        Ref("link", args.id)
     resolve_stack(args.stack, args.region)
-    print(create_link(args.url, args.id).id)
+    print(create_link(args.url, args.id, forward_query=args.forward_query, utm=utm).id)
     return 0
 
 
@@ -104,13 +131,38 @@ def _check_target(registry: Registry, claims: TokenClaims) -> None:
         raise UsageError(f"{target} has nowhere to redirect to (disabled?)")
 
 
+def _check_url_target(claims: TokenClaims) -> TokenClaims:
+    """For a ``url`` target (the destination signed into the token): refuse a host the stack
+    will not follow, as the track function would; the claims carry the normalised URL."""
+    target = claims.target
+    if target is None or target.type != "url" or target.id is None:
+        return claims
+    from webbugger_plugins import url as url_target
+
+    # Read now (the cache matters to a long-lived function, not to one command).
+    url_target.allowed_hosts.cache_clear()
+    patterns = url_target.allowed_hosts()
+    variable = url_target.ALLOWED_HOSTS_VARIABLE
+    if not patterns:
+        raise UsageError(
+            f"{variable} is empty or not set: set it to the hosts the stack may redirect to, "
+            "comma-separated, as in the stack's AllowedRedirectHosts parameter"
+        )
+    normalised = normalise_destination(target.id)
+    host = urlsplit(normalised).hostname or ""
+    if not url_target.host_allowed(host, patterns):
+        raise UsageError(f"host {host!r} is not allowed: {variable} allows only {', '.join(patterns)}")
+    normalised = url_target.check_url(normalised, patterns)  # the very check the track function makes
+    return dataclasses.replace(claims, target=Ref("url", normalised))
+
+
 def cmd_url(args: argparse.Namespace) -> int:
     """Print a signed pixel or redirect URL."""
     mode = Mode(args.mode)
     if mode is Mode.REDIRECT and args.target is None:
         raise UsageError("a redirect URL needs --target TYPE:ID")
     registry = _registry()
-    claims = _claims(args, mode, registry)
+    claims = _check_url_target(_claims(args, mode, registry))
     stack = resolve_stack(args.stack, args.region)
     _check_target(registry, claims)
     print(tracking_url(stack.api_url, claims, stack.key_ring()))
@@ -137,12 +189,6 @@ def _row(beacon: Beacon) -> tuple[str, ...]:
     )
 
 
-def _print_table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-
-
 def cmd_beacons_list(args: argparse.Namespace) -> int:
     """Print the latest beacons, newest first, as a table or as JSON lines."""
     kind, ref = None, None
@@ -161,7 +207,7 @@ def cmd_beacons_list(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no beacons in the last {args.days} days", file=sys.stderr)
         return 0
-    _print_table([tuple(name.upper() for name in _COLUMNS), *rows])
+    print_table([tuple(name.upper() for name in _COLUMNS), *rows])
     return 0
 
 
@@ -229,6 +275,16 @@ def build_parser() -> argparse.ArgumentParser:
     create = link.add_parser("create", parents=[common], help="store a link to URL and print its id")
     create.add_argument("url", metavar="URL", help="absolute http or https URL")
     create.add_argument("--id", help="the link's id (default: a random one)")
+    create.add_argument(
+        "--forward-query", action="store_true", help="append the visitor's query parameters to URL"
+    )
+    create.add_argument(
+        "--utm",
+        metavar="KEY=VALUE",
+        action="append",
+        help="set a UTM parameter on URL (repeatable; utm_source, utm_medium, utm_campaign, "
+        "utm_term, utm_content)",
+    )
     create.set_defaults(handler=cmd_link_create)
 
     url = commands.add_parser("url", help="mint signed tracking URLs").add_subparsers(
@@ -238,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     _ref_options(pixel, target_required=False)
     redirect = url.add_parser("redirect", parents=[common], help="print a redirect URL")
     _ref_options(redirect, target_required=False)  # checked in cmd_url, for a one-line message
+    redirect.epilog = (
+        "A url:URL target (the destination signed into the token) must be on a host the stack "
+        "allows: set ALLOWED_REDIRECT_HOSTS to the stack's AllowedRedirectHosts parameter."
+    )
     for sub in (pixel, redirect):
         sub.set_defaults(handler=cmd_url)
 
@@ -252,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--limit", type=_positive, default=50, help="at most this many (default: 50)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=cmd_beacons_list)
+
+    types.add_parsers(commands)
+    records.add_parsers(commands, common)
     return parser
 
 
