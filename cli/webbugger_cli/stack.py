@@ -142,6 +142,10 @@ def deployed_stack(name: str, region: str | None = None) -> Stack:
     if missing:
         raise StackError(f"stack {name!r} is not a webbugger stack: it has no output {', '.join(missing)}")
     os.environ.update(table_variables(outputs))
+    # The stack's own allowed redirect hosts, so `url redirect --target url:...` checks the same list.
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in found[0].get("Parameters", [])}
+    if "AllowedRedirectHosts" in parameters:
+        os.environ["ALLOWED_REDIRECT_HOSTS"] = parameters["AllowedRedirectHosts"]
     settings = Settings(
         beacons_table=outputs["BeaconsTableName"],
         region=client.meta.region_name,

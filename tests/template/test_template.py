@@ -115,11 +115,13 @@ def _arn(table: str) -> str:
 
 
 def test_track_function_has_least_privilege(template: Template) -> None:
-    # Writes beacons, reads targets/sources and the key; the ip entity's inline hook is the only
-    # other write. No scans, no deletes, nothing on the recipients (deferred) table.
+    # Writes beacons, reads targets/sources and the key; the ip entity's inline hook and capped
+    # links' hit claims are the only other writes. No scans, no deletes, nothing on the
+    # recipients (deferred) table.
     assert _grants(template, "TrackFunction") == {
         ("dynamodb:PutItem", _arn("BeaconsTable")),
         ("dynamodb:GetItem", _arn("LinksTable")),
+        ("dynamodb:UpdateItem", _arn("LinksTable")),
         ("dynamodb:GetItem", _arn("CampaignsTable")),
         ("dynamodb:GetItem", _arn("IpEntitiesTable")),
         ("dynamodb:PutItem", _arn("IpEntitiesTable")),

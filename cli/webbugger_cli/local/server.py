@@ -120,6 +120,19 @@ def _unresolved_variables(template: Template, env: dict[str, str]) -> set[str]:
     return declared - set(env)
 
 
+def _parameter_variables(template: Template) -> set[str]:
+    """Variables whose template value is a parameter (``!Ref SomeParameter``)."""
+    parameters = set(template.data.get("Parameters", {}))
+    found: set[str] = set()
+    sections = [template.data.get("Globals", {}).get("Function", {})]
+    sections += [template.resources[function].get("Properties", {}) for function in local_functions(template)]
+    for section in sections:
+        for name, value in (section.get("Environment") or {}).get("Variables", {}).items():
+            if isinstance(value, dict) and value.get("Ref") in parameters:
+                found.add(name)
+    return found
+
+
 def apply_environment(template: Template, stack: state.LocalStack, signing_keys: str) -> dict[str, str]:
     """Put :func:`local_environment` into ``os.environ``; drop what could reach real AWS instead.
 
@@ -127,6 +140,10 @@ def apply_environment(template: Template, stack: state.LocalStack, signing_keys:
     (locally, that variable plays the part of the ``ExtraPlugins`` parameter).
     """
     env = local_environment(template, stack, signing_keys)
+    # A deployment's parameters (ALLOWED_REDIRECT_HOSTS, ANONYMISE_IP, ...) can be set locally
+    # from the shell, as `sam deploy --parameter-overrides` would.
+    for name in _parameter_variables(template) & set(os.environ):
+        env[name] = os.environ[name]
     plugins = _plugin_modules(env.get(PLUGINS_VARIABLE), os.environ.get(PLUGINS_VARIABLE))
     if plugins or PLUGINS_VARIABLE in env:
         env[PLUGINS_VARIABLE] = plugins

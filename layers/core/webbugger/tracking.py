@@ -146,6 +146,11 @@ class Tracker:
             raise NotFoundError(f"unknown target {ref}")
         if claims.mode is Mode.PIXEL:
             return None
+        refusal = getattr(record, "refusal", None)
+        if callable(refusal):
+            reason = refusal(utcnow(), claim=incoming.method != "HEAD")
+            if reason:
+                return self._refused(ref, record, reason)
         url = resolve_target_url(record)
         if url is None:
             raise NotFoundError(f"target {ref} has nowhere to redirect to")
@@ -156,6 +161,15 @@ class Tracker:
             with suppress(UnsafeDestinationError):
                 url = safe_location(merge_query(url, incoming.query, override=False))
         return url
+
+    def _refused(self, ref: Ref, record: Any, reason: str) -> str:
+        """A target that refuses this hit (expired, disabled, ...): its fallback URL, else 404."""
+        logger.info("target refused the hit", extra={"target": str(ref), "reason": reason})
+        metrics.add_metric(name="RefusedHits", unit=MetricUnit.Count, value=1)
+        fallback = getattr(record, "fallback_url", None)
+        if not fallback:
+            raise NotFoundError(f"target {ref} refused the hit: {reason}")
+        return safe_location(fallback)
 
     def _entity(self, ref: Ref | None) -> tuple[Ref | None, Any]:
         if ref is None:

@@ -1,15 +1,24 @@
 """The ``link`` target: a stored destination URL with a short id.
 
 Per link, off by default: ``forward_query`` appends the visitor's query parameters to the
-destination, and ``utm`` sets fixed UTM parameters on it.
+destination, and ``utm`` sets fixed UTM parameters on it. A link can be disabled, valid only from
+or until a time, or capped at a number of hits; a refused hit answers 404, or redirects to the
+link's ``fallback_url`` when it has one (see :meth:`Link.refusal`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.exceptions import PutError
+from pynamodb.attributes import (
+    BooleanAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.models import Model
 from webbugger.destinations import merge_query, normalise_destination
 from webbugger.errors import WebbuggerError
@@ -19,6 +28,7 @@ from webbugger.refs import Ref
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from datetime import datetime
 
     from webbugger.plugins import PluginTypes
 
@@ -41,13 +51,67 @@ class Link(Model):
     disabled = BooleanAttribute(default=False)
     forward_query = BooleanAttribute(default=False)
     utm: MapAttribute[str, str] = MapAttribute(null=True)  # type: ignore[no-untyped-call]
+    valid_from = UTCDateTimeAttribute(null=True)
+    expires_at = UTCDateTimeAttribute(null=True)
+    max_hits = NumberAttribute(null=True)
+    # Hits claimed against max_hits (kept only for capped links: one conditional update a hit).
+    hits = NumberAttribute(null=True)
+    fallback_url = UnicodeAttribute(null=True)
+    tags = UnicodeSetAttribute(null=True)
 
-    def get_beacon_url(self) -> str | None:
-        """Where a hit on this link goes: the URL with the link's UTM parameters (none while disabled)."""
-        if self.disabled:
-            return None
+    def get_beacon_url(self) -> str:
+        """Where a hit on this link goes: the URL with the link's UTM parameters."""
         utm = self.utm.as_dict() if self.utm is not None else {}  # type: ignore[no-untyped-call]
         return merge_query(self.url, utm) if utm else self.url
+
+    def refusal(self, now: datetime, *, claim: bool) -> str | None:
+        """Why a hit at ``now`` is refused (disabled, not-yet-valid, expired, over-limit), or None.
+
+        For a capped link, an accepted hit with ``claim`` takes one of the remaining hits
+        atomically, so concurrent visitors can never exceed ``max_hits``.
+        """
+        if self.disabled:
+            return "disabled"
+        if self.valid_from is not None and now < self.valid_from:
+            return "not-yet-valid"
+        if self.expires_at is not None and now >= self.expires_at:
+            return "expired"
+        cap: float | None = self.max_hits  # PynamoDB types nullable attributes as non-null
+        if cap is None:
+            return None
+        if not claim:
+            return "over-limit" if (self.hits or 0) >= cap else None
+        try:
+            Link(self.id).update(
+                actions=[Link.hits.add(1)],
+                condition=Link.hits.does_not_exist() | (Link.hits < cap),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return "over-limit"
+            raise
+        return None
+
+    def to_record(self) -> dict[str, object]:
+        """JSON-ready view (the admin API and the CLI)."""
+
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "id": self.id,
+            "url": self.url,
+            "created_at": iso(self.created_at),
+            "disabled": bool(self.disabled),
+            "forward_query": bool(self.forward_query),
+            "utm": self.utm.as_dict() if self.utm is not None else {},  # type: ignore[no-untyped-call]
+            "valid_from": iso(self.valid_from),
+            "expires_at": iso(self.expires_at),
+            "max_hits": None if self.max_hits is None else int(self.max_hits),
+            "hits": int(self.hits or 0),
+            "fallback_url": self.fallback_url,
+            "tags": sorted(self.tags or ()),
+        }
 
 
 def load(link_id: str) -> Link | None:
