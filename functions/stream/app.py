@@ -1,4 +1,5 @@
-"""Stream function: new beacons from the beacons table's stream → deferred entity hooks.
+"""Stream function: new beacons from the beacons table's stream → deferred entity hooks, then the
+per-day counters of their references.
 
 Powertools batch processing reports partial batch failures, so a failed record is retried alone
 (the event source mapping bisects and finally sends it to the dead-letter queue).
@@ -9,11 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from webbugger.counters import count_beacon
 from webbugger.deferred import apply_deferred_hooks
 from webbugger.models import Beacon
 from webbugger.observability import logger, metrics
 from webbugger.plugins import PluginLoadError
 from webbugger.runtime import default_registry, default_settings
+from webbugger.signing import load_key_ring
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -34,7 +37,10 @@ def record_handler(record: DynamoDBRecord) -> None:
         return
     image = record.raw_event["dynamodb"]["NewImage"]
     beacon = Beacon.from_raw_data(image)
-    apply_deferred_hooks(beacon, registry, default_settings())
+    settings = default_settings()
+    apply_deferred_hooks(beacon, registry, settings)
+    # Counters last: a failure retries the record, and the hooks already applied are skipped.
+    count_beacon(beacon, load_key_ring(settings), settings)
 
 
 @logger.inject_lambda_context

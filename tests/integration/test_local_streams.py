@@ -143,7 +143,8 @@ def test_replayed_records_are_not_applied_twice(local_stack: RunningStack) -> No
     probe_id = new_id()
     beacon_id = pixel_beacon(local_stack, Ref(probe.TYPE_NAME, probe_id))
     wait_for("the deferred hook applied the beacon", lambda: applied(local_stack, probe_id) == 1)
-    event, record = delivered_records(local_stack, beacon_id)[0]
+    # The delivery is logged once the whole batch returns (the counters come after the hook).
+    event, record = wait_for("the delivery", lambda: delivered_records(local_stack, beacon_id))[0]
 
     # The stream delivers at least once: the same records again, straight to the handler.
     result = local_stack.api.invoke(STREAM_FUNCTION, json.loads(json.dumps(event)))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from webbugger.counters import Counter, VisitorMark
 from webbugger.models import Beacon
 from webbugger_cli.template import Template, load_template
 from webbugger_plugins.link import Link
@@ -69,7 +70,15 @@ def _key_schema(schema: list[dict[str, str]]) -> dict[str, str]:
     return {key["AttributeName"]: key["KeyType"] for key in schema}
 
 
-@pytest.mark.parametrize(("model", "table"), [(Beacon, "BeaconsTable"), (Link, "LinksTable")])
+@pytest.mark.parametrize(
+    ("model", "table"),
+    [
+        (Beacon, "BeaconsTable"),
+        (Link, "LinksTable"),
+        (Counter, "CountersTable"),
+        (VisitorMark, "CountersTable"),
+    ],
+)
 def test_models_match_the_template_tables(template: Template, model: type[Model], table: str) -> None:
     spec = template.tables()[table]
     schema: dict[str, Any] = model._get_schema()
@@ -133,6 +142,9 @@ def test_track_function_has_least_privilege(template: Template) -> None:
 def test_stream_function_has_least_privilege(template: Template) -> None:
     assert _grants(template, "StreamFunction") == {
         ("dynamodb:UpdateItem", _arn("BeaconsTable")),
+        ("dynamodb:UpdateItem", _arn("CountersTable")),
+        ("dynamodb:PutItem", _arn("CountersTable")),
+        ("secretsmanager:GetSecretValue", str({"Ref": "SigningSecret"})),
         *{
             (action, _arn(table))
             for table in ("RecipientsTable", "IpEntitiesTable")

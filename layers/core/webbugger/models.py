@@ -139,8 +139,13 @@ def bind(model: type[Model], table_name: str, settings: Settings) -> None:
 
 
 def bind_core_models(settings: Settings) -> None:
-    """Bind the core's own model (beacons) to the deployment's table."""
+    """Bind the core's own models (beacons; counters where the function has them) to their tables."""
     bind(Beacon, settings.beacons_table, settings)
+    if settings.counters_table:
+        from webbugger.counters import Counter, VisitorMark  # not on the track function's path
+
+        bind(Counter, settings.counters_table, settings)
+        bind(VisitorMark, settings.counters_table, settings)
 
 
 def utcnow() -> datetime:

@@ -28,6 +28,9 @@ class Settings:
     # Only for DynamoDB Local; in AWS the regional endpoint is used.
     dynamodb_endpoint: str | None = None
     retention_days: int = 400
+    # The counters table (stream and admin functions only; the track function never needs it).
+    counters_table: str | None = None
+    counter_retention_days: int = 400
     anonymise_ip: bool = True
     hook_budget_ms: int = 200
     lookup_cache_seconds: float = 30.0
@@ -82,6 +85,8 @@ def load_settings() -> Settings:
         local_signing_keys=os.environ.get("WEBBUGGER_SIGNING_KEYS") or None,
         dynamodb_endpoint=os.environ.get("DYNAMODB_ENDPOINT") or None,
         retention_days=int(_number("BEACON_RETENTION_DAYS", 400, minimum=1)),
+        counters_table=os.environ.get("COUNTERS_TABLE") or None,
+        counter_retention_days=int(_number("COUNTER_RETENTION_DAYS", 400, minimum=1)),
         anonymise_ip=_flag("ANONYMISE_IP", True),
         hook_budget_ms=int(_number("HOOK_BUDGET_MS", 200, minimum=1)),
         lookup_cache_seconds=_number("LOOKUP_CACHE_SECONDS", 30.0),
