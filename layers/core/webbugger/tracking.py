@@ -16,7 +16,12 @@ from urllib.parse import urlsplit
 from webbugger import tokens
 from webbugger.cache import LookupCache
 from webbugger.destinations import merge_query, safe_location
-from webbugger.errors import NotFoundError, StoreUnavailableError, UnsafeDestinationError
+from webbugger.errors import (
+    InvalidReferenceError,
+    NotFoundError,
+    StoreUnavailableError,
+    UnsafeDestinationError,
+)
 from webbugger.hooks import HookFailedError, call_beacon_update, run_within_budget
 from webbugger.ids import epoch_ms, new_beacon_id
 from webbugger.minting import REDIRECT_PREFIX
@@ -36,13 +41,16 @@ from webbugger.request import (
     truncate_utf8,
 )
 from webbugger.signing import load_key_ring
+from webbugger.tokens import TokenClaims
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from webbugger.settings import Settings
-    from webbugger.tokens import KeyRing, TokenClaims
+    from webbugger.tokens import KeyRing
 
+# The target type that short public URLs (/l/ID) name.
+SHORT_LINK_TYPE = "link"
 # A tracked link whose target is another tracked link of this service is followed internally
 # (one redirect for the visitor, a beacon per link), up to this many links.
 MAX_CHAIN = 5
@@ -78,6 +86,19 @@ class Tracker:
         claims = tokens.verify(token, self._key_ring())
         if claims.mode is not mode:
             raise NotFoundError(f"token was minted for {claims.mode} links")
+        return self._track(claims, incoming, _chain)
+
+    def track_short_link(self, link_id: str, incoming: IncomingRequest) -> TrackResult:
+        """A hit on a stored link's short public URL (``/l/ID``): unsigned, since the destination is
+        stored and cannot be chosen by whoever writes the URL; no entity, no source."""
+        try:
+            target = Ref(SHORT_LINK_TYPE, link_id)
+        except InvalidReferenceError as exc:
+            raise NotFoundError("not a link id") from exc
+        return self._track(TokenClaims(mode=Mode.REDIRECT, target=target), incoming, 1)
+
+    def _track(self, claims: TokenClaims, incoming: IncomingRequest, _chain: int) -> TrackResult:
+        mode = claims.mode
         self._check_source(claims)
         location = self._resolve_target(claims, incoming)
         if location is not None:
