@@ -13,7 +13,7 @@ PORT ?= 3000
 export PORT
 # Kept beside the layer (sam build cannot see uv.lock from there); checked against the lock.
 LAYER_REQUIREMENTS := layers/core/requirements.txt
-LAYER_EXPORT := $(UV) export --frozen --no-dev --no-hashes --no-header --no-annotate --no-emit-project \
+LAYER_EXPORT := $(UV) export --frozen --no-default-groups --no-hashes --no-header --no-annotate --no-emit-project \
 	--no-emit-package boto3 --no-emit-package botocore --no-emit-package s3transfer \
 	--no-emit-package jmespath --no-emit-package urllib3 --no-emit-package python-dateutil \
 	--no-emit-package six --no-emit-package webbugger-plugins
