@@ -1,0 +1,156 @@
+"""``webbugger report TYPE:ID --html PATH``: one self-contained HTML page of a reference's traffic.
+
+Fetches the reference's daily counters and a capped scan of its beacons from the stack, then
+writes the page :mod:`webbugger_cli.report` renders (atomically: a reader never sees half a file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from webbugger.beacon_queries import beacons_between
+from webbugger.counters import Counter, VisitorMark, daily_stats
+from webbugger.models import bind
+from webbugger.refs import Ref
+from webbugger.registry import Kind
+
+from webbugger_cli.commands import UsageError
+from webbugger_cli.report import DEFAULT_SCAN_CAP, ReportData, render_html, tally
+from webbugger_cli.stack import resolve_stack
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from webbugger_cli.stack import Stack
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 400  # the counters' default retention (COUNTER_RETENTION_DAYS)
+MAX_SCAN = 1_000_000
+COUNTERS_VARIABLE = "COUNTERS_TABLE"
+
+
+def _bounded(low: int, high: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def day_range(days: int, now: datetime) -> tuple[date, date]:
+    """The ``days`` UTC days ending with today's (inclusive)."""
+    last = now.astimezone(UTC).date()
+    return last - timedelta(days=days - 1), last
+
+
+def bind_counters(stack: Stack) -> None:
+    """Point the counters models at the stack's counters table (the CLI's settings may not name it)."""
+    table = stack.settings.counters_table or os.environ.get(COUNTERS_VARIABLE)
+    if not table:
+        raise UsageError(
+            f"stack {stack.name!r} has no counters table (no CountersTableName output, "
+            f"{COUNTERS_VARIABLE} not set)"
+        )
+    bind(Counter, table, stack.settings)
+    bind(VisitorMark, table, stack.settings)
+
+
+def fetch(kind: Kind, ref: Ref, days: int, *, cap: int, now: datetime) -> ReportData:
+    """The report's data, read from the bound tables."""
+    first, last = day_range(days, now)
+    stats = daily_stats(kind, ref, first, last)
+    since = datetime.combine(first, time.min, tzinfo=UTC)
+    found = tally(beacons_between(since, now, kind=kind, ref=ref), cap=cap)
+    return ReportData(
+        ref=str(ref),
+        kind=str(kind),
+        first_day=first.isoformat(),
+        last_day=last.isoformat(),
+        generated_at=now,
+        days=stats.days,
+        tally=found,
+    )
+
+
+def _destination(text: str) -> Path:
+    path = Path(text)
+    if path.is_dir():
+        raise UsageError(f"--html {text}: is a directory")
+    if not path.parent.is_dir():
+        raise UsageError(f"--html {text}: directory {path.parent} does not exist")
+    return path
+
+
+def write_atomically(path: Path, content: str) -> None:
+    """Write ``content`` to ``path`` through a temporary file in the same directory."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(content)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the HTML report and print one summary line."""
+    kind = Kind(args.kind)
+    ref = Ref.parse(args.ref)  # InvalidReferenceError: one line, before any stack is looked for
+    path = _destination(args.html)
+    stack = resolve_stack(getattr(args, "stack", None), getattr(args, "region", None))
+    bind_counters(stack)
+    data = fetch(kind, ref, args.days, cap=args.max_scan, now=datetime.now(UTC))
+    write_atomically(path, render_html(data))
+    total = sum(day.total for day in data.days)
+    unique = sum(day.unique for day in data.days)
+    capped = f" (capped at {data.tally.cap:,})" if data.tally.capped else ""
+    print(
+        f"wrote {path}: {total:,} hits, {unique:,} unique visitor-days over {args.days} days; "
+        f"{data.tally.scanned:,} beacons scanned{capped}"
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``report`` to the command line."""
+    parser = subparsers.add_parser(
+        "report", help="write a self-contained HTML report of one target, entity or source"
+    )
+    parser.add_argument("ref", metavar="TYPE:ID", help="the reference to report on")
+    parser.add_argument(
+        "--kind",
+        choices=[kind.value for kind in Kind],
+        default=Kind.TARGET.value,
+        help="what TYPE:ID is in the beacons (default: target)",
+    )
+    parser.add_argument(
+        "--days",
+        type=_bounded(1, MAX_DAYS, "--days"),
+        default=DEFAULT_DAYS,
+        help=f"the last N UTC days, today included (default: {DEFAULT_DAYS})",
+    )
+    parser.add_argument("--html", metavar="PATH", required=True, help="the HTML file to write")
+    parser.add_argument(
+        "--max-scan",
+        type=_bounded(1, MAX_SCAN, "--max-scan"),
+        default=DEFAULT_SCAN_CAP,
+        help=f"read at most this many beacons for the top tables (default: {DEFAULT_SCAN_CAP:,})",
+    )
+    # As main's other commands: --stack/--region also after the command, never overriding a value
+    # given before it (the top-level parser's defaults stand when they are not given here).
+    parser.add_argument(
+        "--stack", metavar="NAME", default=argparse.SUPPRESS, help="deployed stack (default: the local one)"
+    )
+    parser.add_argument("--region", default=argparse.SUPPRESS, help="AWS region of --stack")
+    parser.set_defaults(handler=cmd_report)
