@@ -63,6 +63,14 @@ def redirect(token: str) -> Response[str]:
     return Response(status_code=302, content_type="text/plain", body="", headers=headers)
 
 
+@app.route("/l/<link_id>", method=["GET", "HEAD"])
+def short_link(link_id: str) -> Response[str]:
+    """A stored link's short public URL: record a click and send the visitor on, as /r/ does."""
+    result = default_tracker().track_short_link(link_id, _incoming())
+    headers = {"Location": result.location or "", **NO_CACHE_HEADERS}
+    return Response(status_code=302, content_type="text/plain", body="", headers=headers)
+
+
 @app.exception_handler(NotFoundError)  # type: ignore[untyped-decorator]
 def not_found(exc: NotFoundError) -> Response[str]:
     """Anything invalid: 404 and nothing recorded. The reason goes to the log, not the visitor."""

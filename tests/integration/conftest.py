@@ -4,6 +4,7 @@ Started once per session (DynamoDB Local takes seconds to start); the HTTP API r
 process on a free port of 127.0.0.1. Its environment is applied only while a test that asks for
 :func:`local_stack` runs, so that no other test sees DynamoDB Local or the stack's state dir.
 
+The admin API (template.yaml's AdminApi) is served too, on its own port (:attr:`RunningStack.admin_url`).
 The stack also loads the test plugins of ``stream_test_plugins`` (through ``WEBBUGGER_PLUGINS``, as
 a deployment's ``ExtraPlugins``) and feeds the beacons table's stream to the stream function.
 The feed polls only while a :func:`local_stack` test runs: the stream function runs in this
@@ -67,6 +68,8 @@ class RunningStack:
     beacons_table: str
     # The stream feed (polls only during a local_stack test; see local_stack()).
     streams: StreamFeed
+    # The admin API (template.yaml's AdminApi), on its own port; locally it needs no SigV4.
+    admin_url: str
 
     @property
     def ring(self) -> KeyRing:
@@ -126,9 +129,10 @@ def _start(tmp: Path) -> RunningStack:
     try:
         os.environ[PLUGINS_VARIABLE] = TEST_PLUGINS
         api = LocalApi(template, stack, keys, port=0)
-        stack = dataclasses.replace(
-            stack, api_url=api.url, outputs={**stack.outputs, "ApiUrl": api.url, "SigningSecretArn": "local"}
-        )
+        outputs = {**stack.outputs, "ApiUrl": api.url, "SigningSecretArn": "local"}
+        if api.admin_url is not None:
+            outputs["AdminApiUrl"] = api.admin_url
+        stack = dataclasses.replace(stack, api_url=api.url, outputs=outputs)
         # Processes started with the stack's environment (the CLI tests) load the test plugins too.
         python_path = os.pathsep.join(p for p in (str(PLUGINS_DIR), before.get("PYTHONPATH", "")) if p)
         env = {**api.environment, "WEBBUGGER_STATE_DIR": str(state_dir), "PYTHONPATH": python_path}
@@ -163,6 +167,7 @@ def _start(tmp: Path) -> RunningStack:
         client=client,
         beacons_table=stack.outputs["BeaconsTableName"],
         streams=feed,
+        admin_url=api.admin_url or "",
     )
 
 

@@ -30,7 +30,7 @@ from webbugger_plugins.link import LinkExistsError, create_link
 
 from webbugger_cli.local import state
 from webbugger_cli.local.ddblocal import DynamoDBLocal, DynamoDBLocalError, free_port
-from webbugger_cli.local.server import HOST, LocalApi
+from webbugger_cli.local.server import HOST, LocalApi, local_apis
 from webbugger_cli.local.streams import StreamConfigError, StreamFeed
 from webbugger_cli.local.tables import ensure_plugin_tables, ensure_tables, local_client, table_outputs
 from webbugger_cli.template import TemplateError, load_template
@@ -53,7 +53,7 @@ def create_demo_link() -> None:
         create_link(DEMO_LINK_URL, DEMO_LINK_ID)
 
 
-def banner(api_url: str, ring: KeyRing, feed: StreamFeed | None = None) -> str:
+def banner(api_url: str, ring: KeyRing, feed: StreamFeed | None = None, admin_url: str | None = None) -> str:
     """What to tell the user once the stack is up: URLs to try and commands to run."""
     pixel = tracking_url(api_url, TokenClaims(mode=Mode.PIXEL), ring)
     redirect = tracking_url(api_url, TokenClaims(mode=Mode.REDIRECT, target=Ref("link", DEMO_LINK_ID)), ring)
@@ -66,9 +66,17 @@ def banner(api_url: str, ring: KeyRing, feed: StreamFeed | None = None) -> str:
             f"  curl -s -o /dev/null -w '%{{http_code}} %{{content_type}}\\n' '{pixel}'",
             f"  curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}\\n' '{redirect}'",
             "  uv run webbugger beacons list",
+            *(_admin_lines(admin_url) if admin_url is not None else []),
             *(_stream_lines(feed) if feed is not None else []),
         ]
     )
+
+
+def _admin_lines(admin_url: str) -> list[str]:
+    return [
+        f"admin API on {admin_url} (locally without SigV4: deployed, every request needs IAM auth)",
+        f"  curl -s {admin_url}/links   (OpenAPI: {admin_url}/openapi.json)",
+    ]
 
 
 def _stream_lines(feed: StreamFeed) -> list[str]:
@@ -126,11 +134,12 @@ def run(port: int) -> int:
     )
     keys = state.load_or_create_signing_keys(directory)
     try:
-        # Bind the port before anything starts, so a taken port costs nothing to report.
+        # Bind the ports before anything starts, so a taken port costs nothing to report.
         api = LocalApi(template, stack, keys, port)
     except OSError as exc:
         reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
-        print(f"webbugger local: port {port} on {HOST} {reason}; choose another with --port", file=sys.stderr)
+        ports = f"port {port} or {port + 1}" if len(local_apis(template)) > 1 else f"port {port}"
+        print(f"webbugger local: {ports} on {HOST} {reason}; choose another with --port", file=sys.stderr)
         return 1
     except WebbuggerError as exc:  # a plugin that does not load, say
         print(f"webbugger local: {exc}", file=sys.stderr)
@@ -150,10 +159,12 @@ def run(port: int) -> int:
                     return EXIT_INTERRUPTED  # Ctrl-C while starting: DynamoDB Local got it too
                 print(f"webbugger local: {exc}", file=sys.stderr)
                 return 1
+            if api.admin_url is not None:
+                stack = dataclasses.replace(stack, outputs={**stack.outputs, "AdminApiUrl": api.admin_url})
             state.write_running(stack, directory)
             api.start_in_thread()
             feed.start()
-            print(banner(api_url, KeyRing.from_json(keys), feed), flush=True)
+            print(banner(api_url, KeyRing.from_json(keys), feed, api.admin_url), flush=True)
             stop.event.wait()
             print("\nstopping", file=sys.stderr)
     except StreamConfigError as exc:

@@ -93,6 +93,50 @@ def local_functions(template: Template) -> list[str]:
     return sorted({route.function for route in template.routes()} | stream_functions(template))
 
 
+# The API of a function's HttpApi event without an ApiId: the one SAM makes implicitly.
+IMPLICIT_API = "ServerlessHttpApi"
+# The tracking API: served on the port asked for; the other APIs (the admin API) on the next ones.
+PRIMARY_API = "HttpApi"
+ADMIN_API = "AdminApi"
+
+
+def route_api(template: Template, route: Route) -> str:
+    """The logical id of the HttpApi that serves ``route``."""
+    props = template.resources[route.function].get("Properties", {})
+    for event in (props.get("Events") or {}).values():
+        ev = event.get("Properties", {})
+        if (
+            event.get("Type") == "HttpApi"
+            and str(ev.get("Path")) == route.path
+            and str(ev.get("Method", "ANY")).upper() == route.method
+        ):
+            api = ev.get("ApiId")
+            return str(api["Ref"]) if isinstance(api, dict) and "Ref" in api else IMPLICIT_API
+    return IMPLICIT_API
+
+
+def local_apis(template: Template) -> list[str]:
+    """The HTTP APIs with routes, the tracking API first: the order of their local ports."""
+    apis = sorted({route_api(template, route) for route in template.routes()})
+    return sorted(apis, key=lambda api: api != PRIMARY_API)
+
+
+def api_url_variables(template: Template) -> dict[str, str]:
+    """Variables whose template value is an HTTP API's URL (``!Sub https://${SomeApi}...``), with
+    that API's logical id: locally, they name the local server of that API."""
+    apis = set(template._of_type("AWS::Serverless::HttpApi")) | {IMPLICIT_API}
+    found: dict[str, str] = {}
+    for function in local_functions(template):
+        props = template.resources[function].get("Properties", {})
+        for name, value in (props.get("Environment") or {}).get("Variables", {}).items():
+            sub = value.get("Fn::Sub") if isinstance(value, dict) else None
+            if isinstance(sub, str):
+                named = [api for api in apis if f"${{{api}}}" in sub]
+                if named:
+                    found[name] = named[0]
+    return found
+
+
 def _plugin_modules(*lists: str | None) -> str:
     names = [name.strip() for text in lists for name in (text or "").split(",") if name.strip()]
     return ",".join(dict.fromkeys(names))
@@ -278,7 +322,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(_json_response(400, _BAD_REQUEST))
             return
-        self._send(self.server.api.handle(self.command, self.path, self.headers.items(), body, self))
+        self._send(
+            self.server.api.handle(
+                self.command, self.path, self.headers.items(), body, self, api_id=self.server.api_id
+            )
+        )
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -326,20 +374,23 @@ class _Server(ThreadingHTTPServer):
     # A restarted stack must be able to take its port back at once.
     allow_reuse_address = True
 
-    def __init__(self, port: int, api: LocalApi) -> None:
+    def __init__(self, port: int, api: LocalApi, api_id: str) -> None:
         self.api = api
+        self.api_id = api_id
         super().__init__((HOST, port), _RequestHandler)
 
 
 class LocalApi:
-    """template.yaml's HTTP API routes, served on 127.0.0.1 by the functions' handlers."""
+    """template.yaml's HTTP APIs, served on 127.0.0.1 by the functions' handlers: the tracking API
+    on the port asked for, each other API (the admin API) on the ports after it."""
 
     def __init__(self, template: Template, stack: state.LocalStack, signing_keys: str, port: int = 0) -> None:
-        """Set the functions' environment, load their handlers and bind the port (0: any free one).
+        """Set the functions' environment, load their handlers and bind the ports (0: any free ones).
 
-        Raises :class:`OSError` when the port cannot be bound.
+        Raises :class:`OSError` when a port cannot be bound.
         """
         self.routes = template.routes()
+        self._route_apis = {route: route_api(template, route) for route in self.routes}
         # The core reads its settings from the environment once, on first use: set it first.
         self.environment = apply_environment(template, stack, signing_keys)
         # Then the plugins (a broken one raises PluginLoadError here, as at a cold start), and
@@ -357,24 +408,54 @@ class LocalApi:
                 memory_mb=int(_function_setting(template, function, "MemorySize", 128)),
                 timeout_s=_function_setting(template, function, "Timeout", 3),
             )
-        self._httpd = _Server(port, self)
-        self._thread: threading.Thread | None = None
+        self._servers: dict[str, _Server] = {}
+        try:
+            for offset, api_id in enumerate(local_apis(template) or [PRIMARY_API]):
+                self._servers[api_id] = _Server(port + offset if port else 0, self, api_id)
+        except OSError:
+            for server in self._servers.values():
+                server.server_close()
+            raise
+        self._primary = next(iter(self._servers))
+        # What a deployed function finds at the API's URL (the admin function's TRACKING_BASE_URL).
+        for variable, api_id in api_url_variables(template).items():
+            if api_id in self._servers:
+                self.environment[variable] = os.environ[variable] = self.url_of(api_id)
+        self._threads: list[threading.Thread] = []
 
     @property
     def port(self) -> int:
-        """The bound port."""
-        port: int = self._httpd.server_address[1]
+        """The tracking API's bound port."""
+        port: int = self._servers[self._primary].server_address[1]
         return port
 
     @property
     def url(self) -> str:
-        """The base URL of the routes."""
-        return f"http://{HOST}:{self.port}"
+        """The base URL of the tracking routes."""
+        return self.url_of(self._primary)
 
-    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        """The route serving ``method path`` (an exact method wins over ANY) and its path parameters."""
+    @property
+    def urls(self) -> dict[str, str]:
+        """The base URL of each API, by logical id."""
+        return {api_id: self.url_of(api_id) for api_id in self._servers}
+
+    def url_of(self, api_id: str) -> str:
+        """The base URL of one API (``KeyError`` if the template has no such API with routes)."""
+        port: int = self._servers[api_id].server_address[1]
+        return f"http://{HOST}:{port}"
+
+    @property
+    def admin_url(self) -> str | None:
+        """The admin API's base URL, when the template has one."""
+        return self.url_of(ADMIN_API) if ADMIN_API in self._servers else None
+
+    def match(self, method: str, path: str, api_id: str | None = None) -> tuple[Route, dict[str, str]] | None:
+        """The route serving ``method path`` (an exact method wins over ANY) and its path parameters;
+        only routes of ``api_id`` when given."""
         fallback: tuple[Route, dict[str, str]] | None = None
         for route in self.routes:
+            if api_id is not None and self._route_apis[route] != api_id:
+                continue
             found = route.pattern.match(path)
             if found is None:
                 continue
@@ -391,10 +472,11 @@ class LocalApi:
         header_pairs: list[tuple[str, str]],
         body: bytes,
         request: BaseHTTPRequestHandler,
+        api_id: str | None = None,
     ) -> LocalResponse:
         """Answer one request: route it, call the function, shape its result. Never raises."""
         try:
-            matched = self.match(method, urlsplit(target).path)
+            matched = self.match(method, urlsplit(target).path, api_id)
             if matched is None:
                 return _json_response(404, _NOT_FOUND)
             route, params = matched
@@ -423,22 +505,32 @@ class LocalApi:
             return found.handler(event, context)
 
     def serve_forever(self) -> None:
-        """Serve in this thread until :meth:`shutdown` is called from another."""
-        self._httpd.serve_forever(poll_interval=0.2)
+        """Serve every API until :meth:`shutdown` is called from another thread."""
+        self.start_in_thread()
+        for thread in list(self._threads):
+            thread.join()
 
     def start_in_thread(self) -> int:
-        """Serve from a daemon thread; returns the bound port."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self.serve_forever, name="webbugger-local-api", daemon=True
-            )
-            self._thread.start()
+        """Serve each API from a daemon thread; returns the tracking API's port."""
+        if not self._threads:
+            for api_id, server in self._servers.items():
+                thread = threading.Thread(
+                    target=server.serve_forever,
+                    kwargs={"poll_interval": 0.2},
+                    name=f"webbugger-local-{api_id}",
+                    daemon=True,
+                )
+                thread.start()
+                self._threads.append(thread)
         return self.port
 
     def shutdown(self) -> None:
-        """Stop serving (waits for the serving thread) and release the port."""
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._httpd.server_close()
+        """Stop serving (waits for the serving threads) and release the ports."""
+        if self._threads:
+            for server in self._servers.values():
+                server.shutdown()
+            for thread in self._threads:
+                thread.join(timeout=5)
+            self._threads = []
+        for server in self._servers.values():
+            server.server_close()

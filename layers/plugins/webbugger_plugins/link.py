@@ -8,7 +8,7 @@ link's ``fallback_url`` when it has one (see :meth:`Link.refusal`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -27,7 +27,7 @@ from webbugger.models import utcnow
 from webbugger.refs import Ref
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
     from datetime import datetime
 
     from webbugger.plugins import PluginTypes
@@ -163,3 +163,80 @@ def register(types: PluginTypes) -> None:
     """Plugin entry point."""
     types.table(Link, variable="LINKS_TABLE")
     types.target("link", load=load)
+
+
+# Fields of a link that update_link changes; None removes an optional one.
+UPDATABLE_FIELDS = (
+    "url",
+    "disabled",
+    "forward_query",
+    "utm",
+    "valid_from",
+    "expires_at",
+    "max_hits",
+    "fallback_url",
+    "tags",
+)
+
+
+def _link_update_actions(changes: Mapping[str, object]) -> list[Any]:
+    """PynamoDB update actions for ``changes`` (validated and normalised as create_link does)."""
+    unknown = sorted(set(changes) - set(UPDATABLE_FIELDS))
+    if unknown:
+        raise WebbuggerError(f"cannot update link field(s) {', '.join(unknown)}")
+    actions: list[Any] = []
+    for name, value in changes.items():
+        attribute = getattr(Link, name)
+        if name in ("disabled", "forward_query"):
+            actions.append(attribute.set(bool(value)))
+        elif name == "url":
+            if not isinstance(value, str):
+                raise WebbuggerError("a link's url is required")
+            actions.append(Link.url.set(normalise_destination(value)))
+        elif value is None:
+            actions.append(attribute.remove())
+        elif name == "fallback_url":
+            actions.append(Link.fallback_url.set(normalise_destination(str(value))))
+        elif name == "utm":
+            utm = _check_utm(cast("Mapping[str, str]", value))
+            actions.append(Link.utm.set(utm) if utm else Link.utm.remove())
+        elif name == "tags":
+            tags = {str(tag) for tag in cast("Iterable[object]", value)}
+            actions.append(Link.tags.set(tags) if tags else Link.tags.remove())
+        elif name == "max_hits":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise WebbuggerError("max_hits must be a whole number of at least 1")
+            actions.append(Link.max_hits.set(value))
+        else:  # valid_from, expires_at
+            actions.append(attribute.set(value))
+    return actions
+
+
+def update_link(link_id: str, changes: Mapping[str, object]) -> Link | None:
+    """Change the given fields of a stored link (``None`` removes an optional field); the updated
+    link, or None when there is no link ``link_id``. Hits claimed so far are kept."""
+    actions = _link_update_actions(changes)
+    if not actions:
+        return load(link_id)
+    link = Link(link_id)
+    try:
+        link.update(actions=actions, condition=Link.id.exists())
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return None
+        raise
+    return link
+
+
+def disable_link(link_id: str) -> Link | None:
+    """Disable a stored link (its hits answer 404, or its fallback URL); None when there is none."""
+    return update_link(link_id, {"disabled": True})
+
+
+def list_links(
+    limit: int, start_key: dict[str, Any] | None = None
+) -> tuple[list[Link], dict[str, Any] | None]:
+    """Up to ``limit`` stored links (table order), and the key to resume after them (None at the end)."""
+    found = Link.scan(limit=limit, last_evaluated_key=start_key)
+    links = list(found)
+    return links, found.last_evaluated_key
