@@ -1,10 +1,14 @@
 """The ``webbugger`` command: run the local stack, create links, mint tracking URLs, list beacons.
 
 Also: list the registered types (``types``, :mod:`webbugger_cli.commands.types`), create sources
-and show stored entities and sources (:mod:`webbugger_cli.commands.records`).
+and show stored entities and sources (:mod:`webbugger_cli.commands.records`), manage links
+(``link``, :mod:`webbugger_cli.commands.links`), chart counters (``stats``), export beacons
+(``export``) and write HTML reports (``report``).
 
-Every command talks to the running local stack unless ``--stack NAME`` names a deployed one.
-A user's mistake ends the command with one line on stderr and exit status 1, never a traceback.
+Every command talks to the running local stack unless ``--stack NAME`` names a deployed one
+(``link``, ``stats`` and ``export`` then go through the stack's admin API, SigV4-signed).
+A user's mistake ends the command with one line on stderr and exit status 1 (2 for arguments
+the parser refuses), never a traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import itertools
 import json
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
@@ -30,7 +34,8 @@ from webbugger.registry import Kind, Registry, resolve_target_url
 from webbugger.runtime import default_registry
 from webbugger.tokens import TokenClaims
 
-from webbugger_cli.commands import UsageError, print_table, records, types
+from webbugger_cli.admin_client import AdminApiError
+from webbugger_cli.commands import UsageError, export, links, print_table, records, report, stats, types
 from webbugger_cli.stack import StackError, resolve_stack
 from webbugger_cli.template import TemplateError
 
@@ -57,43 +62,6 @@ def cmd_local(args: argparse.Namespace) -> int:
     from webbugger_cli.local.run import run
 
     return run(args.port if args.port is not None else _default_port())
-
-
-# --- link ---------------------------------------------------------------------------------------
-
-
-def _utm(pairs: Sequence[str]) -> dict[str, str]:
-    """``--utm KEY=VALUE`` options as a dict; only the five UTM parameters, each once, not empty."""
-    from webbugger_plugins.link import UTM_KEYS
-
-    utm: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UsageError(f"--utm expects KEY=VALUE, got {pair!r}")
-        if key not in UTM_KEYS:
-            raise UsageError(f"unknown UTM parameter {key!r}: use {', '.join(UTM_KEYS)}")
-        if key in utm:
-            raise UsageError(f"--utm {key} given more than once")
-        if not value:
-            raise UsageError(f"--utm {key} has an empty value")
-        utm[key] = value
-    return utm
-
-
-def cmd_link_create(args: argparse.Namespace) -> int:
-    """Store a new link and print its id."""
-    from webbugger_plugins.link import create_link
-
-    # Refuse an unusable URL or option before looking for a stack: the user's mistake is the news.
-    normalise_destination(args.url)
-    utm = _utm(args.utm or ())
-    if args.id is not None:
-        Ref("link", args.id)
-    resolve_stack(args.stack, args.region)
-    print(create_link(args.url, args.id, forward_query=args.forward_query, utm=utm).id)
-    return 0
 
 
 # --- url ----------------------------------------------------------------------------------------
@@ -214,6 +182,13 @@ def cmd_beacons_list(args: argparse.Namespace) -> int:
 # --- parser -------------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose refusals are one line (subcommands' parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see `{self.prog} --help`)\n")
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -258,7 +233,8 @@ def _ref_options(parser: argparse.ArgumentParser, *, target_required: bool) -> N
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    # Typed as a plain parser so that subcommand parsers (of the same class at run time) are too.
+    parser: argparse.ArgumentParser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
     _stack_options(parser, None)
     # Accept --stack/--region after the command too, without overriding a value given before it.
     common = argparse.ArgumentParser(add_help=False)
@@ -269,23 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--port", type=_port, default=None, help="HTTP port (default: $PORT, else 3000)")
     local.set_defaults(handler=cmd_local)
 
-    link = commands.add_parser("link", help="stored links").add_subparsers(
-        dest="link_command", required=True, metavar="COMMAND"
-    )
-    create = link.add_parser("create", parents=[common], help="store a link to URL and print its id")
-    create.add_argument("url", metavar="URL", help="absolute http or https URL")
-    create.add_argument("--id", help="the link's id (default: a random one)")
-    create.add_argument(
-        "--forward-query", action="store_true", help="append the visitor's query parameters to URL"
-    )
-    create.add_argument(
-        "--utm",
-        metavar="KEY=VALUE",
-        action="append",
-        help="set a UTM parameter on URL (repeatable; utm_source, utm_medium, utm_campaign, "
-        "utm_term, utm_content)",
-    )
-    create.set_defaults(handler=cmd_link_create)
+    links.add_parsers(commands, common)
 
     url = commands.add_parser("url", help="mint signed tracking URLs").add_subparsers(
         dest="mode", required=True, metavar="MODE"
@@ -315,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     types.add_parsers(commands)
     records.add_parsers(commands, common)
+    stats.add_parsers(commands, common)
+    export.add_parsers(commands, common)
+    report.register(commands)
     return parser
 
 
@@ -338,7 +301,7 @@ def _aws_message(exc: Exception) -> str:
 def _dispatch(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     try:
         return handler(args)
-    except (UsageError, StackError, WebbuggerError, TemplateError) as exc:
+    except (UsageError, StackError, WebbuggerError, TemplateError, AdminApiError) as exc:
         message = str(exc)
     except (BotoCoreError, ClientError, PynamoDBException) as exc:
         message = _aws_message(exc)

@@ -1,0 +1,288 @@
+"""Where the ``link``, ``stats`` and ``export`` commands get their data.
+
+The local stack is read and written through the core directly, as every other command does; a
+deployed stack through its admin API (:mod:`webbugger_cli.admin_client`, SigV4-signed). Both
+answer with the same plain records, so each command has one output path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
+
+from webbugger.counters import Counter, DayCounts, Stats, VisitorMark, daily_stats
+from webbugger.models import bind
+from webbugger.registry import Kind
+
+from webbugger_cli.admin_client import AdminApiError, AdminClient, deployed_admin
+from webbugger_cli.commands import UsageError
+from webbugger_cli.stack import resolve_stack
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from webbugger.refs import Ref
+
+    from webbugger_cli.stack import Stack
+
+# Links per request when listing (the admin API's page, the local scan's page).
+LINK_PAGE = 100
+# Beacons per admin API export request.
+EXPORT_PAGE = 1000
+COUNTERS_VARIABLE = "COUNTERS_TABLE"
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportQuery:
+    """Which beacons to export: a time range, and optionally one reference's only."""
+
+    since: datetime
+    until: datetime
+    kind: Kind | None = None
+    ref: Ref | None = None
+
+
+class Backend(Protocol):
+    """What the commands need of a stack."""
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the stack's public routes."""
+
+    def list_links(self, limit: int) -> Iterator[Record]:
+        """Up to ``limit`` stored links (table order)."""
+
+    def get_link(self, link_id: str) -> Record:
+        """One link; :class:`UsageError` when there is none."""
+
+    def create_link(
+        self, url: str, link_id: str | None, utm: Mapping[str, str], changes: Mapping[str, object]
+    ) -> Record:
+        """Store a new link with ``changes`` (the same fields as an update) applied."""
+
+    def update_link(self, link_id: str, changes: Mapping[str, object]) -> Record:
+        """Change some fields of a link; :class:`UsageError` when there is none."""
+
+    def disable_link(self, link_id: str) -> Record:
+        """Disable a link; :class:`UsageError` when there is none."""
+
+    def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
+        """A reference's daily counters."""
+
+    def export(self, query: ExportQuery) -> Iterator[Record]:
+        """Beacon records, newest first, read lazily."""
+
+
+def _no_link(link_id: str) -> UsageError:
+    return UsageError(f"no link with id {link_id!r}")
+
+
+def jsonable_changes(changes: Mapping[str, object]) -> dict[str, object]:
+    """Link changes as a JSON body: times in ISO 8601."""
+    return {
+        name: value.isoformat() if isinstance(value, datetime) else value for name, value in changes.items()
+    }
+
+
+class LocalBackend:
+    """The local stack, through the core (DynamoDB Local)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    @property
+    def api_url(self) -> str:
+        return self.stack.api_url
+
+    def list_links(self, limit: int) -> Iterator[Record]:
+        from webbugger_plugins.link import list_links
+
+        start: dict[str, Any] | None = None
+        left = limit
+        while left > 0:
+            links, start = list_links(min(left, LINK_PAGE), start)
+            for link in links[:left]:
+                yield link.to_record()
+            left -= len(links)
+            if start is None:
+                return
+
+    def get_link(self, link_id: str) -> Record:
+        from webbugger_plugins.link import load
+
+        link = load(link_id)
+        if link is None:
+            raise _no_link(link_id)
+        return link.to_record()
+
+    def create_link(
+        self, url: str, link_id: str | None, utm: Mapping[str, str], changes: Mapping[str, object]
+    ) -> Record:
+        from webbugger_plugins.link import create_link, update_link
+
+        forward_query = bool(changes.get("forward_query", False))
+        rest = {name: value for name, value in changes.items() if name != "forward_query"}
+        link = create_link(url, link_id, forward_query=forward_query, utm=utm)
+        if rest:
+            updated = update_link(link.id, rest)
+            if updated is None:
+                raise _no_link(link.id)  # deleted in between: nothing sensible to print
+            link = updated
+        return link.to_record()
+
+    def update_link(self, link_id: str, changes: Mapping[str, object]) -> Record:
+        from webbugger_plugins.link import update_link
+
+        link = update_link(link_id, changes)
+        if link is None:
+            raise _no_link(link_id)
+        return link.to_record()
+
+    def disable_link(self, link_id: str) -> Record:
+        from webbugger_plugins.link import disable_link
+
+        link = disable_link(link_id)
+        if link is None:
+            raise _no_link(link_id)
+        return link.to_record()
+
+    def _bind_counters(self) -> None:
+        table = self.stack.settings.counters_table or os.environ.get(COUNTERS_VARIABLE)
+        if not table:
+            raise UsageError(f"stack {self.stack.name!r} has no counters table ({COUNTERS_VARIABLE} not set)")
+        bind(Counter, table, self.stack.settings)
+        bind(VisitorMark, table, self.stack.settings)
+
+    def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
+        self._bind_counters()
+        return daily_stats(kind, ref, first, last)
+
+    def export(self, query: ExportQuery) -> Iterator[Record]:
+        from webbugger.beacon_queries import beacons_between
+
+        found = beacons_between(query.since, query.until, kind=query.kind, ref=query.ref)
+        return (beacon.to_record() for beacon in found)
+
+
+def stats_from_dict(data: Any) -> Stats:
+    """:meth:`Stats.as_dict` read back (the admin API's answer)."""
+    try:
+        days = [
+            DayCounts(
+                str(day["day"]),
+                int(day.get("total", 0)),
+                int(day.get("unique", 0)),
+                int(day.get("human", 0)),
+                int(day.get("machine", 0)),
+            )
+            for day in data["days"]
+        ]
+        return Stats(str(data["ref"]), Kind(data["kind"]), days)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AdminApiError(f"the admin API's stats answer is malformed ({exc!r})") from None
+
+
+def _link_path(link_id: str) -> str:
+    return f"/links/{quote(link_id, safe='')}"
+
+
+def _link_record(data: Any) -> Record:
+    # A link itself, or wrapped as {"link": {...}}.
+    if isinstance(data, dict) and isinstance(data.get("link"), dict):
+        data = data["link"]
+    if not isinstance(data, dict) or "id" not in data:
+        raise AdminApiError("the admin API's link answer is malformed")
+    return data
+
+
+class AdminBackend:
+    """A deployed stack, through its admin API."""
+
+    def __init__(self, client: AdminClient, api_url: str) -> None:
+        self.client = client
+        self._api_url = api_url
+
+    @property
+    def api_url(self) -> str:
+        return self._api_url
+
+    def _link_call(self, link_id: str, method: str, path: str, payload: object = None) -> Record:
+        try:
+            return _link_record(self.client.request(method, path, payload=payload).json())
+        except AdminApiError as exc:
+            if exc.status == 404 and exc.code in (None, "not_found", "NotFound", "link_not_found"):
+                raise _no_link(link_id) from None
+            raise
+
+    def list_links(self, limit: int) -> Iterator[Record]:
+        cursor: str | None = None
+        left = limit
+        while left > 0:
+            page = self.client.request("GET", "/links", {"limit": min(left, LINK_PAGE), "cursor": cursor})
+            data = page.json()
+            items = data.get("links", data.get("items")) if isinstance(data, dict) else data
+            if not isinstance(items, list):
+                raise AdminApiError("the admin API's link listing is malformed")
+            for item in items[:left]:
+                yield _link_record(item)
+            left -= len(items)
+            cursor = page.next_cursor
+            if cursor is None and isinstance(data, dict):
+                cursor = data.get("next_cursor") or data.get("cursor") or None
+            if cursor is None or not items:
+                return
+
+    def get_link(self, link_id: str) -> Record:
+        return self._link_call(link_id, "GET", _link_path(link_id))
+
+    def create_link(
+        self, url: str, link_id: str | None, utm: Mapping[str, str], changes: Mapping[str, object]
+    ) -> Record:
+        payload: dict[str, object] = {"url": url, **jsonable_changes(changes)}
+        if link_id is not None:
+            payload["id"] = link_id
+        if utm:
+            payload["utm"] = dict(utm)
+        return _link_record(self.client.request("POST", "/links", payload=payload).json())
+
+    def update_link(self, link_id: str, changes: Mapping[str, object]) -> Record:
+        return self._link_call(link_id, "PATCH", _link_path(link_id), jsonable_changes(changes))
+
+    def disable_link(self, link_id: str) -> Record:
+        return self._link_call(link_id, "POST", f"{_link_path(link_id)}/disable")
+
+    def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
+        query = {"ref": str(ref), "kind": str(kind), "from": first.isoformat(), "to": last.isoformat()}
+        return stats_from_dict(self.client.get_json("/stats", query))
+
+    def export(self, query: ExportQuery) -> Iterator[Record]:
+        params: dict[str, object] = {
+            "from": query.since.isoformat(),
+            "to": query.until.isoformat(),
+            "format": "jsonl",
+            "limit": EXPORT_PAGE,
+        }
+        if query.kind is not None and query.ref is not None:
+            params[str(query.kind)] = str(query.ref)
+        for line in self.client.lines("/export", params):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise AdminApiError("the admin API's export holds a line that is not JSON") from None
+            if not isinstance(record, dict):
+                raise AdminApiError("the admin API's export holds a line that is not a JSON object")
+            yield record
+
+
+def open_backend(stack_name: str | None, region: str | None) -> Backend:
+    """The local stack's backend, or the admin API of the deployed stack ``stack_name``."""
+    if stack_name is None:
+        return LocalBackend(resolve_stack(None))
+    admin = deployed_admin(stack_name, region)
+    return AdminBackend(admin.client, admin.api_url)

@@ -1,0 +1,212 @@
+"""``webbugger export``: beacons as CSV or JSON lines on stdout, written as they are read.
+
+Rows stream out newest first, a query page at a time: memory stays bounded however many beacons
+the range holds. On a terminal, stderr shows a progress bar (how far back in the range the export
+has got) and a count; otherwise stderr gets one summary line at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol, TextIO
+
+from webbugger.models import Beacon
+from webbugger.refs import Ref
+from webbugger.registry import Kind
+
+from webbugger_cli.commands import UsageError
+from webbugger_cli.commands.backends import ExportQuery, open_backend
+from webbugger_cli.commands.options import iso_time, iso_time_end
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Iterable, Sequence
+
+    from webbugger_cli.commands.backends import Record
+
+DEFAULT_DAYS = 30
+FORMATS = ("csv", "jsonl")
+BAR_WIDTH = 30
+REFRESH_SECONDS = 0.1
+
+
+def export_columns() -> list[str]:
+    """The CSV columns: the keys of :meth:`Beacon.to_record`, in its order."""
+    sample = Beacon(pk="", id="", created_at=datetime.fromtimestamp(0, UTC), mode="", method="")
+    return list(sample.to_record())
+
+
+class RecordWriter(Protocol):
+    """Writes records to a text stream, one at a time."""
+
+    def write(self, record: Record) -> None:
+        """Write one record."""
+
+
+class CsvWriter:
+    """CSV with a header row (written at once, so an empty export is still a valid file)."""
+
+    def __init__(self, out: TextIO, columns: Sequence[str]) -> None:
+        self._writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore")
+        self._writer.writeheader()
+
+    def write(self, record: Record) -> None:
+        self._writer.writerow(record)
+
+
+class JsonlWriter:
+    """One JSON object per line."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    def write(self, record: Record) -> None:
+        self._out.write(json.dumps(record) + "\n")
+
+
+def make_writer(fmt: str, out: TextIO) -> RecordWriter:
+    """The writer of format ``fmt`` (csv or jsonl)."""
+    if fmt == "csv":
+        return CsvWriter(out, export_columns())
+    return JsonlWriter(out)
+
+
+class Progress:
+    """Progress on ``stream``: a live bar and count on a terminal, else one summary line at the end.
+
+    Beacons come newest first, so how far the export has got is how far back from ``until``
+    toward ``since`` the last beacon written was made.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        since: datetime,
+        until: datetime,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        refresh: float = REFRESH_SECONDS,
+    ) -> None:
+        self.stream = stream
+        self.since, self.until = since, until
+        self.live = stream.isatty()
+        self._clock = clock
+        self._refresh = refresh
+        self._last_drawn: float | None = None
+        self._drawn = False
+
+    def fraction(self, created_at: str | None) -> float:
+        """How much of the range lies between ``until`` and a beacon made at ``created_at``."""
+        span = (self.until - self.since).total_seconds()
+        if not created_at or span <= 0:
+            return 0.0
+        try:
+            moment = datetime.fromisoformat(created_at)
+        except ValueError:
+            return 0.0
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return min(1.0, max(0.0, (self.until - moment).total_seconds() / span))
+
+    def _draw(self, count: int, fraction: float) -> None:
+        filled = round(fraction * BAR_WIDTH)
+        bar = "█" * filled + "░" * (BAR_WIDTH - filled)
+        self.stream.write(f"\r{bar} {fraction:4.0%}  {count:,} beacons")
+        self.stream.flush()
+        self._drawn = True
+
+    def update(self, count: int, created_at: str | None) -> None:
+        """After each record: redraw the bar at most every ``refresh`` seconds (terminal only)."""
+        if not self.live:
+            return
+        now = self._clock()
+        if self._last_drawn is not None and now - self._last_drawn < self._refresh:
+            return
+        self._last_drawn = now
+        self._draw(count, self.fraction(created_at))
+
+    def finish(self, count: int) -> None:
+        """The summary line (replacing the bar on a terminal)."""
+        clear = "\r\x1b[K" if self._drawn else ""
+        self.stream.write(f"{clear}exported {count:,} beacon{'' if count == 1 else 's'}\n")
+        self.stream.flush()
+
+    def abort(self) -> None:
+        """End a drawn bar's line, so that an error message starts on its own line."""
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def write_records(records: Iterable[Record], writer: RecordWriter, progress: Progress) -> int:
+    """Write every record as it comes; how many were written."""
+    count = 0
+    try:
+        for record in records:
+            writer.write(record)
+            count += 1
+            created_at = record.get("created_at")
+            progress.update(count, created_at if isinstance(created_at, str) else None)
+    except BaseException:
+        progress.abort()
+        raise
+    progress.finish(count)
+    return count
+
+
+def export_query(args: argparse.Namespace, now: datetime) -> ExportQuery:
+    """The query the options ask for; :class:`UsageError` for a range that makes no sense."""
+    until: datetime = args.until if args.until is not None else now
+    since: datetime = args.since if args.since is not None else until - timedelta(days=DEFAULT_DAYS)
+    if since > until:
+        raise UsageError(f"--from {since.isoformat()} is later than --to {until.isoformat()}")
+    for kind in Kind:
+        text = getattr(args, kind.value)
+        if text is not None:
+            # Not checked against the registry: old beacons may name types no longer registered.
+            return ExportQuery(since, until, kind, Ref.parse(text))
+    return ExportQuery(since, until)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Stream beacons to stdout."""
+    query = export_query(args, datetime.now(UTC))
+    backend = open_backend(args.stack, args.region)
+    records = backend.export(query)
+    writer = make_writer(args.format, sys.stdout)
+    progress = Progress(sys.stderr, query.since, query.until)
+    write_records(records, writer, progress)
+    sys.stdout.flush()
+    return 0
+
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Add ``export`` to the command line."""
+    export = commands.add_parser(
+        "export", parents=[common], help="write beacons to stdout as CSV or JSON lines, newest first"
+    )
+    export.add_argument(
+        "--from",
+        dest="since",
+        metavar="ISO",
+        type=iso_time,
+        help=f"from this time (ISO 8601, UTC if no offset; default: {DEFAULT_DAYS} days before --to)",
+    )
+    export.add_argument(
+        "--to",
+        dest="until",
+        metavar="ISO",
+        type=iso_time_end,
+        help="until this time (a bare date: through its end; default: now)",
+    )
+    only = export.add_mutually_exclusive_group()
+    for kind in Kind:
+        only.add_argument(f"--{kind.value}", metavar="TYPE:ID", help=f"only the beacons of this {kind}")
+    export.add_argument("--format", choices=FORMATS, default="csv", help="output format (default: csv)")
+    export.set_defaults(handler=cmd_export)

@@ -1,0 +1,285 @@
+"""``webbugger link create|list|show|update|disable``: stored links.
+
+The local stack is changed through the core (``webbugger_plugins.link``); a deployed one through
+its admin API. Every option is checked before any stack is looked for: a mistake is the news.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from webbugger.destinations import normalise_destination
+from webbugger.refs import Ref
+
+from webbugger_cli.commands import UsageError, display, print_table
+from webbugger_cli.commands.backends import open_backend
+from webbugger_cli.commands.options import bounded, iso_time
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from webbugger_cli.commands.backends import Record
+
+DEFAULT_LIST_LIMIT = 50
+MAX_LIST_LIMIT = 10_000
+MAX_HITS = 10**12
+URL_WIDTH = 60
+SHORT_PATH = "/l/"
+_LIST_COLUMNS = ("ID", "STATE", "HITS", "MAX", "EXPIRES", "TAGS", "URL")
+
+
+def short_url(api_url: str, link_id: str) -> str:
+    """The link's short public URL."""
+    return f"{api_url.rstrip('/')}{SHORT_PATH}{link_id}"
+
+
+def _utm(pairs: Sequence[str]) -> dict[str, str]:
+    """``--utm KEY=VALUE`` options as a dict; only the five UTM parameters, each once, not empty."""
+    from webbugger_plugins.link import UTM_KEYS
+
+    utm: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--utm expects KEY=VALUE, got {pair!r}")
+        if key not in UTM_KEYS:
+            raise UsageError(f"unknown UTM parameter {key!r}: use {', '.join(UTM_KEYS)}")
+        if key in utm:
+            raise UsageError(f"--utm {key} given more than once")
+        if not value:
+            raise UsageError(f"--utm {key} has an empty value")
+        utm[key] = value
+    return utm
+
+
+def _link_id(text: str) -> str:
+    Ref("link", text)  # InvalidReferenceError (one line) for an id no link can have
+    return text
+
+
+def _tags(values: Sequence[str]) -> list[str]:
+    tags: list[str] = []
+    for value in values:
+        tag = value.strip()
+        if not tag:
+            raise UsageError("--tag needs a non-empty value")
+        if tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+def link_changes(args: argparse.Namespace) -> dict[str, object]:
+    """The link fields the options set, checked and normalised (update_link's field names)."""
+    changes: dict[str, object] = {}
+    url = getattr(args, "new_url", None)
+    if url is not None:
+        changes["url"] = normalise_destination(url)
+    if args.valid_from is not None:
+        changes["valid_from"] = args.valid_from
+    if args.expires_at is not None:
+        changes["expires_at"] = args.expires_at
+    if args.valid_from is not None and args.expires_at is not None and args.expires_at <= args.valid_from:
+        raise UsageError("--expires-at must be later than --valid-from")
+    if args.max_hits is not None:
+        changes["max_hits"] = args.max_hits
+    if args.fallback_url is not None:
+        changes["fallback_url"] = normalise_destination(args.fallback_url)
+    if args.tag is not None:
+        changes["tags"] = _tags(args.tag)
+    if args.forward_query is not None:
+        changes["forward_query"] = bool(args.forward_query)
+    if getattr(args, "enable", False):
+        changes["disabled"] = False
+    return changes
+
+
+def state(record: Record, now: datetime | None = None) -> str:
+    """Whether a hit now would be followed: active, disabled, scheduled, expired or used-up."""
+    moment = now or datetime.now(UTC)
+
+    def time_of(name: str) -> datetime | None:
+        value = record.get(name)
+        return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+    valid_from, expires_at = time_of("valid_from"), time_of("expires_at")
+    if record.get("disabled"):
+        return "disabled"
+    if valid_from is not None and moment < valid_from:
+        return "scheduled"
+    if expires_at is not None and moment >= expires_at:
+        return "expired"
+    max_hits = record.get("max_hits")
+    if isinstance(max_hits, int) and int(record.get("hits") or 0) >= max_hits:
+        return "used-up"
+    return "active"
+
+
+def _shown(record: Record, api_url: str) -> dict[str, Any]:
+    shown = {"id": record["id"], "short_url": short_url(api_url, str(record["id"]))}
+    shown.update((key, value) for key, value in record.items() if key not in shown)
+    return shown
+
+
+def _print_link(record: Record, api_url: str, *, as_json: bool) -> None:
+    shown = _shown(record, api_url)
+    if as_json:
+        print(json.dumps(shown))
+        return
+    shown["state"] = state(record)
+    print_table([(name, display(value)) for name, value in shown.items()])
+
+
+def cmd_link_create(args: argparse.Namespace) -> int:
+    """Store a new link and print its id."""
+    # Refuse an unusable URL or option before looking for a stack: the user's mistake is the news.
+    url = normalise_destination(args.url)
+    utm = _utm(args.utm or ())
+    if args.id is not None:
+        _link_id(args.id)
+    changes = link_changes(args)
+    backend = open_backend(args.stack, args.region)
+    print(backend.create_link(url, args.id, utm, changes)["id"])
+    return 0
+
+
+def cmd_link_list(args: argparse.Namespace) -> int:
+    """Print stored links, as a table or as JSON lines."""
+    backend = open_backend(args.stack, args.region)
+    links = backend.list_links(args.limit)
+    if args.json:
+        for record in links:
+            print(json.dumps(_shown(record, backend.api_url)))
+        return 0
+    rows = []
+    for record in links:
+        url = str(record.get("url") or "")
+        if len(url) > URL_WIDTH:
+            url = url[: URL_WIDTH - 1] + "…"
+        expires = record.get("expires_at")
+        rows.append(
+            (
+                str(record["id"]),
+                state(record),
+                str(record.get("hits") or 0),
+                display(record.get("max_hits")),
+                str(expires)[:16].replace("T", " ") if expires else "-",
+                display(record.get("tags")),
+                url,
+            )
+        )
+    if not rows:
+        print("no links", file=sys.stderr)
+        return 0
+    print_table([_LIST_COLUMNS, *rows])
+    return 0
+
+
+def cmd_link_show(args: argparse.Namespace) -> int:
+    """Print one link (with its short URL)."""
+    link_id = _link_id(args.link_id)
+    backend = open_backend(args.stack, args.region)
+    _print_link(backend.get_link(link_id), backend.api_url, as_json=args.json)
+    return 0
+
+
+def cmd_link_update(args: argparse.Namespace) -> int:
+    """Change some fields of a link and print it."""
+    link_id = _link_id(args.link_id)
+    changes = link_changes(args)
+    if not changes:
+        raise UsageError(
+            "nothing to change: give --url, --expires-at, --valid-from, --max-hits, --fallback-url, "
+            "--tag, --forward-query/--no-forward-query or --enable"
+        )
+    backend = open_backend(args.stack, args.region)
+    _print_link(backend.update_link(link_id, changes), backend.api_url, as_json=args.json)
+    return 0
+
+
+def cmd_link_disable(args: argparse.Namespace) -> int:
+    """Disable a link: its hits answer 404 (or go to its fallback URL)."""
+    link_id = _link_id(args.link_id)
+    backend = open_backend(args.stack, args.region)
+    record = backend.disable_link(link_id)
+    print(f"disabled link {record['id']}")
+    return 0
+
+
+def _link_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--expires-at",
+        metavar="ISO",
+        type=iso_time,
+        help="refuse hits from this time (ISO 8601; UTC if no offset)",
+    )
+    parser.add_argument(
+        "--valid-from", metavar="ISO", type=iso_time, help="refuse hits before this time (ISO 8601)"
+    )
+    parser.add_argument(
+        "--max-hits", metavar="N", type=bounded(1, MAX_HITS), help="refuse hits after the first N"
+    )
+    parser.add_argument(
+        "--fallback-url", metavar="URL", help="send refused hits here instead of answering 404"
+    )
+    parser.add_argument(
+        "--tag", metavar="T", action="append", help="a tag (repeatable; on update, replaces the tags)"
+    )
+    parser.add_argument(
+        "--forward-query",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="append the visitor's query parameters to the URL",
+    )
+
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Add ``link create|list|show|update|disable`` to the command line."""
+    link = commands.add_parser("link", help="stored links").add_subparsers(
+        dest="link_command", required=True, metavar="COMMAND"
+    )
+    create = link.add_parser("create", parents=[common], help="store a link to URL and print its id")
+    create.add_argument("url", metavar="URL", help="absolute http or https URL")
+    create.add_argument("--id", help="the link's id (default: a random one)")
+    _link_options(create)
+    create.add_argument(
+        "--utm",
+        metavar="KEY=VALUE",
+        action="append",
+        help="set a UTM parameter on URL (repeatable; utm_source, utm_medium, utm_campaign, "
+        "utm_term, utm_content)",
+    )
+    create.set_defaults(handler=cmd_link_create)
+
+    listing = link.add_parser("list", parents=[common], help="print stored links")
+    listing.add_argument(
+        "--limit",
+        type=bounded(1, MAX_LIST_LIMIT),
+        default=DEFAULT_LIST_LIMIT,
+        help=f"at most this many (default: {DEFAULT_LIST_LIMIT})",
+    )
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(handler=cmd_link_list)
+
+    show = link.add_parser("show", parents=[common], help="print one link and its short URL")
+    show.add_argument("link_id", metavar="ID", help="the link's id")
+    show.add_argument("--json", action="store_true", help="one JSON object")
+    show.set_defaults(handler=cmd_link_show)
+
+    update = link.add_parser("update", parents=[common], help="change a link and print it")
+    update.add_argument("link_id", metavar="ID", help="the link's id")
+    update.add_argument("--url", dest="new_url", metavar="URL", help="a new destination URL")
+    _link_options(update)
+    update.add_argument("--enable", action="store_true", help="enable a disabled link again")
+    update.add_argument("--json", action="store_true", help="print the link as one JSON object")
+    update.set_defaults(handler=cmd_link_update)
+
+    disable = link.add_parser("disable", parents=[common], help="disable a link (its hits answer 404)")
+    disable.add_argument("link_id", metavar="ID", help="the link's id")
+    disable.set_defaults(handler=cmd_link_disable)

@@ -1,0 +1,132 @@
+"""``webbugger stats TYPE:ID``: a reference's daily counters, as a chart in the terminal or as JSON.
+
+The chart has one row per UTC day, oldest first: the day's total and unique counts, then a bar
+whose dark part is the unique visitors and whose whole length is the total, scaled to the
+busiest day and to the terminal's width.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from webbugger.refs import Ref
+from webbugger.registry import Kind, Registry
+from webbugger.runtime import default_registry
+
+from webbugger_cli.commands import UsageError
+from webbugger_cli.commands.backends import open_backend
+from webbugger_cli.commands.options import bounded
+
+if TYPE_CHECKING:
+    import argparse
+
+    from webbugger.counters import Stats
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 1000
+FALLBACK_WIDTH = 80
+MIN_BAR = 10
+DAY_WIDTH = len("YYYY-MM-DD")
+UNIQUE_BLOCK = "█"
+TOTAL_BLOCK = "░"
+
+
+def infer_kind(registry: Registry, type_name: str) -> Kind:
+    """The kind a type is registered as; :class:`UsageError` when none or several."""
+    kinds = [kind for kind in Kind if registry.has(kind, type_name)]
+    if len(kinds) == 1:
+        return kinds[0]
+    if not kinds:
+        raise UsageError(
+            f"no type named {type_name!r} is registered (pass --kind to read the counters of an "
+            "unregistered type)"
+        )
+    names = " and ".join(str(kind) for kind in kinds)
+    raise UsageError(f"type {type_name!r} is registered as {names}: pass --kind {'|'.join(kinds)}")
+
+
+def day_range(days: int, now: datetime) -> tuple[date, date]:
+    """The ``days`` UTC days ending with today's, inclusive."""
+    last = now.astimezone(UTC).date()
+    return last - timedelta(days=days - 1), last
+
+
+def totals_line(stats: Stats) -> str:
+    """One line: the reference, the range and its totals."""
+    totals = stats.totals
+    span = f"{stats.days[0].day} to {stats.days[-1].day}" if stats.days else "no days"
+    return (
+        f"{stats.ref} ({stats.kind}), {span}: total {totals.total}, unique {totals.unique}, "
+        f"human {totals.human}, machine {totals.machine}"
+    )
+
+
+def _cells(value: int, peak: int, width: int) -> int:
+    if value <= 0 or peak <= 0:
+        return 0
+    return max(1, round(value * width / peak))
+
+
+def render_chart(stats: Stats, width: int) -> list[str]:
+    """The chart's lines for a terminal ``width`` columns wide (a header, then one row per day)."""
+    total_width = max([len("TOTAL"), *(len(str(day.total)) for day in stats.days)])
+    unique_width = max([len("UNIQUE"), *(len(str(day.unique)) for day in stats.days)])
+    prefix = DAY_WIDTH + 2 + total_width + 2 + unique_width + 2
+    bar_width = max(MIN_BAR, width - prefix - 1)
+    peak = max((day.total for day in stats.days), default=0)
+    legend = f"{UNIQUE_BLOCK} unique  {TOTAL_BLOCK} total"
+    lines = [f"{'DAY':<{DAY_WIDTH}}  {'TOTAL':>{total_width}}  {'UNIQUE':>{unique_width}}  {legend}"]
+    for day in stats.days:
+        total_cells = _cells(day.total, peak, bar_width)
+        unique_cells = min(_cells(min(day.unique, day.total), peak, bar_width), total_cells)
+        bar = UNIQUE_BLOCK * unique_cells + TOTAL_BLOCK * (total_cells - unique_cells)
+        counts = f"{day.total:>{total_width}}  {day.unique:>{unique_width}}"
+        lines.append(f"{day.day:<{DAY_WIDTH}}  {counts}  {bar}".rstrip())
+    return lines
+
+
+def terminal_width() -> int:
+    """The terminal's width ($COLUMNS, else the terminal's), else 80 columns."""
+    return shutil.get_terminal_size((FALLBACK_WIDTH, 24)).columns or FALLBACK_WIDTH
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Print a reference's daily counters."""
+    ref = Ref.parse(args.ref)  # one line for a malformed reference, before any stack is looked for
+    kind = Kind(args.kind) if args.kind is not None else infer_kind(default_registry(), ref.type)
+    first, last = day_range(args.days, datetime.now(UTC))
+    backend = open_backend(args.stack, args.region)
+    stats = backend.stats(kind, ref, first, last)
+    if args.json:
+        print(json.dumps(stats.as_dict()))
+        return 0
+    print(totals_line(stats))
+    for line in render_chart(stats, terminal_width()):
+        print(line)
+    return 0
+
+
+def add_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Add ``stats`` to the command line."""
+    stats = commands.add_parser(
+        "stats", parents=[common], help="daily counters of a target, entity or source, charted"
+    )
+    stats.add_argument("ref", metavar="TYPE:ID", help="the reference, e.g. link:abc123")
+    stats.add_argument(
+        "--kind",
+        choices=[kind.value for kind in Kind],
+        help="what TYPE:ID is in the beacons (default: the kind TYPE is registered as)",
+    )
+    stats.add_argument(
+        "--days",
+        type=bounded(1, MAX_DAYS),
+        default=DEFAULT_DAYS,
+        help=f"the last N UTC days, today included (default: {DEFAULT_DAYS})",
+    )
+    stats.add_argument("--json", action="store_true", help="one JSON object (the daily series and totals)")
+    stats.set_defaults(handler=cmd_stats)
