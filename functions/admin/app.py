@@ -174,6 +174,11 @@ def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[st
     return _error(400, "invalid_request", "send the request body as application/json")
 
 
+@app.exception_handler(UnicodeDecodeError)  # type: ignore[untyped-decorator]
+def _not_text(exc: UnicodeDecodeError) -> Response[str]:
+    return _error(400, "invalid_request", "the request body is not UTF-8 text")
+
+
 @app.exception_handler(LinkExistsError)  # type: ignore[untyped-decorator]
 def _link_exists(exc: LinkExistsError) -> Response[str]:
     return _error(409, "link_exists", str(exc))
