@@ -1,9 +1,10 @@
 """``webbugger link|stats|export`` against the real local stack (DynamoDB Local, the HTTP API, the
 stream feed that keeps the counters).
 
-The scenario: a link made with the CLI is followed 3 times by one visitor and twice by another;
-``stats`` then shows 5 hits from 2 unique visitors, its chart has today's row, ``export`` gives the
-5 beacons, and a link changed with ``link update``/``link disable`` answers 404.
+The scenario: a link made with the CLI is followed (its short URL) 3 times by one visitor and twice
+by another; ``stats`` then shows 5 hits from 2 unique visitors, its chart has today's row,
+``export`` gives the 5 beacons, and a link changed with ``link update``/``link disable`` answers
+404. The admin API client is also run against the local admin API.
 
 The track function caches a link for LOOKUP_CACHE_SECONDS (30 s by default), so each link here is
 hit only after its last change: a change reaches visitors within that time, not at once.
@@ -26,6 +27,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 import pytest
+from botocore.credentials import Credentials
+from webbugger.refs import Ref
+from webbugger.registry import Kind
+from webbugger_cli.admin_client import AdminClient
+from webbugger_cli.commands import UsageError, backends
+from webbugger_cli.commands.backends import AdminBackend, ExportQuery
 
 if TYPE_CHECKING:
     from conftest import RunningStack
@@ -114,10 +121,11 @@ def test_link_hits_stats_chart_and_export(local_stack: RunningStack) -> None:
     link_id = new_id("stats")
     ref = f"link:{link_id}"
     started = datetime.now(UTC) - timedelta(seconds=1)
-    assert (
-        ok(local_stack, "link", "create", DESTINATION, "--id", link_id, "--tag", "issue").strip() == link_id
-    )
-    url = redirect_url(local_stack, link_id)
+    created = ok(local_stack, "link", "create", DESTINATION, "--id", link_id, "--tag", "issue")
+    assert created.strip() == link_id
+    # The link's short public URL, as `link show` gives it.
+    url = json.loads(ok(local_stack, "link", "show", link_id, "--json"))["short_url"]
+    assert url == f"{local_stack.api_url.rstrip('/')}/l/{link_id}"
     hits = [get(url, VISITOR_A) for _ in range(3)] + [get(url, VISITOR_B) for _ in range(2)]
     assert hits == [Hit(302, DESTINATION)] * 5
 
@@ -293,3 +301,57 @@ def test_stats_of_an_unused_link_are_zeros(local_stack: RunningStack) -> None:
     assert ok(local_stack, "export", "--target", ref, "--format", "jsonl") == ""
     header = ok(local_stack, "export", "--target", ref).strip()
     assert header.startswith("id,created_at,mode,method,target")
+
+
+# --- the admin API client against the local admin API (which, locally, does not check SigV4) ----------
+
+
+@pytest.fixture
+def admin(local_stack: RunningStack, monkeypatch: pytest.MonkeyPatch) -> AdminBackend:
+    if not local_stack.admin_url:
+        pytest.skip("the local stack serves no admin API")
+    monkeypatch.setattr(backends, "EXPORT_PAGE", 2)  # several pages from a few beacons
+    client = AdminClient(local_stack.admin_url, "us-east-1", Credentials("local", "local"))
+    return AdminBackend(client, local_stack.api_url)
+
+
+def test_admin_backend_against_the_admin_api(local_stack: RunningStack, admin: AdminBackend) -> None:
+    link_id = new_id("admin")
+    expires = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    created = admin.create_link(
+        DESTINATION, link_id, {"utm_source": "cli"}, {"max_hits": 5, "tags": ["a"], "expires_at": expires}
+    )
+    assert (created["id"], created["max_hits"], created["tags"]) == (link_id, 5, ["a"])
+    assert created["expires_at"] == expires.isoformat()
+    assert created["utm"] == {"utm_source": "cli"}
+    assert admin.get_link(link_id)["short_url"] == f"{local_stack.api_url.rstrip('/')}/l/{link_id}"
+    assert (
+        admin.update_link(link_id, {"url": "https://example.com/other"})["url"] == "https://example.com/other"
+    )
+    assert link_id in {record["id"] for record in admin.list_links(10_000)}
+    assert len(list(admin.list_links(1))) == 1
+    with pytest.raises(UsageError, match="no link with id 'nope'"):
+        admin.get_link("nope")
+
+    url = redirect_url(local_stack, link_id)
+    for agent in (VISITOR_A, VISITOR_A, VISITOR_B):
+        assert get(url, agent).status == 302
+    assert admin.disable_link(link_id)["disabled"] is True
+
+    ref = Ref("link", link_id)
+    today = datetime.now(UTC).date()
+    deadline = time.monotonic() + COUNTERS_TIMEOUT_S
+    while (stats := admin.stats(Kind.TARGET, ref, today - timedelta(days=1), today)).totals.total < 3:
+        assert time.monotonic() < deadline, stats
+        time.sleep(0.5)
+    assert (stats.totals.total, stats.totals.unique) == (3, 2)
+    assert stats.as_dict() == stats_json(local_stack, str(ref))
+
+    since = datetime.now(UTC) - timedelta(minutes=10)
+    exported = list(admin.export(ExportQuery(since, datetime.now(UTC), Kind.TARGET, ref)))
+    local = [
+        json.loads(line)
+        for line in ok(local_stack, "export", "--target", str(ref), "--format", "jsonl").splitlines()
+    ]
+    assert exported == local  # read over two pages of 2
+    assert len(exported) == 3

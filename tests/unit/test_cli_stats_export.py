@@ -90,7 +90,7 @@ MISTAKES = [
     (("stats", "link"), 1, "expected TYPE:ID, got 'link'"),
     (("stats", "gadget:1"), 1, "no type named 'gadget' is registered (pass --kind"),
     (("stats", "Link:1"), 1, "invalid type name 'Link'"),
-    (("stats", "link:a", "--days", "0"), 2, "argument --days: must be from 1 to 1000, got 0"),
+    (("stats", "link:a", "--days", "0"), 2, "argument --days: must be from 1 to 366, got 0"),
     (("stats", "link:a", "--days", "many"), 2, "argument --days: not a whole number: 'many'"),
     (("stats", "link:a", "--kind", "visitor"), 2, "argument --kind: invalid choice: 'visitor'"),
     (("export", "--from", "yesterday"), 2, "argument --from: not an ISO 8601 date or time"),

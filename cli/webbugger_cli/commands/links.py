@@ -120,7 +120,9 @@ def state(record: Record, now: datetime | None = None) -> str:
 
 
 def _shown(record: Record, api_url: str) -> dict[str, Any]:
-    shown = {"id": record["id"], "short_url": short_url(api_url, str(record["id"]))}
+    # The admin API names the short URL itself (its tracking base may be a custom domain).
+    short = record.get("short_url") or short_url(api_url, str(record["id"]))
+    shown = {"id": record["id"], "short_url": short}
     shown.update((key, value) for key, value in record.items() if key not in shown)
     return shown
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from webbugger.counters import Stats
 
 DEFAULT_DAYS = 30
-MAX_DAYS = 1000
+MAX_DAYS = 366  # as the admin API's /stats allows
 FALLBACK_WIDTH = 80
 MIN_BAR = 10
 DAY_WIDTH = len("YYYY-MM-DD")
