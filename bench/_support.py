@@ -58,7 +58,12 @@ def compile_bytecode() -> str:
     Timestamp-checked .pyc (the default): a file edited later is simply recompiled at the next run.
     """
     site_packages = sysconfig.get_paths()["purelib"]
-    targets = [site_packages, str(ROOT / "layers" / "core"), str(ROOT / "functions" / "track")]
+    targets = [
+        site_packages,
+        str(ROOT / "layers" / "core"),
+        str(ROOT / "layers" / "plugins"),
+        str(ROOT / "functions" / "track"),
+    ]
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "compileall", "-q", "-j", "2", *targets],
@@ -69,7 +74,8 @@ def compile_bytecode() -> str:
     elapsed = time.perf_counter() - started
     status = "ok" if done.returncode == 0 else f"exit {done.returncode} (some files did not compile)"
     return (
-        f"bytecode: compileall -q on {Path(site_packages).relative_to(ROOT)}, layers/core, functions/track "
+        f"bytecode: compileall -q on {Path(site_packages).relative_to(ROOT)}, layers/core, layers/plugins, "
+        "functions/track "
         f"with {Path(sys.executable).name} {platform.python_version()}: {status}, {elapsed:.1f} s; "
         "all measurements below run with .pyc present"
     )
