@@ -322,7 +322,7 @@ def test_progress_bar_on_a_terminal() -> None:
     shown = err.getvalue()
     frames = [frame for frame in shown.split("\r") if frame]
     assert frames[0].startswith("█" * 8)
-    assert " 25%  1 beacons" in frames[0]
+    assert " 25%  1 beacon" in frames[0]
     assert "100%  4 beacons" in frames[3]
     assert shown.endswith("\r\x1b[Kexported 4 beacons\n")
 
@@ -331,7 +331,7 @@ def test_progress_redraws_at_most_every_refresh() -> None:
     err = FakeStream(tty=True)
     progress = Progress(err, SINCE, UNTIL, clock=lambda: 1.0, refresh=0.5)
     write_records(_records(100), JsonlWriter(io.StringIO()), progress)
-    assert err.getvalue().count("beacons") == 2  # the first frame, and the summary
+    assert err.getvalue().count("beacon") == 2  # the first frame, and the summary
 
 
 def test_progress_line_ends_before_an_error() -> None:

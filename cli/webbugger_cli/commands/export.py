@@ -75,6 +75,10 @@ def make_writer(fmt: str, out: TextIO) -> RecordWriter:
     return JsonlWriter(out)
 
 
+def _beacons(count: int) -> str:
+    return f"{count:,} beacon{'' if count == 1 else 's'}"
+
+
 class Progress:
     """Progress on ``stream``: a live bar and count on a terminal, else one summary line at the end.
 
@@ -115,7 +119,7 @@ class Progress:
     def _draw(self, count: int, fraction: float) -> None:
         filled = round(fraction * BAR_WIDTH)
         bar = "█" * filled + "░" * (BAR_WIDTH - filled)
-        self.stream.write(f"\r{bar} {fraction:4.0%}  {count:,} beacons")
+        self.stream.write(f"\r{bar} {fraction:4.0%}  {_beacons(count)}")
         self.stream.flush()
         self._drawn = True
 
@@ -132,7 +136,7 @@ class Progress:
     def finish(self, count: int) -> None:
         """The summary line (replacing the bar on a terminal)."""
         clear = "\r\x1b[K" if self._drawn else ""
-        self.stream.write(f"{clear}exported {count:,} beacon{'' if count == 1 else 's'}\n")
+        self.stream.write(f"{clear}exported {_beacons(count)}\n")
         self.stream.flush()
 
     def abort(self) -> None:
