@@ -81,6 +81,12 @@ def _local_table_outputs() -> dict[str, str]:
     return {f"{logical_id}Name": state.table_name(logical_id) for logical_id in load_template().tables()}
 
 
+def require_counters(stack: Stack) -> None:
+    """Refuse, in one line, a stack whose counters table is unknown (resolve_stack binds it)."""
+    if not stack.settings.counters_table:
+        raise StackError(f"stack {stack.name!r} has no counters table (no CountersTableName output)")
+
+
 def _cli_settings(settings: Settings) -> Settings:
     return dataclasses.replace(
         settings,
@@ -112,6 +118,7 @@ def local_stack() -> Stack:
         os.environ.setdefault(variable, state.table_name(variable))
     settings = Settings(
         beacons_table=running.outputs["BeaconsTableName"],
+        counters_table=os.environ.get("COUNTERS_TABLE"),
         region=state.LOCAL_REGION,
         local_signing_keys=keys,
         dynamodb_endpoint=running.dynamodb_endpoint,
@@ -148,6 +155,7 @@ def deployed_stack(name: str, region: str | None = None) -> Stack:
         os.environ["ALLOWED_REDIRECT_HOSTS"] = parameters["AllowedRedirectHosts"]
     settings = Settings(
         beacons_table=outputs["BeaconsTableName"],
+        counters_table=os.environ.get("COUNTERS_TABLE"),
         region=client.meta.region_name,
         signing_secret_arn=outputs["SigningSecretArn"],
     )

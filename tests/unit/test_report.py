@@ -315,7 +315,7 @@ def test_command_fetches_and_writes(
         return iter([FakeBeacon(until, source="campaign:x")] * 3)
 
     monkeypatch.setattr(command, "resolve_stack", lambda name, region: FakeStack())
-    monkeypatch.setattr(command, "bind_counters", lambda stack: calls.setdefault("bound", stack.name))
+    monkeypatch.setattr(command, "require_counters", lambda stack: calls.setdefault("bound", stack.name))
     monkeypatch.setattr(command, "daily_stats", daily_stats)
     monkeypatch.setattr(command, "beacons_between", beacons_between)
     out = tmp_path / "report.html"

@@ -8,19 +8,17 @@ answer with the same plain records, so each command has one output path.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
-from webbugger.counters import Counter, DayCounts, Stats, VisitorMark, daily_stats
-from webbugger.models import bind
+from webbugger.counters import DayCounts, Stats, daily_stats
 from webbugger.registry import Kind
 
 from webbugger_cli.admin_client import AdminApiError, AdminClient, deployed_admin
 from webbugger_cli.commands import UsageError
-from webbugger_cli.stack import resolve_stack
+from webbugger_cli.stack import require_counters, resolve_stack
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -33,7 +31,6 @@ if TYPE_CHECKING:
 LINK_PAGE = 100
 # Beacons per admin API export request.
 EXPORT_PAGE = 1000
-COUNTERS_VARIABLE = "COUNTERS_TABLE"
 
 Record = dict[str, Any]
 
@@ -152,15 +149,8 @@ class LocalBackend:
             raise _no_link(link_id)
         return link.to_record()
 
-    def _bind_counters(self) -> None:
-        table = self.stack.settings.counters_table or os.environ.get(COUNTERS_VARIABLE)
-        if not table:
-            raise UsageError(f"stack {self.stack.name!r} has no counters table ({COUNTERS_VARIABLE} not set)")
-        bind(Counter, table, self.stack.settings)
-        bind(VisitorMark, table, self.stack.settings)
-
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
-        self._bind_counters()
+        require_counters(self.stack)
         return daily_stats(kind, ref, first, last)
 
     def export(self, query: ExportQuery) -> Iterator[Record]:

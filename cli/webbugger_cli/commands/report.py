@@ -14,24 +14,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from webbugger.beacon_queries import beacons_between
-from webbugger.counters import Counter, VisitorMark, daily_stats
-from webbugger.models import bind
+from webbugger.counters import daily_stats
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 
 from webbugger_cli.commands import UsageError
 from webbugger_cli.report import DEFAULT_SCAN_CAP, ReportData, render_html, tally
-from webbugger_cli.stack import resolve_stack
+from webbugger_cli.stack import require_counters, resolve_stack
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from webbugger_cli.stack import Stack
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 400  # the counters' default retention (COUNTER_RETENTION_DAYS)
 MAX_SCAN = 1_000_000
-COUNTERS_VARIABLE = "COUNTERS_TABLE"
 
 
 def _bounded(low: int, high: int, what: str) -> Callable[[str], int]:
@@ -51,18 +48,6 @@ def day_range(days: int, now: datetime) -> tuple[date, date]:
     """The ``days`` UTC days ending with today's (inclusive)."""
     last = now.astimezone(UTC).date()
     return last - timedelta(days=days - 1), last
-
-
-def bind_counters(stack: Stack) -> None:
-    """Point the counters models at the stack's counters table (the CLI's settings may not name it)."""
-    table = stack.settings.counters_table or os.environ.get(COUNTERS_VARIABLE)
-    if not table:
-        raise UsageError(
-            f"stack {stack.name!r} has no counters table (no CountersTableName output, "
-            f"{COUNTERS_VARIABLE} not set)"
-        )
-    bind(Counter, table, stack.settings)
-    bind(VisitorMark, table, stack.settings)
 
 
 def fetch(kind: Kind, ref: Ref, days: int, *, cap: int, now: datetime) -> ReportData:
@@ -109,7 +94,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     ref = Ref.parse(args.ref)  # InvalidReferenceError: one line, before any stack is looked for
     path = _destination(args.html)
     stack = resolve_stack(getattr(args, "stack", None), getattr(args, "region", None))
-    bind_counters(stack)
+    require_counters(stack)
     data = fetch(kind, ref, args.days, cap=args.max_scan, now=datetime.now(UTC))
     write_atomically(path, render_html(data))
     total = sum(day.total for day in data.days)

@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     from webbugger.settings import Settings
     from webbugger.tokens import KeyRing
 
-COUNTED_MARK = "#counters"  # in Beacon.hooks_applied; no type name starts with '#'
+COUNTED_MARK = "#counters"
+# Days after the start of its day that a visitor mark lives: its day, then the stream's retries.
+MARK_RETENTION_DAYS = 3  # in Beacon.hooks_applied; no type name starts with '#'
 
 
 class Counter(Model):
@@ -130,10 +132,13 @@ def count_beacon(beacon: Beacon, ring: KeyRing, settings: Settings) -> bool:
     visitor = visitor_key(beacon, daily_salt(ring, day))
     class_field = _class_field(beacon)
     expires = expiry(beacon.created_at, settings.counter_retention_days)
+    # A visitor mark matters only on its own day (plus the stream's day of retries): dropping it
+    # early keeps no per-visitor trace for longer than needed.
+    mark_expires = expiry(datetime.fromisoformat(day).replace(tzinfo=UTC), MARK_RETENTION_DAYS)
     try:
         with TransactWrite(connection=_connection(settings.region, settings.dynamodb_endpoint)) as tx:
             for kind, ref in refs:
-                first = visitor is not None and _claim_visitor(kind, ref, day, visitor, beacon, expires)
+                first = visitor is not None and _claim_visitor(kind, ref, day, visitor, beacon, mark_expires)
                 actions: list[Any] = [Counter.total.add(1)]
                 if first:
                     actions.append(Counter.unique.add(1))
