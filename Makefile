@@ -63,6 +63,8 @@ bench: setup ## Benchmarks (figures for the README)
 	$(UV) run --locked python bench/cold_start.py
 	$(UV) run --locked python bench/hot_path.py
 	$(UV) run --locked python bench/write_units.py
+	$(UV) run --locked python bench/hooks.py
+	$(UV) run --locked python bench/export_memory.py
 
 build: ## sam build (cross-builds the layer for python3.13/arm64, no Docker)
 	$(SAM) build
