@@ -12,21 +12,21 @@ The test plugins are ``tests.plugins_for_tests.<module>``: the repository root g
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import logging
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import moto_stack
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
+from moto_stack import Handler
 from webbugger import runtime
 from webbugger.gif import TRANSPARENT_GIF
 from webbugger.minting import tracking_url
@@ -37,7 +37,7 @@ from webbugger.plugins import PLUGINS_VARIABLE, PluginLoadError
 from webbugger.refs import Ref
 from webbugger.tokens import KeyRing, TokenClaims
 from webbugger_cli.local.ddblocal import free_port
-from webbugger_cli.template import load_handler, load_template
+from webbugger_cli.template import load_handler
 from webbugger_plugins.link import create_link
 
 if TYPE_CHECKING:
@@ -62,21 +62,13 @@ SLOW_HOOK = f"{PACKAGE}.slow_hook"
 TRACK_CODE_URI = ROOT / "functions" / "track"
 # The name load_handler gives the track function's module (it caches it in sys.modules).
 TRACK_MODULE = f"webbugger_function_{TRACK_CODE_URI.name}_app"
-EVENT_TEMPLATE = json.loads((ROOT / "tests" / "events" / "http_api_proxy.json").read_text())
 RING_JSON = json.dumps({"current": "k1", "k1": "B" * 48})
 RING = KeyRing.from_json(RING_JSON)
 UA = "Mozilla/5.0 (X11) BrokenPlugins/1.0"
 WEBBUGGER = Path(sys.executable).parent / "webbugger"  # the console script `uv run webbugger` runs
 LOCAL_EXIT_WITHIN_S = 60
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
-class FakeContext:
-    function_name = "TrackFunction"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:TrackFunction"
-    aws_request_id = "c0ffee00-0000-4000-8000-000000000003"
+FakeContext = partial(moto_stack.FakeContext, aws_request_id="c0ffee00-0000-4000-8000-000000000003")
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
@@ -249,41 +241,23 @@ def aws_with_bad_hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from tests.plugins_for_tests import slow_hook
 
     monkeypatch.syspath_prepend(str(ROOT))
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("WEBBUGGER_SIGNING_KEYS", "DYNAMODB_ENDPOINT", "AWS_PROFILE", "ANONYMISE_IP"):
-        monkeypatch.delenv(name, raising=False)
-    runtime.reset()
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    moto_stack.fake_aws_environment(monkeypatch)
+    moto_stack.reset_caches()
     slow_hook.RELEASE.clear()
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        template = load_template(ROOT)
-        names = {logical_id: f"bh-{logical_id}" for logical_id in template.tables()}
-        for logical_id, spec in template.tables().items():
-            dynamodb.create_table(TableName=names[logical_id], **spec)
-        for name, value in template.function_environment("TrackFunction", names).items():
-            monkeypatch.setenv(name, value)
+        names = moto_stack.template_table_names("bh-")
+        moto_stack.create_template_tables(dynamodb, names)
+        moto_stack.set_function_environment(monkeypatch, names, "TrackFunction")
         monkeypatch.setenv(PLUGINS_VARIABLE, f"{RAISING_HOOK},{SLOW_HOOK}")
         monkeypatch.setenv("HOOK_BUDGET_MS", "50")
-        secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
-            Name="webbugger-signing", SecretString=RING_JSON
-        )
-        monkeypatch.setenv("SIGNING_SECRET_ARN", secret["ARN"])
+        moto_stack.create_signing_secret(monkeypatch, RING_JSON)
         runtime.default_settings()
         try:
             yield
         finally:
             slow_hook.RELEASE.set()  # the abandoned hook thread ends now
-            runtime.reset()
-            parameters.clear_caches()  # type: ignore[no-untyped-call]
+            moto_stack.reset_caches()
 
 
 @pytest.fixture
@@ -292,22 +266,12 @@ def hook_handler(aws_with_bad_hooks: None) -> Handler:
 
 
 def event(path: str) -> dict[str, Any]:
-    prefix, _, token = path.rpartition("/")
-    route_key = f"GET {prefix}/{{token}}"
-    made: dict[str, Any] = copy.deepcopy(EVENT_TEMPLATE)
-    made.update(
-        routeKey=route_key,
-        rawPath=path,
-        rawQueryString="",
+    return moto_stack.http_event(
+        path,
         headers={"user-agent": UA, "host": "t.example"},
-        pathParameters={"token": token},
-        isBase64Encoded=False,
+        source_ip="203.0.113.5",
+        request_id="req-bh",
     )
-    for absent in ("body", "queryStringParameters", "cookies"):
-        made.pop(absent, None)
-    made["requestContext"].update(routeKey=route_key, requestId="req-bh")
-    made["requestContext"]["http"].update(method="GET", path=path, sourceIp="203.0.113.5", userAgent=UA)
-    return made
 
 
 def path_of(claims: TokenClaims) -> str:

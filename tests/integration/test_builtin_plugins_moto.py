@@ -8,18 +8,17 @@ the template declares it, the key ring from Secrets Manager, the handler loaded 
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import re
-from collections.abc import Callable
-from pathlib import Path
+from functools import partial
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import boto3
+import moto_stack
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
+from moto_stack import Handler
 from webbugger import runtime
 from webbugger.deferred import apply_deferred_hooks
 from webbugger.gif import TRANSPARENT_GIF
@@ -28,7 +27,6 @@ from webbugger.models import Beacon
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.tokens import KeyRing, TokenClaims
-from webbugger_cli.template import load_handler, load_template
 from webbugger_plugins import url as url_plugin
 from webbugger_plugins.campaign import create_campaign
 from webbugger_plugins.ip import IpEntity
@@ -38,8 +36,6 @@ from webbugger_plugins.recipient import Recipient
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-ROOT = Path(__file__).resolve().parents[2]
-EVENT_TEMPLATE = json.loads((ROOT / "tests" / "events" / "http_api_proxy.json").read_text())
 RING_JSON = json.dumps({"current": "k1", "k1": "P" * 48})
 RING = KeyRing.from_json(RING_JSON)
 BASE = "https://t.example"
@@ -48,19 +44,11 @@ UA = "Mozilla/5.0 (X11) BuiltinPlugins/1.0"
 ALLOWED = "example.com,*.example.org"
 NEW_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}\Z")
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
-class FakeContext:
-    function_name = "TrackFunction"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:TrackFunction"
-    aws_request_id = "c0ffee00-0000-4000-8000-000000000002"
+FakeContext = partial(moto_stack.FakeContext, aws_request_id="c0ffee00-0000-4000-8000-000000000002")
 
 
 def reset_caches() -> None:
-    runtime.reset()
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    moto_stack.reset_caches()
     url_plugin.allowed_hosts.cache_clear()
 
 
@@ -68,32 +56,16 @@ def reset_caches() -> None:
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Fake AWS with every template table and the signing secret; the function's environment set,
     with ``ALLOWED_REDIRECT_HOSTS`` and a hook budget that moto's first calls fit in."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("WEBBUGGER_SIGNING_KEYS", "DYNAMODB_ENDPOINT", "AWS_PROFILE", "ANONYMISE_IP"):
-        monkeypatch.delenv(name, raising=False)
+    moto_stack.fake_aws_environment(monkeypatch)
     reset_caches()
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        template = load_template(ROOT)
-        names = {logical_id: f"bp-{logical_id}" for logical_id in template.tables()}
-        for logical_id, spec in template.tables().items():
-            dynamodb.create_table(TableName=names[logical_id], **spec)
-        for name, value in template.function_environment("TrackFunction", names).items():
-            monkeypatch.setenv(name, value)
+        names = moto_stack.template_table_names("bp-")
+        moto_stack.create_template_tables(dynamodb, names)
+        moto_stack.set_function_environment(monkeypatch, names, "TrackFunction")
         monkeypatch.setenv("ALLOWED_REDIRECT_HOSTS", ALLOWED)
         monkeypatch.setenv("HOOK_BUDGET_MS", "5000")
-        secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
-            Name="webbugger-signing", SecretString=RING_JSON
-        )
-        monkeypatch.setenv("SIGNING_SECRET_ARN", secret["ARN"])
+        moto_stack.create_signing_secret(monkeypatch, RING_JSON)
         runtime.default_settings()  # loads the plugins, binds every model to its table
         yield names
         reset_caches()
@@ -101,9 +73,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def handler(aws: dict[str, str]) -> Handler:
-    route = next(r for r in load_template(ROOT).routes() if r.function == "TrackFunction")
-    found: Handler = load_handler(route.code_uri, route.handler)
-    return found
+    return moto_stack.load_track_handler()
 
 
 def event(
@@ -114,24 +84,15 @@ def event(
     ip: str = VISITOR_IP,
 ) -> dict[str, Any]:
     """An HTTP API (payload 2.0) event for ``path`` (and a query string)."""
-    prefix, _, token = path.rpartition("/")
-    route_key = f"{method} {prefix}/{{token}}"
-    made: dict[str, Any] = copy.deepcopy(EVENT_TEMPLATE)
-    made.update(
-        routeKey=route_key,
-        rawPath=path,
-        rawQueryString=urlencode(query or {}),
+    return moto_stack.http_event(
+        path,
+        method=method,
         headers={"user-agent": UA, "host": "t.example"},
-        pathParameters={"token": token},
-        isBase64Encoded=False,
+        source_ip=ip,
+        request_id="req-bp",
+        query=query,
+        domain_name="t.example",
     )
-    for absent in ("body", "queryStringParameters", "cookies"):
-        made.pop(absent, None)
-    if query:
-        made["queryStringParameters"] = dict(query)
-    made["requestContext"].update(routeKey=route_key, requestId="req-bp", domainName="t.example")
-    made["requestContext"]["http"].update(method=method, path=path, sourceIp=ip, userAgent=UA)
-    return made
 
 
 def path_of(claims: TokenClaims) -> str:

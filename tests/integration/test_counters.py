@@ -20,17 +20,17 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import boto3
+import moto_stack
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
+from moto_stack import Handler
 from pynamodb.transactions import TransactWrite
 from stream_test_plugins import probe
 from webbugger import runtime
@@ -43,18 +43,17 @@ from webbugger.plugins import PLUGINS_VARIABLE
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.tokens import KeyRing, TokenClaims
-from webbugger_cli.template import load_handler, load_template
+from webbugger_cli.template import load_handler
 from webbugger_plugins.campaign import create_campaign
 from webbugger_plugins.link import create_link
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from types import ModuleType
 
     from conftest import RunningStack
 
 ROOT = Path(__file__).resolve().parents[2]
-EVENT_TEMPLATE = json.loads((ROOT / "tests" / "events" / "http_api_proxy.json").read_text())
 BEACONS = "test-counters-beacons"
 COUNTERS = "test-counters-counters"
 PROBES = "test-counters-probes"
@@ -71,19 +70,12 @@ DESTINATION = "https://example.com/counted"
 STREAM_ARN = f"arn:aws:dynamodb:us-east-1:123456789012:table/{BEACONS}/stream/2024-01-01T00:00:00.000"
 _SEQUENCE = itertools.count(1)
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
-class FakeContext:
-    function_name = "StreamFunction"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:StreamFunction"
-    aws_request_id = "c0ffee00-0000-4000-8000-0000000000c7"
-
-
-def reset_caches() -> None:
-    runtime.reset()
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
+FakeContext = partial(
+    moto_stack.FakeContext,
+    function_name="StreamFunction",
+    aws_request_id="c0ffee00-0000-4000-8000-0000000000c7",
+)
+reset_caches = moto_stack.reset_caches
 
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -93,46 +85,29 @@ def reset_caches() -> None:
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fake AWS with the stack's tables, the probe plugin's table and the signing secret; the
     environment of the track and stream functions, as template.yaml declares it."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("WEBBUGGER_SIGNING_KEYS", "DYNAMODB_ENDPOINT", "AWS_PROFILE", "ANONYMISE_IP"):
-        monkeypatch.delenv(name, raising=False)
+    moto_stack.fake_aws_environment(monkeypatch)
     reset_caches()
     with mock_aws():
         client.cache_clear()
         dynamodb = client()
-        template = load_template(ROOT)
-        names = {logical_id: f"test-counters-{logical_id}" for logical_id in template.tables()}
+        names = moto_stack.template_table_names("test-counters-")
         names |= {"BeaconsTable": BEACONS, "CountersTable": COUNTERS}
-        for logical_id, spec in template.tables().items():
-            # The stream is fed by hand here (events built from stored items). moto would keep each
-            # stream record and deep-copy them all on every transaction: slower with every write.
-            spec = {key: value for key, value in spec.items() if key != "StreamSpecification"}
-            dynamodb.create_table(TableName=names[logical_id], **spec)
+        # The stream is fed by hand here (events built from stored items). moto would keep each
+        # stream record and deep-copy them all on every transaction: slower with every write.
+        moto_stack.create_template_tables(dynamodb, names, streams=False)
         dynamodb.create_table(
             TableName=PROBES,
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        environment = template.function_environment("TrackFunction", names)
-        environment |= template.function_environment("StreamFunction", names)
-        for name, value in environment.items():
-            monkeypatch.setenv(name, value)
+        environment = moto_stack.set_function_environment(
+            monkeypatch, names, "TrackFunction", "StreamFunction"
+        )
         assert environment["COUNTERS_TABLE"] == COUNTERS  # the stream function's, from the template
         monkeypatch.setenv(PLUGINS_VARIABLE, probe.__name__)
         monkeypatch.setenv(probe.TABLE_VARIABLE, PROBES)
-        secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
-            Name="webbugger-signing", SecretString=RING_JSON
-        )
-        monkeypatch.setenv("SIGNING_SECRET_ARN", secret["ARN"])
+        moto_stack.create_signing_secret(monkeypatch, RING_JSON)
         runtime.default_settings()  # binds every model to its table
         yield
         reset_caches()
@@ -163,9 +138,7 @@ def stream_module(stream: Handler) -> ModuleType:
 
 @pytest.fixture
 def track(aws: None) -> Handler:
-    route = next(r for r in load_template(ROOT).routes() if r.function == "TrackFunction")
-    found: Handler = load_handler(route.code_uri, route.handler)
-    return found
+    return moto_stack.load_track_handler()
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -292,22 +265,12 @@ def sequence(record: dict[str, Any]) -> str:
 
 def redirect_event(path: str, user_agent: str, source_ip: str) -> dict[str, Any]:
     """An HTTP API (payload 2.0) GET of ``path`` by a visitor."""
-    prefix, _, token = path.rpartition("/")
-    route_key = f"GET {prefix}/{{token}}"
-    made: dict[str, Any] = copy.deepcopy(EVENT_TEMPLATE)
-    made.update(
-        routeKey=route_key,
-        rawPath=path,
-        rawQueryString="",
+    return moto_stack.http_event(
+        path,
         headers={"user-agent": user_agent, "accept-language": "en-GB"},
-        pathParameters={"token": token},
-        isBase64Encoded=False,
+        source_ip=source_ip,
+        request_id=uuid.uuid4().hex,
     )
-    for absent in ("body", "queryStringParameters", "cookies"):
-        made.pop(absent, None)
-    made["requestContext"].update(routeKey=route_key, requestId=uuid.uuid4().hex)
-    made["requestContext"]["http"].update(method="GET", path=path, sourceIp=source_ip, userAgent=user_agent)
-    return made
 
 
 # --- (1) counts after a batch -------------------------------------------------------------------

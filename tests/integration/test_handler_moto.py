@@ -7,17 +7,16 @@ parameters, as in AWS; the handler is loaded from its CodeUri as Lambda loads it
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import time
-from collections.abc import Callable
-from pathlib import Path
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import moto_stack
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
+from moto_stack import Handler
 from webbugger import runtime
 from webbugger.gif import NO_CACHE_HEADERS, TRANSPARENT_GIF
 from webbugger.minting import tracking_url
@@ -25,14 +24,11 @@ from webbugger.modes import Mode
 from webbugger.observability import logger
 from webbugger.refs import Ref
 from webbugger.tokens import KeyRing, TokenClaims
-from webbugger_cli.template import load_handler, load_template
 from webbugger_plugins.link import create_link
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
-ROOT = Path(__file__).resolve().parents[2]
-EVENT_TEMPLATE = json.loads((ROOT / "tests" / "events" / "http_api_proxy.json").read_text())
 BEACONS = "test-beacons"
 LINKS = "test-links"
 RING_JSON = json.dumps({"current": "k1", "k1": "K" * 48})
@@ -42,50 +38,22 @@ UA = "Mozilla/5.0 (Windows NT 10.0) TestMail/2.1"
 DESTINATION = "https://example.com/landing?utm_source=mail"
 
 
-class FakeContext:
-    function_name = "TrackFunction"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:TrackFunction"
-    aws_request_id = "c0ffee00-0000-4000-8000-000000000001"
-
-
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-
-
-def reset_caches() -> None:
-    runtime.reset()
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
+FakeContext = partial(moto_stack.FakeContext, aws_request_id="c0ffee00-0000-4000-8000-000000000001")
+reset_caches = moto_stack.reset_caches
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Fake AWS with the stack's tables and signing secret; the function's environment set."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("WEBBUGGER_SIGNING_KEYS", "DYNAMODB_ENDPOINT", "AWS_PROFILE", "ANONYMISE_IP"):
-        monkeypatch.delenv(name, raising=False)
+    moto_stack.fake_aws_environment(monkeypatch)
     reset_caches()
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        template = load_template(ROOT)
-        names = {logical_id: f"test-{logical_id}" for logical_id in template.tables()}
-        names |= {"BeaconsTable": BEACONS, "LinksTable": LINKS}
-        for logical_id, spec in template.tables().items():
-            dynamodb.create_table(TableName=names[logical_id], **spec)
+        names = moto_stack.template_table_names("test-") | {"BeaconsTable": BEACONS, "LinksTable": LINKS}
+        moto_stack.create_template_tables(dynamodb, names)
         # The function's own environment, as template.yaml declares it, tables resolved.
-        for name, value in template.function_environment("TrackFunction", names).items():
-            monkeypatch.setenv(name, value)
-        secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
-            Name="webbugger-signing", SecretString=RING_JSON
-        )
-        monkeypatch.setenv("SIGNING_SECRET_ARN", secret["ARN"])
+        moto_stack.set_function_environment(monkeypatch, names, "TrackFunction")
+        moto_stack.create_signing_secret(monkeypatch, RING_JSON)
         runtime.default_settings()  # binds every model to its table
         yield {"beacons": BEACONS, "links": LINKS}
         reset_caches()
@@ -93,29 +61,18 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def handler(aws: dict[str, str]) -> Handler:
-    route = next(r for r in load_template(ROOT).routes() if r.function == "TrackFunction")
-    found: Handler = load_handler(route.code_uri, route.handler)
-    return found
+    return moto_stack.load_track_handler()
 
 
 def event(path: str, method: str = "GET", headers: dict[str, str] | None = None) -> dict[str, Any]:
     """An HTTP API (payload 2.0) event for ``path``, shaped like ``sam local generate-event``'s."""
-    prefix, _, token = path.rpartition("/")
-    route_key = f"{method} {prefix}/{{token}}"
-    made: dict[str, Any] = copy.deepcopy(EVENT_TEMPLATE)
-    made.update(
-        routeKey=route_key,
-        rawPath=path,
-        rawQueryString="",
+    return moto_stack.http_event(
+        path,
+        method=method,
         headers={"user-agent": UA, "accept-language": "en-GB", **(headers or {})},
-        pathParameters={"token": token},
-        isBase64Encoded=False,
+        source_ip=VISITOR_IP,
+        request_id="req-1",
     )
-    for absent in ("body", "queryStringParameters", "cookies"):
-        made.pop(absent, None)
-    made["requestContext"].update(routeKey=route_key, requestId="req-1")
-    made["requestContext"]["http"].update(method=method, path=path, sourceIp=VISITOR_IP, userAgent=UA)
-    return made
 
 
 def pixel_path(claims: TokenClaims | None = None) -> str:
