@@ -16,7 +16,7 @@ from webbugger.models import Beacon
 from webbugger.observability import logger, metrics
 from webbugger.plugins import PluginLoadError
 from webbugger.runtime import default_registry, default_settings
-from webbugger.signing import load_key_ring
+from webbugger.signing import load_visitor_salt
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -40,7 +40,7 @@ def record_handler(record: DynamoDBRecord) -> None:
     settings = default_settings()
     apply_deferred_hooks(beacon, registry, settings)
     # Counters last: a failure retries the record, and the hooks already applied are skipped.
-    count_beacon(beacon, load_key_ring(settings), settings)
+    count_beacon(beacon, load_visitor_salt(settings), settings)
 
 
 @logger.inject_lambda_context

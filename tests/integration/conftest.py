@@ -121,7 +121,11 @@ def _start(tmp: Path) -> RunningStack:
     keys = state.load_or_create_signing_keys(state_dir)
     ddb = DynamoDBLocal(data_dir).start()
     stack = state.LocalStack(
-        api_url="", dynamodb_endpoint=ddb.endpoint, pid=os.getpid(), outputs=table_outputs(template)
+        api_url="",
+        dynamodb_endpoint=ddb.endpoint,
+        pid=os.getpid(),
+        outputs=table_outputs(template),
+        state_dir=str(state_dir),
     )
     before = dict(os.environ)
     api: LocalApi | None = None

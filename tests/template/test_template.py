@@ -144,7 +144,7 @@ def test_stream_function_has_least_privilege(template: Template) -> None:
         ("dynamodb:UpdateItem", _arn("BeaconsTable")),
         ("dynamodb:UpdateItem", _arn("CountersTable")),
         ("dynamodb:PutItem", _arn("CountersTable")),
-        ("secretsmanager:GetSecretValue", str({"Ref": "SigningSecret"})),
+        ("secretsmanager:GetSecretValue", str({"Ref": "VisitorSaltSecret"})),
         *{
             (action, _arn(table))
             for table in ("RecipientsTable", "IpEntitiesTable")

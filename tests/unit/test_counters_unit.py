@@ -28,7 +28,6 @@ from webbugger.models import Beacon, beacon_partition
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.settings import Settings
-from webbugger.tokens import KeyRing
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -71,13 +70,12 @@ def beacon(
     )
 
 
-def ring_of(current: str = "k1", **keys: str) -> KeyRing:
-    return KeyRing.from_json(json.dumps({"current": current, **keys}))
+SALT_SECRET = b"S" * 48
 
 
 @pytest.fixture
-def salt(ring: KeyRing) -> bytes:
-    return daily_salt(ring, DAY)
+def salt() -> bytes:
+    return daily_salt(SALT_SECRET, DAY)
 
 
 # --- visitor keys ---------------------------------------------------------------------------------
@@ -93,9 +91,11 @@ def test_visitor_key_is_deterministic_per_salt_address_and_agent(salt: bytes) ->
     assert visitor_key(other, salt) == key
 
 
-def test_visitor_key_differs_across_days(ring: KeyRing) -> None:
+def test_visitor_key_differs_across_days() -> None:
     same = beacon()
-    assert visitor_key(same, daily_salt(ring, DAY)) != visitor_key(same, daily_salt(ring, NEXT_DAY))
+    assert visitor_key(same, daily_salt(SALT_SECRET, DAY)) != visitor_key(
+        same, daily_salt(SALT_SECRET, NEXT_DAY)
+    )
 
 
 def test_visitor_key_differs_across_addresses_and_agents(salt: bytes) -> None:
@@ -143,33 +143,28 @@ def test_visitor_key_never_holds_the_address_or_agent_in_clear(
 
 
 def test_visitor_key_depends_on_the_salt() -> None:
-    one = daily_salt(ring_of(k1="A" * 40), DAY)
-    two = daily_salt(ring_of(k1="B" * 40), DAY)
+    one = daily_salt(b"A" * 40, DAY)
+    two = daily_salt(b"B" * 40, DAY)
     assert visitor_key(beacon(), one) != visitor_key(beacon(), two)
 
 
 # --- daily salts --------------------------------------------------------------------------------
 
 
-def test_daily_salt_is_stable_for_a_ring_and_day(ring_json: str) -> None:
-    assert daily_salt(KeyRing.from_json(ring_json), DAY) == daily_salt(KeyRing.from_json(ring_json), DAY)
-    assert daily_salt(KeyRing.from_json(ring_json), DAY) != daily_salt(KeyRing.from_json(ring_json), NEXT_DAY)
-    assert len(daily_salt(KeyRing.from_json(ring_json), DAY)) == 32
+def test_daily_salt_is_stable_for_a_secret_and_day() -> None:
+    assert daily_salt(SALT_SECRET, DAY) == daily_salt(SALT_SECRET, DAY)
+    assert daily_salt(SALT_SECRET, DAY) != daily_salt(SALT_SECRET, NEXT_DAY)
+    assert len(daily_salt(SALT_SECRET, DAY)) == 32
 
 
-def test_daily_salt_depends_on_the_current_signing_key() -> None:
-    keys = {"k0": "0" * 40, "k1": "1" * 40}
-    old_current, new_current = ring_of("k0", **keys), ring_of("k1", **keys)
-    assert daily_salt(old_current, DAY) != daily_salt(new_current, DAY)
-    assert daily_salt(new_current, DAY) == daily_salt(ring_of("k1", k1="1" * 40), DAY)  # other keys: no part
-    assert daily_salt(ring_of(k1="1" * 40), DAY) != daily_salt(ring_of(k1="2" * 40), DAY)
+def test_daily_salt_depends_on_the_secret_only() -> None:
+    assert daily_salt(b"1" * 40, DAY) != daily_salt(b"2" * 40, DAY)
 
 
-def test_daily_salt_does_not_reveal_the_key(ring: KeyRing) -> None:
-    salt = daily_salt(ring, DAY)
-    key = ring.keys[ring.current]
-    assert key not in salt
-    assert key[:16] not in salt
+def test_daily_salt_does_not_reveal_the_secret() -> None:
+    salt = daily_salt(SALT_SECRET, DAY)
+    assert SALT_SECRET not in salt
+    assert SALT_SECRET[:16] not in salt
 
 
 # --- keys, days and references --------------------------------------------------------------------
@@ -200,15 +195,13 @@ def test_beacon_refs_have_their_own_kinds() -> None:
     assert beacon_refs(beacon(target=None)) == []
 
 
-def test_a_beacon_read_with_its_mark_is_not_counted_again(
-    ring: KeyRing, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_beacon_read_with_its_mark_is_not_counted_again(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_database(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("count_beacon reached the database")
 
     monkeypatch.setattr(counters, "TransactWrite", no_database)
     settings = Settings(beacons_table="b", region="us-east-1", counters_table="c")
-    assert count_beacon(beacon(applied={"recipient", COUNTED_MARK}), ring, settings) is False
+    assert count_beacon(beacon(applied={"recipient", COUNTED_MARK}), SALT_SECRET, settings) is False
 
 
 # --- Stats --------------------------------------------------------------------------------------------

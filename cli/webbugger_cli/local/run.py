@@ -131,6 +131,7 @@ def run(port: int) -> int:
         dynamodb_endpoint=f"http://{HOST}:{ddb_port}",
         pid=os.getpid(),
         outputs={"ApiUrl": api_url, **table_outputs(template), "SigningSecretArn": "local"},
+        state_dir=str(directory),
     )
     keys = state.load_or_create_signing_keys(directory)
     try:

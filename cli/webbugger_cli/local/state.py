@@ -44,6 +44,19 @@ def load_or_create_signing_keys(directory: Path | None = None) -> str:
     return ring
 
 
+def load_or_create_visitor_salt(directory: Path | None = None) -> str:
+    """The local visitor-salt secret; made on first use, kept private, never rotated."""
+    path = (directory or state_dir()) / "visitor-salt"
+    if path.exists():
+        return path.read_text()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    salt = secrets.token_urlsafe(36)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(salt)
+    return salt
+
+
 @dataclass(frozen=True)
 class LocalStack:
     """A running local stack, as other processes find it."""
@@ -52,14 +65,18 @@ class LocalStack:
     dynamodb_endpoint: str
     pid: int
     outputs: dict[str, str] = field(default_factory=dict)
+    # Where this stack keeps its state (.local/ unless overridden): its secrets live there.
+    state_dir: str = ""
 
     def environment(self, signing_keys: str) -> dict[str, str]:
         """Variables that point the core at this stack (tables, endpoint, keys, fake credentials)."""
+        salt = load_or_create_visitor_salt(Path(self.state_dir) if self.state_dir else None)
         return {
             "BEACONS_TABLE": self.outputs["BeaconsTableName"],
             "LINKS_TABLE": self.outputs["LinksTableName"],
             "DYNAMODB_ENDPOINT": self.dynamodb_endpoint,
             "WEBBUGGER_SIGNING_KEYS": signing_keys,
+            "WEBBUGGER_VISITOR_SALT": salt,
             "AWS_REGION": LOCAL_REGION,
             "AWS_DEFAULT_REGION": LOCAL_REGION,
             # DynamoDB Local accepts any credentials; never let a real profile be used by mistake.

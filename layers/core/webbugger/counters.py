@@ -7,7 +7,9 @@ transaction with a "counted" mark on the beacon, conditional on the mark being a
 
 Unique visitors are exact. A visitor is the keyed hash of the beacon's anonymised address and
 user agent with a salt that changes every UTC day (derived from the deployment's signing key),
-so the key cannot be linked across days nor reversed; it is never stored in clear. The first
+so the key cannot be linked across days nor reversed; it is never stored in clear. The salt
+derives from its own secret, not from the URL-signing keys, so rotating those keys mid-day does
+not make returning visitors new. The first
 beacon of a visitor for a reference and day claims a marker item (conditional put); a retried
 beacon that finds its own id on the marker still counts as the first.
 """
@@ -36,7 +38,6 @@ if TYPE_CHECKING:
 
     from webbugger.refs import Ref
     from webbugger.settings import Settings
-    from webbugger.tokens import KeyRing
 
 COUNTED_MARK = "#counters"
 # Days after the start of its day that a visitor mark lives: its day, then the stream's retries.
@@ -80,9 +81,9 @@ def day_of(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d")
 
 
-def daily_salt(ring: KeyRing, day: str) -> bytes:
-    """The day's salt: derived from the current signing key, so it is secret and rotates daily."""
-    return hmac.new(ring.keys[ring.current], f"visitor-salt:{day}".encode(), hashlib.sha256).digest()
+def daily_salt(secret: bytes, day: str) -> bytes:
+    """The day's salt, derived from the deployment's visitor-salt secret: secret, new every day."""
+    return hmac.new(secret, f"visitor-salt:{day}".encode(), hashlib.sha256).digest()
 
 
 def visitor_key(beacon: Beacon, salt: bytes) -> str | None:
@@ -123,13 +124,13 @@ def _connection(region: str, host: str | None) -> Connection:
     return Connection(region=region, host=host)
 
 
-def count_beacon(beacon: Beacon, ring: KeyRing, settings: Settings) -> bool:
+def count_beacon(beacon: Beacon, salt_secret: bytes, settings: Settings) -> bool:
     """Add the beacon to its references' counters, once. True if counted now."""
     if COUNTED_MARK in (beacon.hooks_applied or set()):
         return False
     refs = beacon_refs(beacon)
     day = day_of(beacon.created_at)
-    visitor = visitor_key(beacon, daily_salt(ring, day))
+    visitor = visitor_key(beacon, daily_salt(salt_secret, day))
     class_field = _class_field(beacon)
     expires = expiry(beacon.created_at, settings.counter_retention_days)
     # A visitor mark matters only on its own day (plus the stream's day of retries): dropping it

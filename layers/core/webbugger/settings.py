@@ -25,6 +25,9 @@ class Settings:
     signing_secret_arn: str | None = None
     # Locally: the key ring itself (JSON), written by the local stack into its own state.
     local_signing_keys: str | None = None
+    # The secret behind unique-visitor salts (stream function): its ARN in AWS, its value locally.
+    visitor_salt_secret_arn: str | None = None
+    local_visitor_salt: str | None = None
     # Only for DynamoDB Local; in AWS the regional endpoint is used.
     dynamodb_endpoint: str | None = None
     retention_days: int = 400
@@ -83,6 +86,8 @@ def load_settings() -> Settings:
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         signing_secret_arn=os.environ.get("SIGNING_SECRET_ARN") or None,
         local_signing_keys=os.environ.get("WEBBUGGER_SIGNING_KEYS") or None,
+        visitor_salt_secret_arn=os.environ.get("VISITOR_SALT_SECRET_ARN") or None,
+        local_visitor_salt=os.environ.get("WEBBUGGER_VISITOR_SALT") or None,
         dynamodb_endpoint=os.environ.get("DYNAMODB_ENDPOINT") or None,
         retention_days=int(_number("BEACON_RETENTION_DAYS", 400, minimum=1)),
         counters_table=os.environ.get("COUNTERS_TABLE") or None,

@@ -1,4 +1,5 @@
-"""Where the signing key ring comes from: Secrets Manager in AWS, the local state locally."""
+"""Where secrets come from: Secrets Manager in AWS, the local state locally. The signing key ring
+signs URLs; the visitor-salt secret salts unique-visitor keys (and never rotates with the keys)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,19 @@ def load_key_ring(settings: Settings) -> KeyRing:
     if settings.local_signing_keys:
         return KeyRing.from_json(settings.local_signing_keys)
     raise ConfigurationError("no signing key: set SIGNING_SECRET_ARN (AWS) or WEBBUGGER_SIGNING_KEYS (local)")
+
+
+def load_visitor_salt(settings: Settings) -> bytes:
+    """The secret that each day's unique-visitor salt derives from (cached like the key ring)."""
+    if settings.visitor_salt_secret_arn:
+        from aws_lambda_powertools.utilities import parameters
+
+        secret: Any = parameters.get_secret(
+            settings.visitor_salt_secret_arn, max_age=settings.secret_cache_seconds
+        )
+        return secret if isinstance(secret, bytes) else str(secret).encode()
+    if settings.local_visitor_salt:
+        return settings.local_visitor_salt.encode()
+    raise ConfigurationError(
+        "no visitor salt: set VISITOR_SALT_SECRET_ARN (AWS) or WEBBUGGER_VISITOR_SALT (local)"
+    )
