@@ -19,7 +19,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import NoCredentialsError
 
-from webbugger_cli.stack import StackError
+from webbugger_cli.stack import StackError, describe_stack, stack_outputs
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -208,22 +208,13 @@ def deployed_admin(name: str, region: str | None = None) -> DeployedAdmin:
     import boto3
 
     session = boto3.session.Session(region_name=region)
-    cloudformation = session.client("cloudformation")
-    try:
-        found = cloudformation.describe_stacks(StackName=name)["Stacks"]
-    except cloudformation.exceptions.ClientError as exc:
-        if "does not exist" in str(exc):
-            raise StackError(f"stack {name!r} not found in {cloudformation.meta.region_name}") from exc
-        raise
-    if not found:
-        raise StackError(f"stack {name!r} not found in {cloudformation.meta.region_name}")
-    outputs = {out["OutputKey"]: out["OutputValue"] for out in found[0].get("Outputs", [])}
+    outputs = stack_outputs(describe_stack(session, name))
     if ADMIN_OUTPUT not in outputs:
         raise StackError(f"stack {name!r} has no {ADMIN_OUTPUT} output: deploy a version with the admin API")
     credentials = session.get_credentials()
     if credentials is None:
         raise NoCredentialsError()
     url = outputs[ADMIN_OUTPUT]
-    signing_region = region_of(url) or cloudformation.meta.region_name
+    signing_region = region_of(url) or session.region_name
     client = AdminClient(url, signing_region, credentials)
     return DeployedAdmin(client, outputs.get("ApiUrl", ""))

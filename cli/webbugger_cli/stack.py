@@ -11,7 +11,7 @@ import dataclasses
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from webbugger.runtime import bind_tables, default_registry
 from webbugger.settings import Settings
@@ -126,15 +126,8 @@ def local_stack() -> Stack:
     return Stack(state.STACK_NAME, running.api_url, _cli_settings(settings))
 
 
-def deployed_stack(name: str, region: str | None = None) -> Stack:
-    """A deployed stack, by its CloudFormation outputs. AWS errors propagate to the caller."""
-    # Imported here: boto3 takes a while to import and the local stack does not need it.
-    import boto3
-
-    if region:
-        # Powertools builds its Secrets Manager client from the environment: make it agree.
-        os.environ["AWS_DEFAULT_REGION"] = region
-    session = boto3.session.Session(region_name=region)
+def describe_stack(session: Any, name: str) -> dict[str, Any]:
+    """The CloudFormation description of stack ``name``; :class:`StackError` if there is none."""
     client = session.client("cloudformation")
     try:
         found = client.describe_stacks(StackName=name)["Stacks"]
@@ -144,19 +137,38 @@ def deployed_stack(name: str, region: str | None = None) -> Stack:
         raise
     if not found:
         raise StackError(f"stack {name!r} not found in {client.meta.region_name}")
-    outputs = {out["OutputKey"]: out["OutputValue"] for out in found[0].get("Outputs", [])}
+    description: dict[str, Any] = found[0]
+    return description
+
+
+def stack_outputs(description: dict[str, Any]) -> dict[str, str]:
+    """A described stack's Outputs by key."""
+    return {out["OutputKey"]: out["OutputValue"] for out in description.get("Outputs", [])}
+
+
+def deployed_stack(name: str, region: str | None = None) -> Stack:
+    """A deployed stack, by its CloudFormation outputs. AWS errors propagate to the caller."""
+    # Imported here: boto3 takes a while to import and the local stack does not need it.
+    import boto3
+
+    if region:
+        # Powertools builds its Secrets Manager client from the environment: make it agree.
+        os.environ["AWS_DEFAULT_REGION"] = region
+    session = boto3.session.Session(region_name=region)
+    description = describe_stack(session, name)
+    outputs = stack_outputs(description)
     missing = [key for key in REQUIRED_OUTPUTS if key not in outputs]
     if missing:
         raise StackError(f"stack {name!r} is not a webbugger stack: it has no output {', '.join(missing)}")
     os.environ.update(table_variables(outputs))
     # The stack's own allowed redirect hosts, so `url redirect --target url:...` checks the same list.
-    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in found[0].get("Parameters", [])}
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in description.get("Parameters", [])}
     if "AllowedRedirectHosts" in parameters:
         os.environ["ALLOWED_REDIRECT_HOSTS"] = parameters["AllowedRedirectHosts"]
     settings = Settings(
         beacons_table=outputs["BeaconsTableName"],
         counters_table=os.environ.get("COUNTERS_TABLE"),
-        region=client.meta.region_name,
+        region=session.region_name,
         signing_secret_arn=outputs["SigningSecretArn"],
     )
     return Stack(name, outputs["ApiUrl"], _cli_settings(settings))

@@ -66,7 +66,7 @@ from webbugger_plugins.link import (
 from webbugger_plugins.url import check_url
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
     from aws_lambda_powertools.event_handler.openapi.types import (
@@ -179,39 +179,27 @@ def _not_text(exc: UnicodeDecodeError) -> Response[str]:
     return _error(400, "invalid_request", "the request body is not UTF-8 text")
 
 
-@app.exception_handler(LinkExistsError)  # type: ignore[untyped-decorator]
-def _link_exists(exc: LinkExistsError) -> Response[str]:
-    return _error(409, "link_exists", str(exc))
+# Domain errors → (status, stable code). Powertools picks the handler of the most specific class.
+_DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    LinkExistsError: (409, "link_exists"),
+    UnsafeDestinationError: (400, "bad_url"),
+    UnknownTypeError: (400, "unknown_type"),
+    InvalidReferenceError: (400, "bad_reference"),
+    NotFoundError: (404, "not_found"),
+    StoreUnavailableError: (503, "unavailable"),
+    WebbuggerError: (400, "bad_request"),
+}
 
 
-@app.exception_handler(UnsafeDestinationError)  # type: ignore[untyped-decorator]
-def _bad_url(exc: UnsafeDestinationError) -> Response[str]:
-    return _error(400, "bad_url", str(exc))
+def _domain_error_handler(status: int, code: str) -> Callable[[Exception], Response[str]]:
+    def handle(exc: Exception) -> Response[str]:
+        return _error(status, code, str(exc))
+
+    return handle
 
 
-@app.exception_handler(UnknownTypeError)  # type: ignore[untyped-decorator]
-def _unknown_type(exc: UnknownTypeError) -> Response[str]:
-    return _error(400, "unknown_type", str(exc))
-
-
-@app.exception_handler(InvalidReferenceError)  # type: ignore[untyped-decorator]
-def _bad_reference(exc: InvalidReferenceError) -> Response[str]:
-    return _error(400, "bad_reference", str(exc))
-
-
-@app.exception_handler(NotFoundError)  # type: ignore[untyped-decorator]
-def _not_found(exc: NotFoundError) -> Response[str]:
-    return _error(404, "not_found", str(exc))
-
-
-@app.exception_handler(WebbuggerError)  # type: ignore[untyped-decorator]
-def _invalid(exc: WebbuggerError) -> Response[str]:
-    return _error(400, "bad_request", str(exc))
-
-
-@app.exception_handler(StoreUnavailableError)  # type: ignore[untyped-decorator]
-def _unavailable(exc: StoreUnavailableError) -> Response[str]:
-    return _error(503, "unavailable", str(exc))
+for _error_type, (_status, _code) in _DOMAIN_ERRORS.items():
+    app.exception_handler(_error_type)(_domain_error_handler(_status, _code))
 
 
 @app.not_found
