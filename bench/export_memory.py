@@ -39,21 +39,6 @@ from typing import Any
 
 import _support as s
 
-FIELDS = (
-    "id",
-    "created_at",
-    "mode",
-    "method",
-    "target",
-    "entity",
-    "source",
-    "ip",
-    "user_agent",
-    "referer",
-    "language",
-    "country",
-    "expires",
-)
 CHILD_TIMEOUT_S = 300.0
 LOAD_TIMEOUT_S = 420.0  # DynamoDB Local writes ~450-600 items/s on 2 busy cores
 LOAD_WORKERS = max(2, os.cpu_count() or 2)
@@ -164,6 +149,7 @@ def _vm_hwm_kb() -> int:
 def child(limit: int, since: str, until: str) -> None:
     """Export up to ``limit`` beacons to CSV on /dev/null; print a JSON line of what it took."""
     from webbugger.beacon_queries import beacons_between
+    from webbugger.models import BEACON_RECORD_FIELDS as FIELDS
 
     _bind(_EXPORT_SETTINGS)
     hwm_before = _vm_hwm_kb()

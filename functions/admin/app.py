@@ -44,7 +44,7 @@ from webbugger.errors import (
     WebbuggerError,
 )
 from webbugger.minting import tracking_url
-from webbugger.models import Beacon
+from webbugger.models import BEACON_RECORD_FIELDS, Beacon
 from webbugger.modes import Mode
 from webbugger.observability import logger, metrics
 from webbugger.plugins import PluginLoadError
@@ -100,21 +100,6 @@ DEFAULT_DAYS = 30
 LINK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 LINK_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 BEACON_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}\Z")
-EXPORT_FIELDS = (
-    "id",
-    "created_at",
-    "mode",
-    "method",
-    "target",
-    "entity",
-    "source",
-    "ip",
-    "user_agent",
-    "referer",
-    "language",
-    "country",
-    "expires",
-)
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -742,7 +727,7 @@ def export(
     """
     found = _beacons(since, until, target, entity, source, cursor)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=BEACON_RECORD_FIELDS, extrasaction="ignore", lineterminator="\n")
     if format == "csv" and not cursor:
         writer.writeheader()
     count, last_id, size = 0, None, 0

@@ -11,7 +11,6 @@ import os
 import tempfile
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from webbugger.beacon_queries import beacons_between
 from webbugger.counters import daily_stats
@@ -19,29 +18,13 @@ from webbugger.refs import Ref
 from webbugger.registry import Kind
 
 from webbugger_cli.commands import UsageError
+from webbugger_cli.commands.options import bounded
 from webbugger_cli.report import DEFAULT_SCAN_CAP, ReportData, render_html, tally
 from webbugger_cli.stack import require_counters, resolve_stack
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 400  # the counters' default retention (COUNTER_RETENTION_DAYS)
 MAX_SCAN = 1_000_000
-
-
-def _bounded(low: int, high: int, what: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{what} must be from {low} to {high}, got {value}")
-        return value
-
-    return parse
 
 
 def day_range(days: int, now: datetime) -> tuple[date, date]:
@@ -121,14 +104,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--days",
-        type=_bounded(1, MAX_DAYS, "--days"),
+        type=bounded(1, MAX_DAYS),
         default=DEFAULT_DAYS,
         help=f"the last N UTC days, today included (default: {DEFAULT_DAYS})",
     )
     parser.add_argument("--html", metavar="PATH", required=True, help="the HTML file to write")
     parser.add_argument(
         "--max-scan",
-        type=_bounded(1, MAX_SCAN, "--max-scan"),
+        type=bounded(1, MAX_SCAN),
         default=DEFAULT_SCAN_CAP,
         help=f"read at most this many beacons for the top tables (default: {DEFAULT_SCAN_CAP:,})",
     )

@@ -73,6 +73,24 @@ class _BySource(GlobalSecondaryIndex["Beacon"]):  # type: ignore[no-untyped-call
     id = UnicodeAttribute(range_key=True)
 
 
+# The fields of Beacon.to_record(), in order: the columns of every export.
+BEACON_RECORD_FIELDS = (
+    "id",
+    "created_at",
+    "mode",
+    "method",
+    "target",
+    "entity",
+    "source",
+    "ip",
+    "user_agent",
+    "referer",
+    "language",
+    "country",
+    "expires",
+)
+
+
 class Beacon(Model):
     """One hit: a pixel load or a followed link."""
 
