@@ -247,6 +247,14 @@ RECORD = {
     "referer": None,
     "language": "en",
     "country": None,
+    "minted": 1767225000,
+    "hints": None,
+    "opted_out": None,
+    "classification": "human",
+    "reasons": "ua:browser",
+    "browser": "Firefox",
+    "os": "Linux",
+    "device": "Other",
     "expires": 1767225600,
 }
 

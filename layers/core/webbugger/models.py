@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import (
+    ListAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UnicodeSetAttribute,
@@ -87,6 +88,14 @@ BEACON_RECORD_FIELDS = (
     "referer",
     "language",
     "country",
+    "minted",
+    "hints",
+    "opted_out",
+    "classification",
+    "reasons",
+    "browser",
+    "os",
+    "device",
     "expires",
 )
 
@@ -110,6 +119,22 @@ class Beacon(Model):
     referer = UnicodeAttribute(null=True)
     language = UnicodeAttribute(attr_name="lang", null=True)
     country = UnicodeAttribute(null=True)
+    # When the tracking URL was minted (epoch seconds, from the token): a hit seconds after a
+    # mail was sent is a machine's more often than a person's.
+    minted = NumberAttribute(null=True)
+    # What the request itself said about the hit, kept for classification (e.g. "prefetch",
+    # "honeypot"). Short codes, few bytes: the hot path writes them.
+    hints = UnicodeSetAttribute(null=True)
+    # The opt-out signal honoured ("dnt" or "gpc"): the beacon then keeps no IP, user agent or
+    # visitor key.
+    opted_out = UnicodeAttribute(attr_name="optout", null=True)
+    # Set off the hot path by the stream function: the class of the hit (human, mail-proxy, ...),
+    # the reasons for it (short codes), and the browser, OS and device family of the user agent.
+    classification = UnicodeAttribute(attr_name="class", null=True)
+    reasons = ListAttribute(of=UnicodeAttribute, null=True)
+    browser = UnicodeAttribute(null=True)
+    os = UnicodeAttribute(null=True)
+    device = UnicodeAttribute(null=True)
     # Epoch seconds; the table's TTL deletes the item after this time (at no cost).
     expires = NumberAttribute(null=True)
     # Deferred hooks (entity type names) already applied to this beacon: the stream's
@@ -135,6 +160,14 @@ class Beacon(Model):
             "referer": self.referer,
             "language": self.language,
             "country": self.country,
+            "minted": int(self.minted) if self.minted is not None else None,
+            "hints": " ".join(sorted(self.hints)) if self.hints else None,
+            "opted_out": self.opted_out,
+            "classification": self.classification,
+            "reasons": " ".join(str(reason) for reason in self.reasons) if self.reasons else None,
+            "browser": self.browser,
+            "os": self.os,
+            "device": self.device,
             "expires": int(self.expires) if self.expires is not None else None,
         }
 
