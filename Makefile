@@ -48,7 +48,7 @@ typecheck: setup ## mypy (strict)
 	$(UV) run --locked mypy
 
 pytest: setup ## Unit, integration and template tests
-	$(UV) run --locked pytest
+	$(UV) run --locked pytest -n 2
 
 unit: setup ## Unit tests only
 	$(UV) run --locked pytest tests/unit

@@ -42,7 +42,7 @@ def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_DEFAULT_REGION": REGION,
     }.items():
         monkeypatch.setenv(name, value)
-    for name in ("WEBBUGGER_SIGNING_KEYS", "DYNAMODB_ENDPOINT", "AWS_PROFILE", "ANONYMISE_IP"):
+    for name in ("WEBBUGGER_SIGNING_KEYS", "DYNAMODB_ENDPOINT", "AWS_PROFILE", "IP_ADDRESSES"):
         monkeypatch.delenv(name, raising=False)
 
 

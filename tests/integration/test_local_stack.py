@@ -266,13 +266,13 @@ def test_handler_failure_is_500_and_the_server_carries_on(
     local_stack: RunningStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Settings the core cannot read make the handler itself fail.
-    monkeypatch.setenv("ANONYMISE_IP", "perhaps")
+    monkeypatch.setenv("IP_ADDRESSES", "perhaps")
     runtime.reset()
     hit = send("GET", local_stack.mint(TokenClaims(mode=Mode.PIXEL)), agent())
     assert hit.status == 500
     assert json.loads(hit.body) == {"message": "Internal Server Error"}
 
-    monkeypatch.setenv("ANONYMISE_IP", "true")
+    monkeypatch.setenv("IP_ADDRESSES", "anonymised")
     runtime.reset()
     assert send("GET", local_stack.mint(TokenClaims(mode=Mode.PIXEL)), agent()).status == 200
 

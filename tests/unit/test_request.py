@@ -50,8 +50,8 @@ def test_anonymise_ip_of_garbage_is_none(address: str | None) -> None:
 
 
 def test_client_ip_anonymises_by_default_setting() -> None:
-    assert client_ip("203.0.113.77", anonymise=True) == "203.0.113.0"
-    assert client_ip("2001:db8:abcd:1234::1", anonymise=True) == "2001:db8:abcd::"
+    assert client_ip("203.0.113.77", "anonymised") == "203.0.113.0"
+    assert client_ip("2001:db8:abcd:1234::1", "anonymised") == "2001:db8:abcd::"
 
 
 @pytest.mark.parametrize(
@@ -68,7 +68,7 @@ def test_client_ip_anonymises_by_default_setting() -> None:
 def test_client_ip_without_anonymising_keeps_the_full_address(
     address: str | None, expected: str | None
 ) -> None:
-    assert client_ip(address, anonymise=False) == expected
+    assert client_ip(address, "full") == expected
 
 
 @pytest.mark.parametrize(

@@ -184,7 +184,7 @@ def apply_environment(template: Template, stack: state.LocalStack, signing_keys:
     (locally, that variable plays the part of the ``ExtraPlugins`` parameter).
     """
     env = local_environment(template, stack, signing_keys)
-    # A deployment's parameters (ALLOWED_REDIRECT_HOSTS, ANONYMISE_IP, ...) can be set locally
+    # A deployment's parameters (ALLOWED_REDIRECT_HOSTS, IP_ADDRESSES, ...) can be set locally
     # from the shell, as `sam deploy --parameter-overrides` would.
     for name in _parameter_variables(template) & set(os.environ):
         env[name] = os.environ[name]

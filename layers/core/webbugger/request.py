@@ -25,6 +25,12 @@ MAX_USER_AGENT = 384
 MAX_REFERER = 256
 MAX_LANGUAGE = 64
 EMPTY_QUERY: Mapping[str, str] = MappingProxyType({})
+# The header CloudFront adds to every request it forwards to us, carrying the deployment's origin
+# secret. Only a request that has it may tell us the viewer's address and country: anyone can
+# send CloudFront's header names straight to the API.
+ORIGIN_SECRET_HEADER = "x-webbugger-origin-secret"  # noqa: S105 - a header name, not a secret
+# Headers by which browsers and proxies announce a speculative fetch (nobody looked yet).
+_PREFETCH_HEADERS = ("purpose", "sec-purpose", "x-purpose", "x-moz")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,11 @@ class HitRequest:
     target: Ref | None
     entity: Ref | None
     source: Ref | None
+    # When the URL was minted (epoch seconds), what the request said of itself ("prefetch",
+    # "honeypot"), and the opt-out signal honoured ("dnt", "gpc"; then ip and user_agent are None).
+    minted: int | None = None
+    hints: frozenset[str] = frozenset()
+    opted_out: str | None = None
 
 
 def truncate_utf8(text: str | None, max_bytes: int) -> str | None:
@@ -83,9 +94,11 @@ def anonymise_ip(address: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
 
 
-def client_ip(address: str | None, *, anonymise: bool) -> str | None:
-    """The address to store: anonymised unless the deployment asked for full addresses."""
-    if not anonymise:
+def client_ip(address: str | None, mode: str) -> str | None:
+    """The address to store under the deployment's choice: "anonymised", "full" or "none"."""
+    if mode == "none":
+        return None
+    if mode == "full":
         try:
             return str(ipaddress.ip_address((address or "").strip()))
         except ValueError:
@@ -93,9 +106,42 @@ def client_ip(address: str | None, *, anonymise: bool) -> str | None:
     return anonymise_ip(address)
 
 
+def viewer_address(value: str | None) -> str | None:
+    """The address in CloudFront's ``CloudFront-Viewer-Address`` (``IP:port``; IPv6 unbracketed or
+    bracketed), or None when it is not one."""
+    if not value:
+        return None
+    text = value.strip()
+    host = text.rsplit(":", 1)[0] if ":" in text else text
+    for candidate in (host.strip("[]"), text.strip("[]")):
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return None
+
+
 def country(incoming: IncomingRequest) -> str | None:
-    """The viewer's country, when CloudFront says it (two upper-case letters)."""
+    """The viewer's country as CloudFront says it (two letters). Callers trust it only from CloudFront."""
     value = incoming.header("cloudfront-viewer-country")
     if value and len(value) == 2 and value.isascii() and value.isalpha():
         return value.upper()
     return None
+
+
+def opt_out(incoming: IncomingRequest) -> str | None:
+    """The visitor's opt-out signal, if any: "gpc" (``Sec-GPC: 1``) or "dnt" (``DNT: 1``)."""
+    if (incoming.header("sec-gpc") or "").strip() == "1":
+        return "gpc"
+    if (incoming.header("dnt") or "").strip() == "1":
+        return "dnt"
+    return None
+
+
+def request_hints(incoming: IncomingRequest) -> frozenset[str]:
+    """What the request says about itself that classification needs later ("prefetch")."""
+    for name in _PREFETCH_HEADERS:
+        value = incoming.header(name)
+        if value and ("prefetch" in value.lower() or "preview" in value.lower()):
+            return frozenset({"prefetch"})
+    return frozenset()

@@ -12,6 +12,7 @@ from functools import cache
 from webbugger.errors import ConfigurationError
 
 _TRUE = {"1", "true", "yes", "on"}
+IP_ADDRESS_MODES = ("anonymised", "full", "none")
 _FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -34,7 +35,14 @@ class Settings:
     # The counters table (stream and admin functions only; the track function never needs it).
     counters_table: str | None = None
     counter_retention_days: int = 400
-    anonymise_ip: bool = True
+    # Client addresses on beacons: "anonymised" (IPv4 /24, IPv6 /48), "full" or "none".
+    ip_addresses: str = "anonymised"
+    # Honour DNT: 1 and Sec-GPC: 1 (the hit is kept without IP, user agent or visitor key).
+    honour_opt_out: bool = True
+    # The secret CloudFront sends in ORIGIN_SECRET_HEADER: only a request carrying it is trusted to
+    # say the viewer's address and country. Its ARN in AWS; its value locally. Neither: trust none.
+    origin_secret_arn: str | None = None
+    local_origin_secret: str | None = None
     hook_budget_ms: int = 200
     lookup_cache_seconds: float = 30.0
     # Host names of this service besides the one a request arrived on (a CloudFront domain, the
@@ -45,6 +53,8 @@ class Settings:
     ddb_connect_timeout: float = 0.25
     ddb_read_timeout: float = 0.4
     ddb_max_retries: int = 1
+    # The spill queue a beacon goes to when its write fails (webbugger.spill); None: the log only.
+    spill_queue_url: str | None = None
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -72,6 +82,17 @@ def _number(name: str, default: float, *, minimum: float = 0) -> float:
     return value
 
 
+def _choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (the first is the default)."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return choices[0]
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
 def _required(name: str) -> str:
     value = os.environ.get(name)
     if not value:
@@ -92,9 +113,13 @@ def load_settings() -> Settings:
         retention_days=int(_number("BEACON_RETENTION_DAYS", 400, minimum=1)),
         counters_table=os.environ.get("COUNTERS_TABLE") or None,
         counter_retention_days=int(_number("COUNTER_RETENTION_DAYS", 400, minimum=1)),
-        anonymise_ip=_flag("ANONYMISE_IP", True),
+        ip_addresses=_choice("IP_ADDRESSES", IP_ADDRESS_MODES),
+        honour_opt_out=_flag("HONOUR_OPT_OUT", True),
+        origin_secret_arn=os.environ.get("ORIGIN_SECRET_ARN") or None,
+        local_origin_secret=os.environ.get("WEBBUGGER_ORIGIN_SECRET") or None,
         hook_budget_ms=int(_number("HOOK_BUDGET_MS", 200, minimum=1)),
         lookup_cache_seconds=_number("LOOKUP_CACHE_SECONDS", 30.0),
+        spill_queue_url=os.environ.get("SPILL_QUEUE_URL") or None,
         tracking_hosts=tuple(
             host.strip().lower() for host in os.environ.get("TRACKING_HOSTS", "").split(",") if host.strip()
         ),

@@ -43,3 +43,15 @@ def load_visitor_salt(settings: Settings) -> bytes:
     raise ConfigurationError(
         "no visitor salt: set VISITOR_SALT_SECRET_ARN (AWS) or WEBBUGGER_VISITOR_SALT (local)"
     )
+
+
+def load_origin_secret(settings: Settings) -> bytes | None:
+    """The secret CloudFront sends us (cached like the key ring), or None when there is none."""
+    if settings.origin_secret_arn:
+        from aws_lambda_powertools.utilities import parameters
+
+        secret: Any = parameters.get_secret(settings.origin_secret_arn, max_age=settings.secret_cache_seconds)
+        return secret if isinstance(secret, bytes) else str(secret).encode()
+    if settings.local_origin_secret:
+        return settings.local_origin_secret.encode()
+    return None

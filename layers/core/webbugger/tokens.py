@@ -30,6 +30,8 @@ KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}\Z")
 TAG_BYTES = 16
 MAX_TOKEN_LENGTH = 4096
 FLAG_IGNORE_ERRORS = 1
+# A honeypot link: invisible in the mail, so whatever follows it is a machine.
+FLAG_HONEYPOT = 2
 _MODES = {"p": Mode.PIXEL, "r": Mode.REDIRECT}
 _MODE_CODES = {mode: code for code, mode in _MODES.items()}
 _B64URL = re.compile(r"[A-Za-z0-9_-]+\Z")
@@ -45,6 +47,7 @@ class TokenClaims:
     source: Ref | None = None
     ignore_errors: bool = False
     issued_at: int = 0
+    honeypot: bool = False
 
     def __post_init__(self) -> None:
         if self.mode is Mode.REDIRECT and self.target is None:
@@ -98,7 +101,7 @@ def _tag(key: bytes, signed_part: str) -> bytes:
 
 def sign(claims: TokenClaims, ring: KeyRing) -> str:
     """Mint a token for ``claims`` with the ring's current key."""
-    flags = FLAG_IGNORE_ERRORS if claims.ignore_errors else 0
+    flags = (FLAG_IGNORE_ERRORS if claims.ignore_errors else 0) | (FLAG_HONEYPOT if claims.honeypot else 0)
     issued_at = claims.issued_at or int(time.time())
     body: list[Any] = [_MODE_CODES[claims.mode], issued_at, flags]
     body += [None if ref is None else str(ref) for ref in (claims.target, claims.entity, claims.source)]
@@ -117,6 +120,8 @@ def verify(token: str, ring: KeyRing) -> TokenClaims:
     """Check a token's tag and decode its claims; any defect raises :class:`InvalidTokenError`."""
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidTokenError("token too long")
+    if not token.isascii():  # a token we signed is base64url; the MAC is over ASCII
+        raise InvalidTokenError("token is not ASCII")
     parts = token.split(".")
     if len(parts) != 3:
         raise InvalidTokenError("token must have three parts")
@@ -144,6 +149,7 @@ def _decode_claims(raw: bytes) -> TokenClaims:
             source=parse_optional(source),
             ignore_errors=bool(int(flags) & FLAG_IGNORE_ERRORS),
             issued_at=int(issued_at),
+            honeypot=bool(int(flags) & FLAG_HONEYPOT),
         )
     except (ValueError, TypeError, KeyError, AttributeError, InvalidReferenceError) as exc:
         raise InvalidTokenError("malformed token payload") from exc

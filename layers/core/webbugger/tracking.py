@@ -7,6 +7,7 @@ makes the request invalid happens before the write, so an invalid request record
 
 from __future__ import annotations
 
+import hmac
 import time
 from contextlib import suppress
 from dataclasses import dataclass
@@ -34,13 +35,17 @@ from webbugger.request import (
     MAX_LANGUAGE,
     MAX_REFERER,
     MAX_USER_AGENT,
+    ORIGIN_SECRET_HEADER,
     HitRequest,
     IncomingRequest,
     client_ip,
     country,
+    opt_out,
+    request_hints,
     truncate_utf8,
+    viewer_address,
 )
-from webbugger.signing import load_key_ring
+from webbugger.signing import load_key_ring, load_origin_secret
 from webbugger.tokens import TokenClaims
 
 if TYPE_CHECKING:
@@ -213,21 +218,37 @@ class Tracker:
         self, claims: TokenClaims, mode: Mode, incoming: IncomingRequest, entity: Ref | None
     ) -> HitRequest:
         now = utcnow()
+        opted_out = opt_out(incoming) if self.settings.honour_opt_out else None
+        from_cdn = self._from_our_cdn(incoming)
+        address = viewer_address(incoming.header("cloudfront-viewer-address")) if from_cdn else None
+        hints = request_hints(incoming) | ({"honeypot"} if claims.honeypot else set())
         return HitRequest(
             beacon_id=new_beacon_id(epoch_ms(now)),
             time=now,
             mode=mode,
             method=incoming.method,
-            ip=client_ip(incoming.source_ip, anonymise=self.settings.anonymise_ip),
-            user_agent=truncate_utf8(incoming.header("user-agent"), MAX_USER_AGENT),
+            # An opted-out visitor leaves no address and no user agent, hence no visitor key.
+            ip=None if opted_out else client_ip(address or incoming.source_ip, self.settings.ip_addresses),
+            user_agent=None if opted_out else truncate_utf8(incoming.header("user-agent"), MAX_USER_AGENT),
             referer=truncate_utf8(incoming.header("referer"), MAX_REFERER),
             language=truncate_utf8(incoming.header("accept-language"), MAX_LANGUAGE),
-            country=country(incoming),
+            country=country(incoming) if from_cdn else None,
             query=incoming.query,
             target=claims.target,
             entity=entity,
             source=claims.source,
+            minted=claims.issued_at or None,
+            hints=frozenset(hints),
+            opted_out=opted_out,
         )
+
+    def _from_our_cdn(self, incoming: IncomingRequest) -> bool:
+        """True when the request carries the origin secret our CloudFront distribution adds."""
+        presented = incoming.header(ORIGIN_SECRET_HEADER)
+        if not presented:
+            return False  # no secret to look up: requests that never came through CloudFront
+        expected = load_origin_secret(self.settings)
+        return expected is not None and hmac.compare_digest(presented.encode("utf-8", "replace"), expected)
 
     def _save(self, hit: HitRequest) -> bool:
         beacon = beacon_from_hit(hit, self.settings.retention_days)
@@ -236,17 +257,40 @@ class Tracker:
             # Conditional on the id: a beacon that arrives twice is stored once.
             beacon.save(condition=Beacon.id.does_not_exist())
         except Exception as exc:  # noqa: BLE001 - whatever the failure, the visitor is answered
-            # Fail open: the visitor still gets the answer; the whole beacon goes to the log as
-            # one structured record, from which it can be replayed.
+            # Fail open: the visitor still gets the answer, and the beacon takes the spill-over
+            # chain (webbugger.spill): the spill queue, else one structured log record. Imported
+            # here: only a failed write needs it.
+            from webbugger import spill
+
+            metrics.add_metric(name="BeaconWriteFailures", unit=MetricUnit.Count, value=1)
+            spill_error = None
+            if self.settings.spill_queue_url:
+                try:
+                    spill.spill_to_queue(beacon, self.settings.spill_queue_url, self.settings.region)
+                except Exception as queue_exc:  # noqa: BLE001 - the log below still keeps the beacon
+                    spill_error = repr(queue_exc)
+                else:
+                    logger.warning(
+                        "beacon write failed; beacon sent to the spill queue",
+                        extra={
+                            "beacon_id": beacon.id,
+                            "error": repr(exc),
+                            "elapsed_ms": spill.elapsed_ms(started),
+                        },
+                    )
+                    metrics.add_metric(name="BeaconsSpilled", unit=MetricUnit.Count, value=1)
+                    return False
+            # The whole beacon in one record, from which `webbugger replay` restores it.
             logger.error(
                 "beacon write failed",
                 extra={
-                    "spilled_beacon": beacon.to_record(),
+                    spill.SPILL_KEY: beacon.to_record(),
                     "error": repr(exc),
-                    "elapsed_ms": round((time.perf_counter() - started) * 1000),
+                    "spill_error": spill_error,
+                    "elapsed_ms": spill.elapsed_ms(started),
                 },
             )
-            metrics.add_metric(name="BeaconWriteFailures", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name="BeaconsLogged", unit=MetricUnit.Count, value=1)
             return False
         return True
 
@@ -267,5 +311,8 @@ def beacon_from_hit(hit: HitRequest, retention_days: int) -> Beacon:
         referer=hit.referer,
         language=hit.language,
         country=hit.country,
+        minted=hit.minted,
+        hints=set(hit.hints) or None,
+        opted_out=hit.opted_out,
         expires=expiry(hit.time, retention_days),
     )
