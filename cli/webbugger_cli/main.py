@@ -35,7 +35,17 @@ from webbugger.runtime import default_registry
 from webbugger.tokens import TokenClaims
 
 from webbugger_cli.admin_client import AdminApiError
-from webbugger_cli.commands import UsageError, export, links, print_table, records, report, stats, types
+from webbugger_cli.commands import (
+    UsageError,
+    doctor,
+    export,
+    links,
+    print_table,
+    records,
+    report,
+    stats,
+    types,
+)
 from webbugger_cli.stack import StackError, resolve_stack
 from webbugger_cli.template import TemplateError
 
@@ -278,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_parsers(commands, common)
     export.add_parsers(commands, common)
     report.register(commands)
+    doctor.add_parsers(commands, common)
     return parser
 
 

@@ -38,9 +38,23 @@ from webbugger_cli.template import TemplateError, load_template
 if TYPE_CHECKING:
     from types import FrameType
 
+    from webbugger_cli.template import Template
+
 DEMO_LINK_ID = "demo"
 DEMO_LINK_URL = "https://example.com/"
 EXIT_INTERRUPTED = 130
+
+
+def local_outputs(template: Template, api_url: str) -> dict[str, str]:
+    """The Outputs a deployed stack has, with the local stack's values (the admin API's is added
+    once its server is bound). ``TrackingUrl`` is what a deployment fronts with CloudFront or its
+    own domain: locally, the API's URL itself."""
+    return {
+        "ApiUrl": api_url,
+        "TrackingUrl": api_url,
+        **table_outputs(template),
+        "SigningSecretArn": "local",
+    }
 
 
 def create_demo_link() -> None:
@@ -130,7 +144,7 @@ def run(port: int) -> int:
         api_url=api_url,
         dynamodb_endpoint=f"http://{HOST}:{ddb_port}",
         pid=os.getpid(),
-        outputs={"ApiUrl": api_url, **table_outputs(template), "SigningSecretArn": "local"},
+        outputs=local_outputs(template, api_url),
         state_dir=str(directory),
     )
     keys = state.load_or_create_signing_keys(directory)
