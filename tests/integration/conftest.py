@@ -76,6 +76,12 @@ class RunningStack:
         """The stack's signing key ring."""
         return KeyRing.from_json(self.signing_keys)
 
+    @property
+    def origin_secret(self) -> str:
+        """The secret CloudFront would add: send it as ``x-webbugger-origin-secret`` (with
+        ``cloudfront-viewer-address``) to play a request that came through the distribution."""
+        return state.load_or_create_origin_secret(self.state_dir)
+
     def mint(self, claims: TokenClaims) -> str:
         """A tracking URL of this stack for ``claims``."""
         return tracking_url(self.api_url, claims, self.ring)

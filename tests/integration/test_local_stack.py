@@ -37,14 +37,16 @@ class Hit(NamedTuple):
     body: bytes
 
 
-def send(method: str, url: str, agent: str, body: bytes | None = None) -> Hit:
+def send(
+    method: str, url: str, agent: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> Hit:
     """One request over a fresh connection; redirects are not followed."""
     parts = urlsplit(url)
     assert parts.hostname == "127.0.0.1"
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn.request(method, target, body=body, headers={"User-Agent": agent})
+        conn.request(method, target, body=body, headers={"User-Agent": agent, **(headers or {})})
         response = conn.getresponse()
         return Hit(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
     finally:
@@ -292,3 +294,19 @@ def test_beacons_survive_a_dynamodb_local_restart(local_stack: RunningStack) -> 
     # And the stack works on: a new beacon joins them.
     assert send("GET", local_stack.mint(TokenClaims(mode=Mode.PIXEL)), ua).status == 200
     assert len(local_stack.beacons(ua)) == 4
+
+
+@pytest.mark.ddblocal
+def test_the_viewer_address_is_taken_only_from_a_request_with_the_origin_secret(
+    local_stack: RunningStack,
+) -> None:
+    viewer = {"cloudfront-viewer-address": "198.51.100.23:50312", "cloudfront-viewer-country": "NL"}
+    forged, genuine = agent(), agent()
+    send("GET", local_stack.mint(TokenClaims(mode=Mode.PIXEL)), forged, headers=viewer)
+    origin = {"x-webbugger-origin-secret": local_stack.origin_secret}
+    send("GET", local_stack.mint(TokenClaims(mode=Mode.PIXEL)), genuine, headers={**viewer, **origin})
+
+    [straight] = local_stack.beacons(forged)
+    assert straight["ip"]["S"] == "127.0.0.0" and "country" not in straight
+    [through] = local_stack.beacons(genuine)
+    assert (through["ip"]["S"], through["country"]["S"]) == ("198.51.100.0", "NL")

@@ -2,6 +2,7 @@
 
 - ``.local/ddb/``: DynamoDB Local's data files (survive restarts);
 - ``.local/signing-keys.json``: the local signing key ring, made once (old URLs keep working);
+- ``.local/visitor-salt``, ``.local/origin-secret``: the other secrets a deployment generates;
 - ``.local/stack.json``: written while the stack runs: its URLs, table names and process id,
   under the same Outputs names a deployed stack has.
 """
@@ -31,30 +32,33 @@ def table_name(logical_id: str) -> str:
     return f"{STACK_NAME}-{logical_id}"
 
 
-def load_or_create_signing_keys(directory: Path | None = None) -> str:
-    """The local key ring's JSON; made on first use and kept private to the user."""
-    path = (directory or state_dir()) / "signing-keys.json"
+def _load_or_create(name: str, make: str, directory: Path | None) -> str:
+    """A secret file of the local state: made on first use, private to the user, never rotated."""
+    path = (directory or state_dir()) / name
     if path.exists():
         return path.read_text()
     path.parent.mkdir(parents=True, exist_ok=True)
-    ring = json.dumps({"current": "local1", "local1": secrets.token_urlsafe(36)})
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(ring)
-    return ring
+        handle.write(make)
+    return make
+
+
+def load_or_create_signing_keys(directory: Path | None = None) -> str:
+    """The local key ring's JSON (old URLs keep working across restarts)."""
+    ring = json.dumps({"current": "local1", "local1": secrets.token_urlsafe(36)})
+    return _load_or_create("signing-keys.json", ring, directory)
 
 
 def load_or_create_visitor_salt(directory: Path | None = None) -> str:
-    """The local visitor-salt secret; made on first use, kept private, never rotated."""
-    path = (directory or state_dir()) / "visitor-salt"
-    if path.exists():
-        return path.read_text()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    salt = secrets.token_urlsafe(36)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(salt)
-    return salt
+    """The local visitor-salt secret."""
+    return _load_or_create("visitor-salt", secrets.token_urlsafe(36), directory)
+
+
+def load_or_create_origin_secret(directory: Path | None = None) -> str:
+    """The local stand-in for the secret CloudFront adds to every request it forwards: a request
+    carrying it (header ``x-webbugger-origin-secret``) may say the viewer's address and country."""
+    return _load_or_create("origin-secret", secrets.token_urlsafe(36), directory)
 
 
 @dataclass(frozen=True)
@@ -70,13 +74,15 @@ class LocalStack:
 
     def environment(self, signing_keys: str) -> dict[str, str]:
         """Variables that point the core at this stack (tables, endpoint, keys, fake credentials)."""
-        salt = load_or_create_visitor_salt(Path(self.state_dir) if self.state_dir else None)
+        directory = Path(self.state_dir) if self.state_dir else None
+        salt = load_or_create_visitor_salt(directory)
         return {
             "BEACONS_TABLE": self.outputs["BeaconsTableName"],
             "LINKS_TABLE": self.outputs["LinksTableName"],
             "DYNAMODB_ENDPOINT": self.dynamodb_endpoint,
             "WEBBUGGER_SIGNING_KEYS": signing_keys,
             "WEBBUGGER_VISITOR_SALT": salt,
+            "WEBBUGGER_ORIGIN_SECRET": load_or_create_origin_secret(directory),
             "AWS_REGION": LOCAL_REGION,
             "AWS_DEFAULT_REGION": LOCAL_REGION,
             # DynamoDB Local accepts any credentials; never let a real profile be used by mistake.
