@@ -1,0 +1,137 @@
+"""A stack seen from outside: its Outputs, the tracking routes, the admin API, and ``doctor``.
+
+Runs against the deployed stack named by ``AWS_SAM_STACK_NAME``, else against ``webbugger local``
+(see conftest.py). What these tests create is tagged ``e2e`` and unique per run: links are
+disabled at the end; beacons expire with the stack's retention.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pytest
+from webbugger.gif import TRANSPARENT_GIF
+from webbugger_cli.commands.doctor import NEEDED_OUTPUTS, PASS, fetch
+from webbugger_cli.main import main
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from conftest import E2EStack
+
+# Index reads are eventually consistent in AWS: look again for a while.
+READBACK_SECONDS = 20.0
+
+
+def _run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _beacons_of(stack: E2EStack, source: str, count: int, since: datetime) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + READBACK_SECONDS
+    while True:
+        page = stack.admin.get_json("/beacons", {"source": source, "from": since.isoformat(), "limit": 100})
+        beacons: list[dict[str, Any]] = page["beacons"]
+        if len(beacons) >= count or time.monotonic() > deadline:
+            return beacons
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def e2e_link(e2e_stack: E2EStack) -> Iterator[dict[str, Any]]:
+    """A new stored link (through the admin API), disabled after the test."""
+    link_id = f"e2e-{_run_id()}"
+    payload = {"url": f"https://example.com/e2e/{link_id}", "id": link_id, "tags": ["e2e"]}
+    link: dict[str, Any] = e2e_stack.admin.request("POST", "/links", payload=payload).json()
+    yield link
+    e2e_stack.admin.request("POST", f"/links/{link_id}/disable")
+
+
+def test_outputs_name_every_url_a_user_needs(e2e_stack: E2EStack) -> None:
+    for name in NEEDED_OUTPUTS:
+        assert e2e_stack.outputs.get(name), f"no {name} output"
+    for name in ("ApiUrl", "TrackingUrl", "AdminApiUrl"):
+        assert urlsplit(e2e_stack.outputs[name]).scheme in ("http", "https")
+
+
+def test_minted_pixel_through_the_tracking_url_is_the_gif(e2e_stack: E2EStack) -> None:
+    minted = e2e_stack.admin.request("POST", "/mint", payload={}).json()
+    assert minted["pixel_url"].startswith(e2e_stack.tracking_url.rstrip("/") + "/p/")
+    answer = fetch(minted["pixel_url"], {"User-Agent": "webbugger-e2e"})
+    assert answer.status == 200
+    assert answer.headers["content-type"].startswith("image/gif")
+    assert answer.body == TRANSPARENT_GIF
+    assert len(answer.body) == 43
+    assert "no-store" in answer.headers["cache-control"]
+
+
+def test_redirect_goes_to_the_link_and_a_tampered_one_is_404(
+    e2e_stack: E2EStack, e2e_link: dict[str, Any]
+) -> None:
+    minted = e2e_stack.admin.request("POST", "/mint", payload={"target": f"link:{e2e_link['id']}"}).json()
+    answer = fetch(minted["redirect_url"])
+    assert answer.status == 302
+    assert answer.headers["location"] == e2e_link["url"]
+    head, _, tag = minted["redirect_url"].rpartition(".")
+    tampered = f"{head}.{'A' if tag[0] != 'A' else 'Q'}{tag[1:]}"
+    assert fetch(tampered).status == 404
+    short = fetch(f"{e2e_stack.tracking_url.rstrip('/')}/l/{e2e_link['id']}")
+    assert (short.status, short.headers.get("location")) == (302, e2e_link["url"])
+
+
+def test_batch_minted_pixels_are_read_back_with_their_headers(e2e_stack: E2EStack) -> None:
+    run = _run_id()
+    source = f"campaign:e2e-{run}"
+    items = [{"source": source, "ignore_errors": True} for _ in range(3)]
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    urls = e2e_stack.admin.request("POST", "/mint/batch", payload={"items": items}).json()["urls"]
+    assert len(urls) == 3
+    agent = f"webbugger-e2e/{run}"
+    for url in urls:
+        assert fetch(url["pixel_url"], {"User-Agent": agent, "Accept-Language": "de-AT"}).status == 200
+    beacons = _beacons_of(e2e_stack, source, 3, since)
+    assert len(beacons) == 3
+    assert {(b["mode"], b["source"], b["user_agent"], b["language"]) for b in beacons} == {
+        ("pixel", source, agent, "de-AT")
+    }
+
+
+def test_doctor_passes_every_check(
+    e2e_stack: E2EStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in e2e_stack.cli_env.items():
+        monkeypatch.setenv(name, value)
+    status = main([*e2e_stack.cli_options, "doctor", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert [check for check in report["checks"] if check["status"] != PASS] == []
+    assert [check["name"] for check in report["checks"]] == [
+        "outputs",
+        "secret",
+        "tables",
+        "admin-api",
+        "pixel",
+        "redirect",
+        "tampered",
+        "headers",
+    ]
+    assert status == 0
+
+
+def test_doctor_prints_one_line_per_check_and_urls_that_work(
+    e2e_stack: E2EStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in e2e_stack.cli_env.items():
+        monkeypatch.setenv(name, value)
+    assert main([*e2e_stack.cli_options, "doctor"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("PASS  ") for line in lines) == 8
+    pixel = next(line.split()[-1] for line in lines if line.strip().startswith("pixel URL:"))
+    redirect_line = next(line.split() for line in lines if line.strip().startswith("redirect URL:"))
+    assert fetch(pixel).body == TRANSPARENT_GIF
+    answer = fetch(redirect_line[2])
+    assert (answer.status, answer.headers["location"]) == (302, redirect_line[-1])
