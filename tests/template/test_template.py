@@ -136,6 +136,7 @@ def test_track_function_has_least_privilege(template: Template) -> None:
         ("dynamodb:PutItem", _arn("IpEntitiesTable")),
         ("dynamodb:UpdateItem", _arn("IpEntitiesTable")),
         ("secretsmanager:GetSecretValue", str({"Ref": "SigningSecret"})),
+        ("sqs:SendMessage", _arn("SpillQueue")),
     }
 
 

@@ -141,7 +141,10 @@ class Tracker:
         """If ``location`` is a tracked link of this service, record it too and go where it goes."""
         parts = urlsplit(location)
         host = (parts.hostname or "").lower()
-        request_host = urlsplit(f"//{incoming.header('host') or ''}").hostname or ""
+        try:
+            request_host = urlsplit(f"//{incoming.header('host') or ''}").hostname or ""
+        except ValueError:  # a Host header that names no host (say "[::1"): not one of ours
+            request_host = ""
         own = {*self.settings.tracking_hosts, request_host.lower()}
         if host not in own or not parts.path.startswith(REDIRECT_PREFIX):
             return location
