@@ -93,7 +93,8 @@ def _claims(args: argparse.Namespace, mode: Mode, registry: Registry) -> TokenCl
         registry.entity(entity.type)
     if source is not None:
         registry.source(source.type)
-    return TokenClaims(mode, target, entity, source, ignore_errors=args.ignore_errors)
+    honeypot = getattr(args, "honeypot", False)
+    return TokenClaims(mode, target, entity, source, ignore_errors=args.ignore_errors, honeypot=honeypot)
 
 
 def _check_target(registry: Registry, claims: TokenClaims) -> None:
@@ -264,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     _ref_options(pixel, target_required=False)
     redirect = url.add_parser("redirect", parents=[common], help="print a redirect URL")
     _ref_options(redirect, target_required=False)  # checked in cmd_url, for a one-line message
+    redirect.add_argument(
+        "--honeypot",
+        action="store_true",
+        help="a honeypot link: hide it in the mail; whatever follows it is counted as a machine",
+    )
     redirect.epilog = (
         "A url:URL target (the destination signed into the token) must be on a host the stack "
         "allows: set ALLOWED_REDIRECT_HOSTS to the stack's AllowedRedirectHosts parameter."

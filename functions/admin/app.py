@@ -444,6 +444,11 @@ class MintRequest(BaseModel):
     entity: str | None = Field(default=None, max_length=2048, description="TYPE:ID, or TYPE for a new one")
     source: str | None = Field(default=None, max_length=2048, description="TYPE:ID")
     ignore_errors: bool = False
+    honeypot: bool = Field(
+        default=False,
+        description="Make the redirect URL a honeypot link: hidden in the mail, so whatever follows it "
+        "is a machine (a security scanner), and so are its other hits in the same seconds.",
+    )
 
 
 class MintOut(BaseModel):
@@ -478,9 +483,11 @@ def _mint(request: MintRequest, ring: KeyRing, base: str) -> dict[str, str]:
     source = _ref(Kind.SOURCE, request.source)
     ignore = request.ignore_errors
     pixel = TokenClaims(mode=Mode.PIXEL, target=target, entity=entity, source=source, ignore_errors=ignore)
+    if request.honeypot and target is None:
+        raise bad_request("a honeypot link needs a target to redirect to", "bad_reference")
     urls = {"pixel_url": tracking_url(base, pixel, ring)}
     if target is not None:
-        redirect = dataclasses.replace(pixel, mode=Mode.REDIRECT)
+        redirect = dataclasses.replace(pixel, mode=Mode.REDIRECT, honeypot=request.honeypot)
         urls["redirect_url"] = tracking_url(base, redirect, ring)
     return urls
 

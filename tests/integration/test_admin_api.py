@@ -310,6 +310,21 @@ def test_minted_urls_work_on_the_tracking_server(local_stack: RunningStack) -> N
     assert call("GET", only_pixel["pixel_url"]).status == 200
 
 
+def test_a_honeypot_redirect_is_marked_on_its_beacon(local_stack: RunningStack) -> None:
+    link_id = create(local_stack, url="https://example.org/trap", id=new_id())["id"]
+    urls = call(
+        "POST", f"{local_stack.admin_url}/mint", {"target": f"link:{link_id}", "honeypot": True}
+    ).json()
+    assert call("GET", urls["redirect_url"]).status == 302
+    assert call("GET", urls["pixel_url"]).status == 200
+    hints = {
+        item["mode"]["S"]: item.get("hints", {}).get("SS")
+        for item in local_stack.beacons()
+        if item.get("target", {}).get("S") == f"link:{link_id}"
+    }
+    assert hints == {"redirect": ["honeypot"], "pixel": None}  # only the link is the trap
+
+
 def test_mint_batch(local_stack: RunningStack) -> None:
     link_id = create(local_stack, url="https://example.org/batch", id=new_id())["id"]
     items = [{"target": f"link:{link_id}", "entity": f"ip:10.0.0.{n}"} for n in range(3)] + [{}]
@@ -333,6 +348,7 @@ def test_mint_batch(local_stack: RunningStack) -> None:
         ({"target": "url:https://not-allowed.example/"}, "bad_url"),
         ({"target": "url:javascript:alert(1)"}, "bad_url"),
         ({"target": "link:x", "nope": 1}, "invalid_request"),
+        ({"honeypot": True}, "bad_reference"),
     ],
 )
 def test_bad_mint_requests_are_400(local_stack: RunningStack, payload: dict[str, Any], code: str) -> None:

@@ -101,6 +101,11 @@ def test_link_redirect_pixel_and_beacons(local_stack: RunningStack) -> None:
     assert [line.split()[2] for line in table[1:]] == ["pixel", "redirect"]
     assert all(f"link:{link_id}" in line for line in table[1:])
 
+    trap = ok(local_stack, "url", "redirect", "--target", f"link:{link_id}", "--honeypot").strip()
+    assert get(trap, agent).status == 302
+    [trapped] = [b for b in beacons(local_stack, "--target", f"link:{link_id}") if b["hints"]]
+    assert (trapped["mode"], trapped["hints"]) == ("redirect", "honeypot")
+
 
 def test_redirect_to_a_missing_link_is_refused(local_stack: RunningStack) -> None:
     result = webbugger(local_stack, "url", "redirect", "--target", "link:no-such-link")
