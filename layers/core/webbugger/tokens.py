@@ -151,5 +151,13 @@ def _decode_claims(raw: bytes) -> TokenClaims:
             issued_at=int(issued_at),
             honeypot=bool(int(flags) & FLAG_HONEYPOT),
         )
-    except (ValueError, TypeError, KeyError, AttributeError, InvalidReferenceError) as exc:
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        OverflowError,  # an infinite issued_at or flags
+        RecursionError,  # deeply nested JSON
+        InvalidReferenceError,
+    ) as exc:
         raise InvalidTokenError("malformed token payload") from exc
