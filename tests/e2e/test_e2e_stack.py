@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from webbugger.gif import TRANSPARENT_GIF
-from webbugger_cli.commands.doctor import NEEDED_OUTPUTS, PASS, fetch
+from webbugger_cli.commands.doctor import FAIL, NEEDED_OUTPUTS, PASS, Doctor, fetch, local_subject
 from webbugger_cli.main import main
 
 if TYPE_CHECKING:
@@ -135,3 +135,24 @@ def test_doctor_prints_one_line_per_check_and_urls_that_work(
     assert fetch(pixel).body == TRANSPARENT_GIF
     answer = fetch(redirect_line[2])
     assert (answer.status, answer.headers["location"]) == (302, redirect_line[-1])
+
+
+def test_doctor_fails_headers_behind_a_cloudfront_that_drops_the_country(
+    e2e_stack: E2EStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local stack reached by another host name looks like a CloudFront in front of it that
+    forwards no CloudFront-Viewer-Country: the doctor must say so (and pass the rest)."""
+    if e2e_stack.cli_options:
+        pytest.skip("local stack only: a deployed stack's CloudFront cannot be made to drop a header")
+    for name, value in e2e_stack.cli_env.items():
+        monkeypatch.setenv(name, value)
+    subject = local_subject()
+    port = urlsplit(subject.outputs["ApiUrl"]).port
+    subject.outputs["TrackingUrl"] = f"http://localhost:{port}"
+    assert subject.behind_cloudfront
+    checks = {check.name: check for check in Doctor(subject).run()}
+    assert checks["headers"].status == FAIL
+    assert (
+        checks["headers"].detail == "the beacon recorded no country (CloudFront-Viewer-Country not forwarded)"
+    )
+    assert [name for name, check in checks.items() if check.status != PASS] == ["headers"]

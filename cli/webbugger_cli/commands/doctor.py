@@ -196,7 +196,7 @@ class Doctor:
         except CheckFailedError as exc:
             message = str(exc)
         except AdminApiError as exc:
-            message = f"admin API: {exc}"
+            message = str(exc)
         except ClientError as exc:
             error = exc.response.get("Error", {})
             message = f"AWS error {error.get('Code', '?')}: {error.get('Message', exc)}"
