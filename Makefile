@@ -59,12 +59,15 @@ integration: setup ## Integration tests only (moto and DynamoDB Local)
 template: setup ## Template tests only (sam validate --lint, sam build)
 	$(UV) run --locked pytest tests/template
 
-bench: setup ## Benchmarks (figures for the README)
+LOAD_REQUESTS ?= 20000
+LOAD_CONCURRENCY ?= 50
+bench: setup ## Benchmarks (figures for the README; the load test: LOAD_REQUESTS, LOAD_CONCURRENCY)
 	$(UV) run --locked python bench/cold_start.py
 	$(UV) run --locked python bench/hot_path.py
 	$(UV) run --locked python bench/write_units.py
 	$(UV) run --locked python bench/hooks.py
 	$(UV) run --locked python bench/export_memory.py
+	$(UV) run --locked python bench/load.py --requests $(LOAD_REQUESTS) --concurrency $(LOAD_CONCURRENCY)
 
 build: ## sam build (cross-builds the layer for python3.13/arm64, no Docker)
 	$(SAM) build
