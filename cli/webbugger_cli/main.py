@@ -38,10 +38,12 @@ from webbugger_cli.admin_client import AdminApiError
 from webbugger_cli.commands import (
     UsageError,
     doctor,
+    erase,
     export,
     links,
     print_table,
     records,
+    replay,
     report,
     stats,
     types,
@@ -293,7 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     records.add_parsers(commands, common)
     stats.add_parsers(commands, common)
     export.add_parsers(commands, common)
+    erase.add_parsers(commands, common)
     report.register(commands)
+    replay.register(commands)
     doctor.add_parsers(commands, common)
     return parser
 

@@ -35,6 +35,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from webbugger.beacon_queries import beacons_between
 from webbugger.counters import daily_stats
 from webbugger.destinations import normalise_destination
+from webbugger.erase import erase_entity
 from webbugger.errors import (
     InvalidReferenceError,
     NotFoundError,
@@ -753,6 +754,39 @@ def export(
     headers = {"X-Next-Cursor": last_id} if more and last_id else {}
     content_type = "text/csv" if format == "csv" else "application/x-ndjson"
     return Response(status_code=200, content_type=content_type, body=out.getvalue(), headers=headers)
+
+
+# --- erasure ----------------------------------------------------------------------------------
+
+
+class EraseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entity: str = Field(max_length=2048, description="TYPE:ID of the entity to erase")
+
+
+class ErasedOut(BaseModel):
+    entity: str
+    beacons: int
+    counters: int
+    visitor_marks: int
+    record: bool = Field(description="Whether the entity's own stored record was deleted too")
+    record_error: str | None = Field(default=None, description="Why the entity's record could not be deleted")
+
+
+@app.post(
+    "/erase",
+    summary="Erase an entity's beacons (data-subject requests)",
+    responses={200: {"description": "What was removed"}, 400: _BAD_REQUEST},
+)
+def erase(request: EraseRequest) -> ErasedOut:
+    """Delete every beacon of one entity, its counters and visitor marks, and its own record.
+    Repeating it is harmless: the second run removes nothing."""
+    settings()
+    ref = Ref.parse(request.entity)
+    if ref.id is None:
+        raise bad_request("give the entity's id: TYPE:ID", "bad_reference")
+    return ErasedOut.model_validate(erase_entity(ref, default_registry()).as_dict())
 
 
 # --- the API's own description ----------------------------------------------------------------

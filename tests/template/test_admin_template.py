@@ -20,6 +20,7 @@ ADMIN_ROUTES = {
     ("POST", "/links/{id}/disable"),
     ("POST", "/mint"),
     ("POST", "/mint/batch"),
+    ("POST", "/erase"),
     ("GET", "/beacons"),
     ("GET", "/stats"),
     ("GET", "/export"),
@@ -114,6 +115,12 @@ def test_admin_function_policies_are_exactly_the_listed_ones(template: Template)
         ("dynamodb:Query", table("BeaconsTable")),
         ("dynamodb:Query", str({"Fn::Sub": "${BeaconsTable.Arn}/index/*"})),
         ("dynamodb:Query", table("CountersTable")),
+        ("dynamodb:BatchWriteItem", table("BeaconsTable")),
+        ("dynamodb:BatchWriteItem", table("CountersTable")),
+        ("dynamodb:GetItem", table("IpEntitiesTable")),
+        ("dynamodb:DeleteItem", table("IpEntitiesTable")),
+        ("dynamodb:GetItem", table("RecipientsTable")),
+        ("dynamodb:DeleteItem", table("RecipientsTable")),
         ("dynamodb:GetItem", table("CampaignsTable")),
         ("secretsmanager:GetSecretValue", str({"Ref": "SigningSecret"})),
     }
@@ -133,10 +140,9 @@ def test_admin_function_build_and_environment(template: Template) -> None:
     assert env["COUNTERS_TABLE"] == {"Ref": "CountersTable"}
     assert env["SIGNING_SECRET_ARN"] == {"Ref": "SigningSecret"}
     assert env["ALLOWED_REDIRECT_HOSTS"] == {"Ref": "AllowedRedirectHosts"}
-    assert env["TRACKING_BASE_URL"] == {
-        "Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
-    }
     outputs = template.data["Outputs"]
+    # Minted URLs use the tracking domain: custom domain, else CloudFront's, else the API's.
+    assert env["TRACKING_BASE_URL"] == outputs["TrackingUrl"]["Value"]
     assert outputs["AdminApiUrl"]["Value"] == {
         "Fn::Sub": "https://${AdminApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
     }

@@ -75,6 +75,9 @@ class Backend(Protocol):
     def export(self, query: ExportQuery) -> Iterator[Record]:
         """Beacon records, newest first, read lazily."""
 
+    def erase(self, entity: Ref) -> Record:
+        """Delete an entity's beacons, counters and record; what was removed."""
+
 
 def _no_link(link_id: str) -> UsageError:
     return UsageError(f"no link with id {link_id!r}")
@@ -158,6 +161,13 @@ class LocalBackend:
 
         found = beacons_between(query.since, query.until, kind=query.kind, ref=query.ref)
         return (beacon.to_record() for beacon in found)
+
+    def erase(self, entity: Ref) -> Record:
+        from webbugger.erase import erase_entity
+        from webbugger.runtime import default_registry
+
+        require_counters(self.stack)
+        return erase_entity(entity, default_registry()).as_dict()
 
 
 def stats_from_dict(data: Any) -> Stats:
@@ -268,6 +278,12 @@ class AdminBackend:
             if not isinstance(record, dict):
                 raise AdminApiError("the admin API's export holds a line that is not a JSON object")
             yield record
+
+    def erase(self, entity: Ref) -> Record:
+        answer = self.client.request("POST", "/erase", payload={"entity": str(entity)}).json()
+        if not isinstance(answer, dict):
+            raise AdminApiError("the admin API's erase answer is not a JSON object")
+        return answer
 
 
 def open_backend(stack_name: str | None, region: str | None) -> Backend:

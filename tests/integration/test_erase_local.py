@@ -1,0 +1,127 @@
+"""Data-subject erasure against the real local stack: ``webbugger erase`` and ``POST /erase``.
+
+An entity's beacons, its counters and visitor marks and its record go; everybody else's stay.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pytest
+from webbugger.modes import Mode
+from webbugger.refs import Ref
+from webbugger.tokens import TokenClaims
+
+if TYPE_CHECKING:
+    from conftest import RunningStack
+
+pytestmark = pytest.mark.ddblocal
+
+WEBBUGGER = Path(sys.executable).with_name("webbugger")
+COUNTED_WITHIN_S = 15.0
+
+
+def webbugger(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WEBBUGGER_STATE_DIR": str(stack.state_dir)}
+    return subprocess.run(
+        [str(WEBBUGGER), *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+def request(method: str, url: str, user_agent: str, body: Any = None) -> tuple[int, bytes]:
+    parts = urlsplit(url)
+    assert parts.hostname == "127.0.0.1"
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        data = None if body is None else json.dumps(body).encode()
+        conn.request(method, parts.path, body=data, headers={"User-Agent": user_agent})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def open_pixel(stack: RunningStack, entity: str, user_agent: str) -> None:
+    url = stack.mint(TokenClaims(mode=Mode.PIXEL, entity=Ref.parse(entity)))
+    assert request("GET", url, user_agent)[0] == 200
+
+
+def beacons_of(stack: RunningStack, entity: str) -> list[dict[str, Any]]:
+    return [item for item in stack.beacons() if item.get("entity", {}).get("S") == entity]
+
+
+def counted(stack: RunningStack, entity: str) -> int:
+    result = webbugger(stack, "stats", entity, "--json", "--days", "2")
+    assert result.returncode == 0, result.stderr
+    total: int = json.loads(result.stdout)["totals"]["total"]
+    return total
+
+
+def wait_counted(stack: RunningStack, entity: str, total: int) -> None:
+    deadline = time.monotonic() + COUNTED_WITHIN_S
+    while counted(stack, entity) != total:
+        assert time.monotonic() < deadline, f"{entity} not counted in time"
+        time.sleep(0.3)
+
+
+def test_erase_removes_one_entity_and_nothing_else(local_stack: RunningStack) -> None:
+    gone, kept = f"recipient:erase-{secrets.token_hex(4)}", f"recipient:keep-{secrets.token_hex(4)}"
+    agent = f"erase-test/{secrets.token_hex(4)}"
+    open_pixel(local_stack, gone, agent)
+    open_pixel(local_stack, gone, agent)
+    open_pixel(local_stack, kept, agent)
+    wait_counted(local_stack, gone, 2)
+    wait_counted(local_stack, kept, 1)
+
+    refused = webbugger(local_stack, "erase", gone)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert len(refused.stderr.splitlines()) == 1 and "--yes" in refused.stderr
+    assert len(beacons_of(local_stack, gone)) == 2
+
+    done = webbugger(local_stack, "erase", gone, "--yes", "--json")
+    assert done.returncode == 0, done.stderr
+    erased = json.loads(done.stdout)
+    assert erased == {
+        "entity": gone,
+        "beacons": 2,
+        "counters": 1,  # today's
+        "visitor_marks": 1,  # one visitor, one day
+        "record": True,  # the recipient's own item (made by its deferred hook)
+        "record_error": None,
+    }
+    assert beacons_of(local_stack, gone) == []
+    assert counted(local_stack, gone) == 0
+    assert len(beacons_of(local_stack, kept)) == 1 and counted(local_stack, kept) == 1
+
+    again = json.loads(webbugger(local_stack, "erase", gone, "--yes", "--json").stdout)
+    assert (again["beacons"], again["counters"], again["visitor_marks"], again["record"]) == (0, 0, 0, False)
+
+
+def test_the_admin_api_erases_too(local_stack: RunningStack) -> None:
+    entity = f"recipient:admin-erase-{secrets.token_hex(4)}"
+    open_pixel(local_stack, entity, "erase-test/admin")
+    wait_counted(local_stack, entity, 1)
+    status, body = request("POST", f"{local_stack.admin_url}/erase", "erase-test", {"entity": entity})
+    assert status == 200, body
+    assert json.loads(body)["beacons"] == 1
+    assert beacons_of(local_stack, entity) == []
+
+    for bad in ({"entity": "recipient"}, {"entity": "nosuchtype:1"}, {"entity": "no colon"}, {}):
+        status, body = request("POST", f"{local_stack.admin_url}/erase", "erase-test", bad)
+        assert status == 400, (bad, body)
+
+
+@pytest.mark.parametrize("entity", ["nosuchtype:1", "link:abc", "recipient"])
+def test_erase_refuses_what_is_not_an_entity_in_one_line(local_stack: RunningStack, entity: str) -> None:
+    result = webbugger(local_stack, "erase", entity, "--yes")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
