@@ -37,6 +37,7 @@ from webbugger.tokens import TokenClaims
 from webbugger_cli.admin_client import AdminApiError
 from webbugger_cli.commands import (
     UsageError,
+    cost,
     doctor,
     erase,
     export,
@@ -299,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.register(commands)
     replay.register(commands)
     doctor.add_parsers(commands, common)
+    cost.add_parsers(commands)
     return parser
 
 
