@@ -1,5 +1,6 @@
-"""Stream function: new beacons from the beacons table's stream → deferred entity hooks, then the
-per-day counters of their references.
+"""Stream function: new beacons from the beacons table's stream → deferred entity hooks, then
+classification (human or which machine, with reasons; browser, OS and device), then the per-day
+counters of their references, which count the stored class.
 
 Powertools batch processing reports partial batch failures, so a failed record is retried alone
 (the event source mapping bisects and finally sends it to the dead-letter queue).
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from webbugger.classify import label_beacon
 from webbugger.counters import count_beacon
 from webbugger.deferred import apply_deferred_hooks
 from webbugger.models import Beacon
@@ -39,8 +41,11 @@ def record_handler(record: DynamoDBRecord) -> None:
     beacon = Beacon.from_raw_data(image)
     settings = default_settings()
     apply_deferred_hooks(beacon, registry, settings)
-    # Counters last: a failure retries the record, and the hooks already applied are skipped.
-    count_beacon(beacon, load_visitor_salt(settings), settings)
+    salt = load_visitor_salt(settings)
+    # Labelled before counting, so the counters split human from machine; a replay finds the label
+    # stored. Counters last: a failure retries the record, and what was done before is skipped.
+    label_beacon(beacon, salt, settings)
+    count_beacon(beacon, salt, settings)
 
 
 @logger.inject_lambda_context

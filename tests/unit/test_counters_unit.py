@@ -212,16 +212,28 @@ def series() -> Stats:
         "link:abc",
         Kind.TARGET,
         [
-            DayCounts("2024-02-28", total=3, unique=2, human=2, machine=1),
+            DayCounts("2024-02-28", total=3, unique=2, human=2, machine=1, unique_human_opens=1),
             DayCounts("2024-02-29"),
-            DayCounts("2024-03-01", total=5, unique=4, human=1, machine=0),
+            DayCounts("2024-03-01", total=5, unique=4, human=1, machine=0, unique_human_clicks=1),
         ],
     )
 
 
+def _headline(opens: int, clicks: int) -> dict[str, int]:
+    return {"unique_human_opens": opens, "unique_human_clicks": clicks}
+
+
 def test_stats_totals_sum_every_day() -> None:
     totals = series().totals
-    assert totals == DayCounts("2024-02-28..2024-03-01", total=8, unique=6, human=3, machine=1)
+    assert totals == DayCounts(
+        "2024-02-28..2024-03-01",
+        total=8,
+        unique=6,
+        human=3,
+        machine=1,
+        unique_human_opens=1,
+        unique_human_clicks=1,
+    )
 
 
 def test_stats_as_dict_has_every_day_and_the_range() -> None:
@@ -230,11 +242,18 @@ def test_stats_as_dict_has_every_day_and_the_range() -> None:
         "kind": "target",
         "from": "2024-02-28",
         "to": "2024-03-01",
-        "totals": {"total": 8, "unique": 6, "human": 3, "machine": 1},
+        "totals": {
+            "unique_human_opens": 1,
+            "unique_human_clicks": 1,
+            "total": 8,
+            "unique": 6,
+            "human": 3,
+            "machine": 1,
+        },
         "days": [
-            {"day": "2024-02-28", "total": 3, "unique": 2, "human": 2, "machine": 1},
-            {"day": "2024-02-29", "total": 0, "unique": 0, "human": 0, "machine": 0},
-            {"day": "2024-03-01", "total": 5, "unique": 4, "human": 1, "machine": 0},
+            {"day": "2024-02-28", **_headline(1, 0), "total": 3, "unique": 2, "human": 2, "machine": 1},
+            {"day": "2024-02-29", **_headline(0, 0), "total": 0, "unique": 0, "human": 0, "machine": 0},
+            {"day": "2024-03-01", **_headline(0, 1), "total": 5, "unique": 4, "human": 1, "machine": 0},
         ],
     }
     json.dumps(series().as_dict())  # JSON-ready
@@ -248,7 +267,7 @@ def test_empty_stats() -> None:
         "kind": "source",
         "from": None,
         "to": None,
-        "totals": {"total": 0, "unique": 0, "human": 0, "machine": 0},
+        "totals": {**_headline(0, 0), "total": 0, "unique": 0, "human": 0, "machine": 0},
         "days": [],
     }
 
@@ -258,6 +277,7 @@ class _Found:
 
     def __init__(self, sk: str, total: float, unique: float) -> None:
         self.sk, self.total, self.unique, self.human, self.machine = sk, total, unique, 0.0, 0.0
+        self.unique_human_opens, self.unique_human_clicks = 1.0, 0.0
 
 
 @pytest.fixture
@@ -277,11 +297,11 @@ def test_daily_stats_fills_every_day_with_zeros(queried: list[tuple[Any, ...]]) 
     stats = daily_stats(Kind.TARGET, Ref("link", "abc"), date(2024, 2, 27), date(2024, 3, 2))
 
     assert [day.as_dict() for day in stats.days] == [
-        {"day": "2024-02-27", "total": 0, "unique": 0, "human": 0, "machine": 0},
-        {"day": "2024-02-28", "total": 3, "unique": 2, "human": 0, "machine": 0},
-        {"day": "2024-02-29", "total": 0, "unique": 0, "human": 0, "machine": 0},
-        {"day": "2024-03-01", "total": 1, "unique": 1, "human": 0, "machine": 0},
-        {"day": "2024-03-02", "total": 0, "unique": 0, "human": 0, "machine": 0},
+        {"day": "2024-02-27", **_headline(0, 0), "total": 0, "unique": 0, "human": 0, "machine": 0},
+        {"day": "2024-02-28", **_headline(1, 0), "total": 3, "unique": 2, "human": 0, "machine": 0},
+        {"day": "2024-02-29", **_headline(0, 0), "total": 0, "unique": 0, "human": 0, "machine": 0},
+        {"day": "2024-03-01", **_headline(1, 0), "total": 1, "unique": 1, "human": 0, "machine": 0},
+        {"day": "2024-03-02", **_headline(0, 0), "total": 0, "unique": 0, "human": 0, "machine": 0},
     ]
     assert all(
         isinstance(value, int) for day in stats.days for value in day.as_dict().values() if value != day.day

@@ -1,0 +1,438 @@
+"""Human or machine: the class of every hit, its reasons, and its browser, OS and device family.
+
+Runs in the stream function only (never on the track function's path): crawlerdetect and ua-parser
+are imported on first use.
+
+A hit's *own* class comes from what it carries (:func:`classify_hit`), strongest signal first:
+
+1. the ``honeypot`` hint (the hit followed an invisible link no person sees) → security-scanner;
+2. our table of user agents (``data/machines.json``: mail proxies, Apple's privacy prefetch,
+   scanners, link-preview bots);
+3. the ``prefetch`` hint (``Purpose``/``Sec-Purpose: prefetch``) → privacy-prefetch;
+4. crawlerdetect's list of crawler user agents (known mail clients it mistakes for bots excepted),
+   and ua-parser's "Spider" device family → crawler;
+5. published network ranges (``data/machines.json``), matched on the stored network (the address
+   is kept as its /24 or /48, so the range and that network must overlap);
+6. ``HEAD`` → unknown-machine;
+7. a hit less than :data:`SECONDS_AFTER_MINT` seconds after its URL was minted → security-scanner;
+8. no user agent at all (unless the visitor opted out, which removes it) → unknown-machine.
+
+Every signal found is kept as a reason; the first one decides the class. No signal: human.
+
+Then the hits of one *entity* (a recipient) are settled together (:func:`settle`):
+
+* a honeypot hit makes the entity's other hits within :data:`HONEYPOT_WINDOW` machine too
+  (a scanner follows every link of a mail at once);
+* a human click is evidence of a human open: the latest open of the same entity and source in the
+  :data:`EVIDENCE_WINDOW` before the click, labelled mail-proxy or privacy-prefetch, becomes human
+  (Apple's and Gmail's proxies fetch the pixel in place of the reader, so the proxy's fetch is the
+  only open we will ever see of a reader who then clicked), unless that window already holds an
+  open that is human on its own. One click upgrades at most one open.
+
+"The same visitor" is the entity here: a proxy's fetch never shares the reader's address or user
+agent, so the hashed visitor key cannot pair them, while the entity (one recipient of one mail) is
+exactly the person. Both rules read only the hits' own classes and the honeypot hints, which never
+change once stored, so the settled class of each hit is a function of which hits exist, not of the
+order the stream delivers them in: whichever hit arrives last sees the others and corrects them
+(:func:`label_beacon`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from webbugger.modes import Mode
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from webbugger.models import Beacon
+    from webbugger.settings import Settings
+
+HUMAN = "human"
+MAIL_PROXY = "mail-proxy"
+PRIVACY_PREFETCH = "privacy-prefetch"
+SECURITY_SCANNER = "security-scanner"
+LINK_PREVIEW = "link-preview"
+CRAWLER = "crawler"
+UNKNOWN_MACHINE = "unknown-machine"
+CLASSES = (HUMAN, MAIL_PROXY, PRIVACY_PREFETCH, SECURITY_SCANNER, LINK_PREVIEW, CRAWLER, UNKNOWN_MACHINE)
+MACHINE_CLASSES = CLASSES[1:]
+
+# A hit this soon after its URL was minted is a machine's. Mail senders mint a recipient's URLs
+# when they build the message, so this is "seconds after sending": delivery alone takes a second
+# or more, and security gateways open every link while the mail is being delivered (within
+# seconds), whereas a person has to notice the mail, open it and read it before clicking. Ten
+# seconds keeps the fastest plausible human (a mail opened the moment it lands) out, and catches
+# the gateways that fetch at delivery. URLs minted long before sending simply give no signal.
+SECONDS_AFTER_MINT = 10
+# Hits dated before their URL's minting by at most this much are clock skew between the minting
+# machine and AWS, and still count as "just after minting"; earlier ones give no timing signal.
+CLOCK_SKEW_SECONDS = 5
+HONEYPOT_WINDOW = timedelta(seconds=2)
+EVIDENCE_WINDOW = timedelta(days=7)
+# Opens a later human click can vouch for: fetches made in place of a reader.
+UPGRADABLE = frozenset({MAIL_PROXY, PRIVACY_PREFETCH})
+HINT_HONEYPOT = "honeypot"
+HINT_PREFETCH = "prefetch"
+# Entries of the entity read when settling one hit (newest first): bounds the work of an entity
+# with very many hits (e.g. an IP entity); beyond it, older hits are not re-settled.
+MAX_NEIGHBOURS = 500
+
+DATA_FILE = Path(__file__).resolve().parent / "data" / "machines.json"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class UserAgentRule:
+    """One user-agent entry of the data file."""
+
+    id: str
+    classification: str | None  # None for a known mail client (a person's)
+    exact: bool
+    pattern: str
+    modes: frozenset[str] = frozenset({Mode.PIXEL, Mode.REDIRECT})
+
+    def matches(self, user_agent: str, mode: str | None = None) -> bool:
+        """Whether ``user_agent`` (on a hit of ``mode``, if given) is this entry's."""
+        if mode is not None and mode not in self.modes:
+            return False
+        if self.exact:
+            return user_agent.strip() == self.pattern
+        return self.pattern.lower() in user_agent.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkRule:
+    """One provider's published ranges."""
+
+    id: str
+    classification: str
+    ranges: tuple[Network, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Machines:
+    """The data file, parsed."""
+
+    user_agents: tuple[UserAgentRule, ...]
+    networks: tuple[NetworkRule, ...]
+    mail_clients: tuple[UserAgentRule, ...]
+
+
+def _ua_rule(entry: dict[str, Any], classification: str | None) -> UserAgentRule:
+    match = entry.get("match", "contains")
+    if match not in ("exact", "contains"):
+        raise ValueError(f"{entry['id']}: match must be 'exact' or 'contains', got {match!r}")
+    modes = frozenset(Mode(mode) for mode in entry.get("modes", list(Mode)))
+    return UserAgentRule(entry["id"], classification, match == "exact", entry["pattern"], modes)
+
+
+def parse_machines(data: dict[str, Any]) -> Machines:
+    """Check and parse the data file's content (a wrong class or range is an error here)."""
+    for entry in [*data["user_agents"], *data["networks"], *data["mail_clients"]]:
+        if not entry.get("source", "").startswith("https://") or not entry.get("checked"):
+            raise ValueError(f"{entry.get('id')}: every entry needs a https source and a checked date")
+    for entry in [*data["user_agents"], *data["networks"]]:
+        if entry["class"] not in MACHINE_CLASSES:
+            raise ValueError(f"{entry['id']}: unknown class {entry['class']!r}")
+    return Machines(
+        user_agents=tuple(_ua_rule(entry, entry["class"]) for entry in data["user_agents"]),
+        networks=tuple(
+            NetworkRule(entry["id"], entry["class"], tuple(ipaddress.ip_network(r) for r in entry["ranges"]))
+            for entry in data["networks"]
+        ),
+        mail_clients=tuple(_ua_rule(entry, None) for entry in data["mail_clients"]),
+    )
+
+
+@cache
+def machines() -> Machines:
+    """The packaged data file (read once per container)."""
+    return parse_machines(json.loads(DATA_FILE.read_text(encoding="utf-8")))
+
+
+@cache
+def _crawler_detect() -> Any:
+    from crawlerdetect import CrawlerDetect  # type: ignore[import-untyped]  # stream function only
+
+    return CrawlerDetect()
+
+
+@lru_cache(maxsize=4096)
+def is_crawler(user_agent: str) -> bool:
+    """crawlerdetect's verdict (cached per user agent)."""
+    return bool(_crawler_detect().isCrawler(user_agent))
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """Browser, OS and device family of a user agent (None where ua-parser knows nothing)."""
+
+    browser: str | None = None
+    os: str | None = None
+    device: str | None = None
+
+
+def _family(part: Any) -> str | None:
+    family = getattr(part, "family", None)
+    return None if family in (None, "", "Other") else str(family)
+
+
+@lru_cache(maxsize=4096)
+def parse_device(user_agent: str | None) -> Device:
+    """ua-parser's reading of a user agent (its bundled regexes; cached per user agent)."""
+    if not user_agent:
+        return Device()
+    from ua_parser import parse  # stream function only
+
+    result = parse(user_agent)
+    return Device(_family(result.user_agent), _family(result.os), _family(result.device))
+
+
+def stored_network(ip: str | None) -> Network | None:
+    """The network a stored address stands for: an anonymised one (host bits zero) is its /24 or
+    /48, a full one is itself. None when there is no address or it does not parse."""
+    if not ip:
+        return None
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return None
+    prefix = 24 if address.version == 4 else 48
+    network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+    return network if network.network_address == address else ipaddress.ip_network(address)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """What classification reads of one hit."""
+
+    mode: str = Mode.PIXEL
+    method: str = "GET"
+    user_agent: str | None = None
+    ip: str | None = None
+    hints: frozenset[str] = frozenset()
+    seconds_after_mint: float | None = None
+    opted_out: bool = False
+
+    @classmethod
+    def of(cls, beacon: Beacon) -> Hit:
+        """The hit a stored beacon records."""
+        minted = beacon.minted
+        after = None if minted is None else beacon.created_at.timestamp() - float(minted)
+        return cls(
+            mode=beacon.mode,
+            method=beacon.method,
+            user_agent=beacon.user_agent,
+            ip=beacon.ip,
+            hints=frozenset(beacon.hints or ()),
+            seconds_after_mint=after,
+            opted_out=bool(beacon.opted_out),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A class and the reasons for it (short codes)."""
+
+    classification: str
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def human(self) -> bool:
+        """Whether the class is human."""
+        return self.classification == HUMAN
+
+
+def _network_signal(network: Network | None, table: Machines) -> tuple[str, str] | None:
+    if network is None:
+        return None
+    for rule in table.networks:
+        if any(r.version == network.version and r.overlaps(network) for r in rule.ranges):
+            return rule.classification, f"range:{rule.id}"
+    return None
+
+
+def _user_agent_signals(user_agent: str, mode: str, table: Machines) -> list[tuple[str, str]]:
+    for rule in table.user_agents:
+        if rule.matches(user_agent, mode):
+            return [(str(rule.classification), f"ua:{rule.id}")]
+    return []
+
+
+def _crawler_signal(user_agent: str, table: Machines) -> tuple[str, str] | None:
+    if any(rule.matches(user_agent) for rule in table.mail_clients):
+        return None
+    if is_crawler(user_agent):
+        return CRAWLER, "ua:crawler"
+    if parse_device(user_agent).device == "Spider":
+        return CRAWLER, "ua:spider"
+    return None
+
+
+def classify_hit(hit: Hit, table: Machines | None = None) -> Verdict:
+    """A hit's own class, from what it carries (see the module's docstring for the order)."""
+    table = table or machines()
+    signals: list[tuple[str, str]] = []
+    if HINT_HONEYPOT in hit.hints:
+        signals.append((SECURITY_SCANNER, "honeypot"))
+    if hit.user_agent:
+        signals += _user_agent_signals(hit.user_agent, hit.mode, table)
+    if HINT_PREFETCH in hit.hints:
+        signals.append((PRIVACY_PREFETCH, "prefetch"))
+    if hit.user_agent:
+        # A self-declared crawler outranks an address: providers' ranges host many services.
+        crawler = _crawler_signal(hit.user_agent, table)
+        if crawler:
+            signals.append(crawler)
+    network = _network_signal(stored_network(hit.ip), table)
+    if network:
+        signals.append(network)
+    if hit.method.upper() == "HEAD":
+        signals.append((UNKNOWN_MACHINE, "method:head"))
+    after = hit.seconds_after_mint
+    if after is not None and -CLOCK_SKEW_SECONDS <= after < SECONDS_AFTER_MINT:
+        signals.append((SECURITY_SCANNER, f"timing:{max(0, int(after))}s"))
+    if not hit.user_agent and not hit.opted_out:
+        signals.append((UNKNOWN_MACHINE, "ua:none"))
+    if not signals:
+        return Verdict(HUMAN)
+    return Verdict(signals[0][0], tuple(dict.fromkeys(reason for _, reason in signals)))
+
+
+# --- one entity's hits together ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EntityHit:
+    """One hit of an entity, as :func:`settle` sees it."""
+
+    id: str
+    time: datetime
+    mode: str
+    source: str | None
+    own: Verdict
+    honeypot: bool
+
+
+def entity_hit(beacon: Beacon) -> EntityHit:
+    """A stored beacon as an entity's hit (its own class computed here)."""
+    hit = Hit.of(beacon)
+    return EntityHit(
+        beacon.id,
+        beacon.created_at,
+        beacon.mode,
+        beacon.source,
+        classify_hit(hit),
+        HINT_HONEYPOT in hit.hints,
+    )
+
+
+def _near_honeypot(hit: EntityHit, hits: Sequence[EntityHit]) -> bool:
+    return any(
+        other.honeypot and other.id != hit.id and abs(other.time - hit.time) <= HONEYPOT_WINDOW
+        for other in hits
+    )
+
+
+def _settled_human_click(click: EntityHit, hits: Sequence[EntityHit]) -> bool:
+    return click.mode == Mode.REDIRECT and click.own.human and not _near_honeypot(click, hits)
+
+
+def evidenced_open(click: EntityHit, hits: Sequence[EntityHit]) -> str | None:
+    """The id of the open a human click vouches for, if any (see the module's docstring)."""
+    opens = [
+        hit
+        for hit in hits
+        if hit.mode == Mode.PIXEL
+        and hit.source == click.source
+        and click.time - EVIDENCE_WINDOW <= hit.time <= click.time
+        and not _near_honeypot(hit, hits)
+    ]
+    if any(hit.own.human for hit in opens):
+        return None
+    candidates = [hit for hit in opens if hit.own.classification in UPGRADABLE]
+    return max(candidates, key=lambda hit: hit.id).id if candidates else None
+
+
+def settle(hit: EntityHit, hits: Sequence[EntityHit]) -> Verdict:
+    """The class of ``hit`` given every hit of its entity (``hits``, which may include it)."""
+    if not hit.honeypot and _near_honeypot(hit, hits):
+        return Verdict(SECURITY_SCANNER, (*hit.own.reasons, "honeypot-window"))
+    if hit.mode == Mode.PIXEL and hit.own.classification in UPGRADABLE:
+        for click in hits:
+            if (
+                hit.time <= click.time <= hit.time + EVIDENCE_WINDOW
+                and _settled_human_click(click, hits)
+                and evidenced_open(click, hits) == hit.id
+            ):
+                return Verdict(HUMAN, (*hit.own.reasons, f"click:{click.id}"))
+    return hit.own
+
+
+# --- storing labels (stream function) ---------------------------------------------------------
+
+
+def _reach() -> timedelta:
+    # How far one hit's class can depend on another's: an open on a click up to EVIDENCE_WINDOW
+    # later, that click on the opens up to EVIDENCE_WINDOW before it, and honeypots around both.
+    return 2 * EVIDENCE_WINDOW + 2 * HONEYPOT_WINDOW
+
+
+def entity_beacons(entity: str, around: datetime) -> list[Beacon]:
+    """The entity's beacons whose class can depend on a hit at ``around`` (newest first, capped)."""
+    from webbugger.ids import beacon_id_floor
+    from webbugger.models import Beacon
+
+    low = beacon_id_floor(around - _reach())
+    high = beacon_id_floor(around + _reach() + timedelta(milliseconds=1))
+    query = Beacon.by_entity.query(
+        entity, Beacon.id.between(low, high), scan_index_forward=False, limit=MAX_NEIGHBOURS
+    )
+    return list(query)
+
+
+def _affected(beacon: Beacon, others: Iterable[Beacon]) -> list[Beacon]:
+    # The hits whose class the arrival of `beacon` can change.
+    span = EVIDENCE_WINDOW + HONEYPOT_WINDOW
+    return [other for other in others if abs(other.created_at - beacon.created_at) <= span]
+
+
+def label_beacon(beacon: Beacon, salt_secret: bytes, settings: Settings) -> Beacon:
+    """Classify and device-parse a new beacon, store the result once, and return the beacon with
+    the class that is stored (which the counters then count).
+
+    A beacon of an entity is settled with the entity's other hits, which are corrected where the
+    new hit changes their class (counters included, see :func:`webbugger.counters.relabel`).
+    Safe to repeat: a replayed beacon finds its label stored and the others already corrected.
+    """
+    from webbugger.counters import relabel, store_label
+
+    device = parse_device(beacon.user_agent)
+    if not beacon.entity:
+        store_label(beacon, classify_hit(Hit.of(beacon)), device, salt_secret, settings)
+        return beacon
+    stored = entity_beacons(beacon.entity, beacon.created_at)
+    if all(other.id != beacon.id for other in stored):
+        stored.append(beacon)  # an index read may lag the table's own write
+    hits = [entity_hit(other) for other in stored]
+    by_id = {hit.id: hit for hit in hits}
+    store_label(beacon, settle(by_id[beacon.id], hits), device, salt_secret, settings)
+    for other in _affected(beacon, stored):
+        if other.id == beacon.id:
+            continue
+        verdict = settle(by_id[other.id], hits)
+        current: str | None = other.classification  # PynamoDB types it non-null
+        if current is None:
+            store_label(other, verdict, parse_device(other.user_agent), salt_secret, settings)
+        elif current != verdict.classification:
+            relabel(other, verdict, salt_secret, settings)
+    return beacon
