@@ -8,7 +8,10 @@ good host, and :func:`check_response`, the invariants every answer must keep wha
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -36,6 +39,12 @@ RING_JSON = json.dumps({"current": "k1", "k1": "F" * 48, "k0": "E" * 48})
 OTHER_RING_JSON = json.dumps({"current": "k1", "k1": "X" * 48, "k0": "Y" * 48})
 # Every Location this stack may answer: the good host or a subdomain, http(s), no userinfo.
 ALLOWED_LOCATION = re.compile(r"https?://(?:[a-z0-9-]+\.)*good\.example(?::[0-9]{1,5})?/[\x21-\x7e]*\Z")
+# What the stack sets over template.yaml's environment: local keys, the allowed hosts, no caching.
+_OVERRIDES = {
+    "WEBBUGGER_SIGNING_KEYS": RING_JSON,
+    "ALLOWED_REDIRECT_HOSTS": ALLOWED_REDIRECT_HOSTS,
+    "LOOKUP_CACHE_SECONDS": "0",
+}
 _FORBIDDEN_IN_HEADERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -125,7 +134,25 @@ class TrackStack:
     beacons_table: str
     dynamodb: Any
     ring: KeyRing
+    tables: dict[str, str]
     links: dict[str, str] = field(default_factory=dict)
+
+    def load_function(self, function: str) -> Handler:
+        """Another function of template.yaml (its environment added to this one's), loaded as Lambda
+        loads it."""
+        from webbugger import runtime
+        from webbugger_cli.template import load_handler, load_template
+
+        template = load_template(ROOT)
+        environment = template.function_environment(function, self.tables)
+        environment.pop("SIGNING_SECRET_ARN", None)
+        environment.setdefault("TRACKING_BASE_URL", "https://t.example")  # a !Sub in the template
+        os.environ.update(environment | _OVERRIDES)
+        _forget_caches()
+        runtime.default_settings()
+        route = next(r for r in template.routes() if r.function == function)
+        handler: Handler = load_handler(route.code_uri, route.handler)
+        return handler
 
     def call(self, made: dict[str, Any]) -> dict[str, Any]:
         """Invoke the handler with one event."""
@@ -145,11 +172,23 @@ class TrackStack:
         count: int = self.dynamodb.scan(TableName=self.beacons_table, Select="COUNT")["Count"]
         return count
 
+    def tagged(self, body: object, kid: str = "k1") -> str:
+        """A token for any JSON ``body`` under this stack's key ``kid``: what only a key holder could
+        make, including payloads that sign() would refuse (a control character in a reference)."""
+        return tag_payload(json.dumps(body).encode(), self.ring.keys[kid], kid)
+
     def token(self, claims: TokenClaims, ring: KeyRing | None = None) -> str:
         """A token for ``claims`` signed with this stack's ring (or ``ring``)."""
         from webbugger.tokens import sign
 
         return sign(claims, ring or self.ring)
+
+
+def tag_payload(raw: bytes, key: bytes, kid: str = "k1") -> str:
+    """``KID.PAYLOAD.TAG`` for the raw payload bytes, as webbugger.tokens documents the format."""
+    payload = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    mac = hmac.new(key, f"{kid}.{payload}".encode(), hashlib.sha256).digest()[:16]
+    return f"{kid}.{payload}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
 
 
 @contextlib.contextmanager
@@ -203,12 +242,7 @@ def _start(dynamodb: Any) -> TrackStack:
         dynamodb.create_table(TableName=names[logical], **spec)
     environment = template.function_environment("TrackFunction", names)
     environment.pop("SIGNING_SECRET_ARN", None)
-    environment |= {
-        "WEBBUGGER_SIGNING_KEYS": RING_JSON,
-        "ALLOWED_REDIRECT_HOSTS": ALLOWED_REDIRECT_HOSTS,
-        "LOOKUP_CACHE_SECONDS": "0",
-    }
-    os.environ.update(environment)
+    os.environ.update(environment | _OVERRIDES)
     _forget_caches()
     runtime.default_settings()  # binds every model to its table
     links = {
@@ -219,4 +253,4 @@ def _start(dynamodb: Any) -> TrackStack:
     update_link(links["expired"], {"expires_at": utcnow() - timedelta(days=1), "fallback_url": FALLBACK_URL})
     route = next(r for r in template.routes() if r.function == "TrackFunction")
     handler: Handler = load_handler(route.code_uri, route.handler)
-    return TrackStack(handler, names["BeaconsTable"], dynamodb, KeyRing.from_json(RING_JSON), links)
+    return TrackStack(handler, names["BeaconsTable"], dynamodb, KeyRing.from_json(RING_JSON), names, links)
