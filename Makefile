@@ -19,7 +19,7 @@ LAYER_EXPORT := $(UV) export --frozen --no-default-groups --no-hashes --no-heade
 	--no-emit-package six --no-emit-package webbugger-plugins
 
 .PHONY: help setup run test lint typecheck pytest unit integration template bench build validate \
-	layer-requirements clean
+	deploy layer-requirements clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -74,6 +74,17 @@ build: ## sam build (cross-builds the layer for python3.13/arm64, no Docker)
 
 validate: ## sam validate --lint
 	$(SAM) validate --lint
+
+# samconfig.toml's environment for `make deploy` (default, dev or prod); GUIDED=1 asks the questions.
+ENV ?= default
+# The stack (and region, if set) of environment ENV in samconfig.toml, as `webbugger` options.
+STACK_OPTIONS = $(UV) run --locked python -c 'import sys, tomllib; env = tomllib.load(open("samconfig.toml", "rb")).get(sys.argv[1], {}); p = {**env.get("global", {}).get("parameters", {}), **env.get("deploy", {}).get("parameters", {})}; print("--stack", p["stack_name"], *(["--region", p["region"]] if "region" in p else []))' $(ENV)
+
+deploy: setup ## Build, validate, deploy to AWS (ENV=default|dev|prod, GUIDED=1 the first time), then run doctor
+	$(SAM) build --config-env $(ENV)
+	$(SAM) validate --lint --config-env $(ENV)
+	$(SAM) deploy --config-env $(ENV) $(if $(GUIDED),--guided)
+	$(UV) run --locked webbugger $$($(STACK_OPTIONS)) doctor
 
 layer-requirements: ## Regenerate the layer's requirements.txt from uv.lock
 	$(LAYER_EXPORT) -o $(LAYER_REQUIREMENTS) >/dev/null
