@@ -74,8 +74,13 @@ def replay_lines(lines: Iterable[str], tally: Tally) -> Tally:
         try:
             record = record_from_log_line(line)
             if record is None:
-                continue
+                continue  # not a spilled beacon: other log lines are skipped
             tally.read += 1
+        except InvalidSpillRecordError:
+            tally.read += 1  # it names a spilled beacon, which cannot be read
+            tally.invalid += 1
+            continue
+        try:
             stored = store_record(record)
         except InvalidSpillRecordError:
             tally.invalid += 1
