@@ -8,6 +8,8 @@ SAM_VERSION := 1.170.0
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 # aws-sam-cli pins its own boto3 and click: it runs in its own tool environment, not the app's.
 SAM := $(UV) tool run --from aws-sam-cli==$(SAM_VERSION) sam
+# checkov pins many dependencies of its own: its own tool environment too. --skip-download: no network.
+CHECKOV := $(UV) tool run --from checkov==3.3.30 checkov --skip-download
 export SAM_CLI_TELEMETRY := 0
 PORT ?= 3000
 export PORT
@@ -18,7 +20,7 @@ LAYER_EXPORT := $(UV) export --frozen --no-default-groups --no-hashes --no-heade
 	--no-emit-package jmespath --no-emit-package urllib3 --no-emit-package python-dateutil \
 	--no-emit-package six --no-emit-package webbugger-plugins
 
-.PHONY: help setup run test lint typecheck pytest unit integration template bench build validate \
+.PHONY: help setup run test lint typecheck pytest unit integration template bench build validate checkov \
 	deploy layer-requirements clean
 
 help: ## List the targets
@@ -74,6 +76,9 @@ build: ## sam build (cross-builds the layer for python3.13/arm64, no Docker)
 
 validate: ## sam validate --lint
 	$(SAM) validate --lint
+
+checkov: ## checkov on template.yaml (make test runs it, CloudFront off and on, in tests/template)
+	$(CHECKOV) --framework cloudformation --compact -f template.yaml
 
 # samconfig.toml's environment for `make deploy` (default, dev or prod); GUIDED=1 asks the questions.
 ENV ?= default

@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from template_tools import ROOT
+from template_tools import sam as _sam
 from webbugger.counters import Counter, VisitorMark
 from webbugger.models import Beacon
 from webbugger_cli.template import Template, load_template
 from webbugger_plugins.link import Link
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pynamodb.models import Model
 
-ROOT = Path(__file__).resolve().parents[2]
-SAM_VERSION = "1.170.0"
 pytestmark = pytest.mark.template
-
-
-def _sam(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    uv = shutil.which("uv") or str(Path.home() / ".local/bin/uv")
-    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
-    return subprocess.run(
-        [uv, "tool", "run", "--from", f"aws-sam-cli=={SAM_VERSION}", "sam", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +31,19 @@ def test_sam_validate_lint_passes() -> None:
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
-def test_sam_build_cross_builds_the_layer_and_function(tmp_path: Path) -> None:
+def test_sam_build_cross_builds_the_layer_and_function(tmp_path: Path, cloudfront_on: dict[str, str]) -> None:
+    # Built once, with every edge parameter on: the build does not depend on them (the built
+    # template keeps the conditions; CloudFormation decides at deploy), so "off" is not rebuilt.
     build_dir = tmp_path / "build"
-    result = _sam("build", "--build-dir", str(build_dir), "--cache-dir", str(tmp_path / "cache"))
+    overrides = " ".join(f"{name}={value}" for name, value in cloudfront_on.items())
+    result = _sam(
+        "build", "--build-dir", str(build_dir), "--cache-dir", str(tmp_path / "cache"),
+        "--parameter-overrides", overrides,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+    built = Template(build_dir / "template.yaml")
+    assert built.resources["TrackingDistribution"]["Condition"] == "CloudFrontOn"
+    assert built.data["Conditions"] == load_template(ROOT).data["Conditions"]
     layer = build_dir / "CoreLayer" / "python"
     # The layer carries the core package and its dependencies, not boto3/botocore (Lambda has them).
     assert (layer / "webbugger" / "tracking.py").is_file()
@@ -109,6 +102,8 @@ def test_tables_are_protected_and_encrypted(template: Template) -> None:
 
 def _grants(template: Template, function: str) -> set[tuple[str, str]]:
     policies = template.resources[function]["Properties"]["Policies"]
+    # A conditional policy (!If [CONDITION, POLICY, !Ref AWS::NoValue]) grants its policy.
+    policies = [policy["Fn::If"][1] if "Fn::If" in policy else policy for policy in policies]
     grants = set()
     for statement in (statement for policy in policies for statement in policy["Statement"]):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -137,6 +132,7 @@ def test_track_function_has_least_privilege(template: Template) -> None:
         ("dynamodb:UpdateItem", _arn("IpEntitiesTable")),
         ("secretsmanager:GetSecretValue", str({"Ref": "SigningSecret"})),
         ("sqs:SendMessage", _arn("SpillQueue")),
+        ("secretsmanager:GetSecretValue", str({"Ref": "OriginSecret"})),
     }
 
 

@@ -1,0 +1,388 @@
+"""template.yaml's edge and operations: CloudFront (switched on by parameters), throttling, the
+origin secret, checkov, log retention, alarms and the dashboard.
+
+A real deploy cannot run here, so both settings of the CloudFront switch are checked with the tools
+that read templates: cfn-lint (``sam validate --lint``) and checkov on the template as it is (off) and
+with every edge parameter on; ``sam build`` runs with the "on" overrides in test_template.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from template_tools import ROOT, checkov, sam
+from webbugger.modes import Mode
+from webbugger.request import ORIGIN_SECRET_HEADER
+from webbugger_cli.template import Template, load_template
+
+pytestmark = pytest.mark.template
+
+# The managed cache policy "CachingDisabled" (the same id in every account).
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+# What the track function reads from a request, and nothing else (no cookies, no Host).
+FORWARDED_HEADERS = {
+    "CloudFront-Viewer-Address",
+    "CloudFront-Viewer-Country",
+    "User-Agent",
+    "Referer",
+    "Accept-Language",
+    "Sec-GPC",
+    "DNT",
+    "Purpose",
+    "Sec-Purpose",
+}
+EDGE_RESOURCES = {
+    "OriginSecret": "CloudFrontOn",
+    "TrackingOriginRequestPolicy": "CloudFrontOn",
+    "TrackingDistribution": "CloudFrontOn",
+    "TrackingWebAcl": "WafOn",
+    "TrackingDomainRecords": "DnsRecordsOn",
+}
+# The AWS metrics the alarms and the dashboard may use, with the dimension each is read by.
+AWS_METRICS = {
+    "AWS/ApiGateway": ({"Count", "4xx", "5xx", "Latency", "IntegrationLatency"}, "ApiId"),
+    "AWS/SQS": ({"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"}, "QueueName"),
+    "AWS/Lambda": ({"Errors", "Throttles", "ConcurrentExecutions", "Duration"}, "FunctionName"),
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return load_template(ROOT)
+
+
+def _props(template: Template, name: str) -> dict[str, Any]:
+    props: dict[str, Any] = template.resources[name]["Properties"]
+    return props
+
+
+def _of_type(template: Template, kind: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in template.resources.items() if res.get("Type") == kind}
+
+
+# --- Both ways through the tools -------------------------------------------------------------
+
+
+def test_sam_validate_lint_passes_with_cloudfront_on(cloudfront_on_template: Path) -> None:
+    # The default (off) is test_template.py's test_sam_validate_lint_passes.
+    result = sam("validate", "--lint", "--template-file", str(cloudfront_on_template))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def _declared_skips(data: dict[str, Any]) -> dict[tuple[str, str], str]:
+    skips = {}
+    for name, resource in data["Resources"].items():
+        for skip in (resource.get("Metadata") or {}).get("checkov", {}).get("skip", []):
+            skips[(name, skip["id"])] = skip.get("comment", "")
+    return skips
+
+
+def test_checkov_reports_no_unsuppressed_failure_with_cloudfront_off_and_on(
+    template: Template, cloudfront_on_template: Path
+) -> None:
+    result = checkov(
+        "--framework", "cloudformation", "--output", "json",
+        "-f", str(template.path), "-f", str(cloudfront_on_template),
+    )  # fmt: skip
+    report = json.loads(result.stdout)
+    results = report["results"]
+    failed = [
+        (c["file_path"], c["resource"], c["check_id"], c["check_name"]) for c in results["failed_checks"]
+    ]
+    assert not failed, failed
+    assert report["summary"]["parsing_errors"] == 0
+    assert result.returncode == 0, result.stderr
+    # Each file was checked (checkov reports per file), the "on" one with the distribution.
+    checked = {Path(c["file_path"]).name for c in results["passed_checks"] + results["skipped_checks"]}
+    assert checked == {template.path.name, cloudfront_on_template.name}
+    assert any(c["resource"].endswith(".TrackingDistribution") for c in results["passed_checks"])
+    # Every suppression is in the template with a one-line reason, and none is stale: each one
+    # silences a check that would fail.
+    declared = _declared_skips(template.data)
+    for (name, check), comment in declared.items():
+        assert comment.strip() and "\n" not in comment, (name, check)
+    used = {(c["resource"].rsplit(".", 1)[1], c["check_id"]) for c in results["skipped_checks"]}
+    assert used == set(declared)
+
+
+# --- CloudFront ------------------------------------------------------------------------------
+
+
+def test_edge_resources_exist_only_when_switched_on(template: Template) -> None:
+    for name, condition in EDGE_RESOURCES.items():
+        assert template.resources[name]["Condition"] == condition, name
+    conditions = template.data["Conditions"]
+    assert conditions["CloudFrontOn"] == {"Fn::Equals": [{"Ref": "EnableCloudFront"}, "true"]}
+    assert template.parameter_default("EnableCloudFront") == "false"
+    assert template.parameter_default("WafRateLimit") == "0"
+    for condition in ("HasDomainNames", "DnsRecordsOn", "WafOn"):
+        assert conditions[condition]["Fn::And"][0] in (
+            {"Condition": "CloudFrontOn"},
+            {"Condition": "HasDomainNames"},
+        )
+
+
+def test_origin_request_policy_forwards_exactly_what_the_function_reads(template: Template) -> None:
+    config = _props(template, "TrackingOriginRequestPolicy")["OriginRequestPolicyConfig"]
+    assert config["HeadersConfig"]["HeaderBehavior"] == "whitelist"
+    assert set(config["HeadersConfig"]["Headers"]) == FORWARDED_HEADERS
+    assert len(config["HeadersConfig"]["Headers"]) == len(FORWARDED_HEADERS)
+    assert config["CookiesConfig"] == {"CookieBehavior": "none"}
+    assert config["QueryStringsConfig"] == {"QueryStringBehavior": "all"}
+    # Each forwarded header is one the core library reads (by its lower-case name).
+    source = "".join(path.read_text() for path in (ROOT / "layers/core/webbugger").glob("*.py"))
+    for header in FORWARDED_HEADERS:
+        assert f'"{header.lower()}"' in source, f"{header} is forwarded but never read"
+
+
+def test_distribution_disables_caching_and_redirects_to_https(template: Template) -> None:
+    config = _props(template, "TrackingDistribution")["DistributionConfig"]
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["CachePolicyId"] == CACHING_DISABLED
+    assert behavior["OriginRequestPolicyId"] == {"Ref": "TrackingOriginRequestPolicy"}
+    assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert set(behavior["AllowedMethods"]) == {"GET", "HEAD"}
+    assert "CacheBehaviors" not in config  # one behaviour: every path is a tracking route
+    assert config["HttpVersion"] == "http2and3"
+    assert config["IPV6Enabled"] is True
+    [origin] = config["Origins"]
+    assert origin["Id"] == behavior["TargetOriginId"]
+    assert origin["DomainName"] == {"Fn::Sub": "${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+    assert origin["CustomOriginConfig"] == {
+        "OriginProtocolPolicy": "https-only",
+        "OriginSSLProtocols": ["TLSv1.2"],
+    }
+
+
+def test_custom_domains_use_the_certificate_with_tls_1_2(template: Template) -> None:
+    config = _props(template, "TrackingDistribution")["DistributionConfig"]
+    condition, custom, default = config["ViewerCertificate"]["Fn::If"]
+    assert condition == "HasDomainNames"
+    assert custom == {
+        "AcmCertificateArn": {"Ref": "CertificateArn"},
+        "SslSupportMethod": "sni-only",
+        "MinimumProtocolVersion": "TLSv1.2_2021",
+    }
+    assert default == {"CloudFrontDefaultCertificate": True}
+    assert config["Aliases"]["Fn::If"][0] == "HasDomainNames"
+    assert config["WebACLId"] == {
+        "Fn::If": ["WafOn", {"Fn::GetAtt": ["TrackingWebAcl", "Arn"]}, {"Ref": "AWS::NoValue"}]
+    }
+    records = _props(template, "TrackingDomainRecords")["RecordSets"]
+    assert {record["Type"] for record in records} == {"A", "AAAA"}
+    for record in records:
+        assert record["AliasTarget"]["DNSName"] == {"Fn::GetAtt": ["TrackingDistribution", "DomainName"]}
+    # Parameter combinations that cannot deploy are refused by rules, before anything is created.
+    rules = template.data["Rules"]
+    assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "CertificateArn"}, ""]}]} in [
+        assertion["Assert"] for assertion in rules["DomainNamesNeedCloudFrontAndCertificate"]["Assertions"]
+    ]
+
+
+def test_waf_rate_rule_blocks_one_address_over_the_limit(template: Template) -> None:
+    acl = _props(template, "TrackingWebAcl")
+    assert acl["Scope"] == "CLOUDFRONT"
+    assert acl["DefaultAction"] == {"Allow": {}}
+    [rule] = acl["Rules"]
+    assert rule["Statement"]["RateBasedStatement"]["Limit"] == {"Ref": "WafRateLimit"}
+    assert rule["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
+    assert rule["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
+
+
+def test_cloudfront_sends_the_origin_secret_the_track_function_checks(template: Template) -> None:
+    config = _props(template, "TrackingDistribution")["DistributionConfig"]
+    [origin] = config["Origins"]
+    assert origin["OriginCustomHeaders"] == [
+        {
+            "HeaderName": ORIGIN_SECRET_HEADER,
+            "HeaderValue": {"Fn::Sub": "{{resolve:secretsmanager:${OriginSecret}}}"},
+        }
+    ]
+    generated = _props(template, "OriginSecret")["GenerateSecretString"]
+    assert generated["PasswordLength"] >= 32
+    assert generated["ExcludePunctuation"] is True  # a plain header value
+    track = _props(template, "TrackFunction")
+    assert track["Environment"]["Variables"]["ORIGIN_SECRET_ARN"] == {
+        "Fn::If": ["CloudFrontOn", {"Ref": "OriginSecret"}, {"Ref": "AWS::NoValue"}]
+    }
+    conditional = [policy["Fn::If"] for policy in track["Policies"] if "Fn::If" in policy]
+    assert conditional == [
+        [
+            "CloudFrontOn",
+            {
+                "Statement": [
+                    {
+                        "Sid": "ReadOriginSecret",
+                        "Effect": "Allow",
+                        "Action": "secretsmanager:GetSecretValue",
+                        "Resource": {"Ref": "OriginSecret"},
+                    }
+                ]
+            },
+            {"Ref": "AWS::NoValue"},
+        ]
+    ]
+    # No other function can read it.
+    for name, function in _of_type(template, "AWS::Serverless::Function").items():
+        if name != "TrackFunction":
+            assert "OriginSecret" not in json.dumps(function), name
+
+
+def test_tracking_url_is_the_custom_domain_else_cloudfront_else_the_api(template: Template) -> None:
+    outputs = template.data["Outputs"]
+    condition, custom, fallback = outputs["TrackingUrl"]["Value"]["Fn::If"]
+    assert condition == "HasDomainNames"
+    assert custom["Fn::Sub"][0] == "https://${Domain}"
+    assert fallback["Fn::If"][0] == "CloudFrontOn"
+    assert fallback["Fn::If"][1] == {"Fn::Sub": "https://${TrackingDistribution.DomainName}"}
+    assert fallback["Fn::If"][2] == outputs["ApiUrl"]["Value"]
+    assert outputs["DistributionDomainName"]["Condition"] == "CloudFrontOn"
+
+
+# --- Throttling ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("api", "rate", "burst"),
+    [
+        ("HttpApi", "TrackingRateLimit", "TrackingBurstLimit"),
+        ("AdminApi", "AdminRateLimit", "AdminBurstLimit"),
+    ],
+)
+def test_stage_throttling_with_parameters(template: Template, api: str, rate: str, burst: str) -> None:
+    settings = _props(template, api)["DefaultRouteSettings"]
+    assert settings == {"ThrottlingRateLimit": {"Ref": rate}, "ThrottlingBurstLimit": {"Ref": burst}}
+    rate_default, burst_default = (
+        int(template.parameter_default(rate) or 0),
+        int(template.parameter_default(burst) or 0),
+    )
+    # Below API Gateway's account limits (10,000 per second, burst 5,000), so one API cannot starve others.
+    assert 0 < rate_default < 10_000
+    assert 0 < burst_default <= 5_000
+
+
+# --- Logs ------------------------------------------------------------------------------------
+
+
+def test_every_log_group_has_retention_and_every_function_logs_to_one(template: Template) -> None:
+    groups = _of_type(template, "AWS::Logs::LogGroup")
+    for name, group in groups.items():
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+    for name, function in _of_type(template, "AWS::Serverless::Function").items():
+        # Without an explicit group, Lambda would create /aws/lambda/NAME with no retention.
+        assert function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] in groups, name
+    access = _props(template, "AdminApi")["AccessLogSettings"]
+    assert access["DestinationArn"] == {"Fn::GetAtt": ["AdminApiAccessLogGroup", "Arn"]}
+    assert "$context.requestId" in access["Format"]
+
+
+def test_every_function_logs_with_its_request_id(template: Template) -> None:
+    # Powertools' inject_lambda_context puts the Lambda request id on every record; the API
+    # functions also set the correlation id to API Gateway's request id.
+    for name, function in _of_type(template, "AWS::Serverless::Function").items():
+        props = function["Properties"]
+        module, handler = props["Handler"].rsplit(".", 1)
+        source = (ROOT / props["CodeUri"] / f"{module}.py").read_text()
+        decorator = re.search(rf"@logger\.inject_lambda_context(\(.*\))?\n(?:@.*\n)*def {handler}\(", source)
+        assert decorator, f"{name}: {handler} is not decorated with logger.inject_lambda_context"
+        if any(event["Type"] == "HttpApi" for event in (props.get("Events") or {}).values()):
+            assert decorator.group(1) == "(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)", name
+
+
+# --- Alarms and the dashboard ----------------------------------------------------------------
+
+
+def _emitted_metrics() -> set[str]:
+    """Names the functions emit with Powertools (EMF, namespace "webbugger")."""
+    names: set[str] = set()
+    for path in [*(ROOT / "layers/core/webbugger").glob("*.py"), *(ROOT / "functions").glob("*/app.py")]:
+        source = path.read_text()
+        if "add_metric(" not in source:
+            continue
+        names |= set(re.findall(r'add_metric\(name="(\w+)"', source))
+        # add_metric(name=VARIABLE): the names assigned to the variable.
+        for variable in re.findall(r"add_metric\(name=(\w+)", source):
+            for assigned in re.findall(rf"^ *{variable} = (.*)$", source, re.MULTILINE):
+                names |= set(re.findall(r'"(\w+)"', assigned))
+        if 'name=f"{mode.capitalize()}Beacons"' in source:
+            names |= {f"{mode.capitalize()}Beacons" for mode in Mode}
+    return names
+
+
+def _check_metric(template: Template, namespace: str, name: str, dimensions: dict[str, Any]) -> None:
+    if namespace == "webbugger":
+        assert name in _emitted_metrics(), f"no function emits {name}"
+        assert dimensions == {"service": "webbugger"}, name
+        return
+    allowed, dimension = AWS_METRICS[namespace]
+    assert name in allowed, (namespace, name)
+    assert set(dimensions) == {dimension}, (namespace, name)
+    value = dimensions[dimension]
+    resource = value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0]
+    assert resource in template.resources, (namespace, name, value)
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    props = alarm["Properties"]
+    stats = [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
+    if "MetricName" in props:
+        stats.append(props)
+    return [
+        (m["Namespace"], m["MetricName"], {d["Name"]: d["Value"] for d in m.get("Dimensions", [])})
+        for m in stats
+    ]
+
+
+def test_every_alarm_watches_a_metric_that_exists_and_notifies(template: Template) -> None:
+    alarms = _of_type(template, "AWS::CloudWatch::Alarm")
+    watched = set()
+    for name, alarm in alarms.items():
+        metrics = _alarm_metrics(alarm)
+        assert metrics, name
+        for namespace, metric, dimensions in metrics:
+            _check_metric(template, namespace, metric, dimensions)
+            watched.add(metric)
+        assert alarm["Properties"]["AlarmActions"], name
+    # The issue's list: beacon write failures, spill-over queue, dead-letter queues, 5xx, p99 latency.
+    assert {
+        "BeaconWriteFailures",
+        "ApproximateAgeOfOldestMessage",
+        "ApproximateNumberOfMessagesVisible",
+    } <= watched
+    assert {"5xx", "Count", "Latency"} <= watched
+    assert _props(template, "TrackingApiLatencyAlarm")["ExtendedStatistic"] == "p99"
+    dead_letters = {
+        _alarm_metrics(alarm)[0][2]["QueueName"]["Fn::GetAtt"][0]
+        for alarm in alarms.values()
+        if _alarm_metrics(alarm)[0][1] == "ApproximateNumberOfMessagesVisible"
+    }
+    assert dead_letters == {"StreamDeadLetterQueue", "SpillDeadLetterQueue"}
+
+
+def _dashboard(template: Template) -> dict[str, Any]:
+    body = _props(template, "OperationsDashboard")["DashboardBody"]["Fn::Sub"]
+    # ${Logical.Attribute} and ${Logical} become JSON strings naming the resource, checked below.
+    body = re.sub(r"\$\{([\w:]+)(?:\.\w+)?\}", r"REF:\1", body)
+    dashboard: dict[str, Any] = json.loads(body)
+    return dashboard
+
+
+def test_dashboard_shows_existing_metrics_and_every_alarm(template: Template) -> None:
+    widgets = _dashboard(template)["widgets"]
+    shown = set()
+    for widget in widgets:
+        for line in widget["properties"].get("metrics", []):
+            namespace, name, dimension, value = line[:4]
+            ref = value.removeprefix("REF:")
+            _check_metric(template, namespace, name, {dimension: value if ref == value else {"Ref": ref}})
+            shown.add(name)
+    alarms = {
+        ref.removeprefix("REF:") for widget in widgets for ref in widget["properties"].get("alarms", [])
+    }
+    assert alarms == set(_of_type(template, "AWS::CloudWatch::Alarm"))
+    assert {"PixelBeacons", "RedirectBeacons", "BeaconWriteFailures", "BeaconsSpilled"} <= shown
