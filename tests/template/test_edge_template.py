@@ -347,7 +347,10 @@ def test_every_alarm_watches_a_metric_that_exists_and_notifies(template: Templat
         for namespace, metric, dimensions in metrics:
             _check_metric(template, namespace, metric, dimensions)
             watched.add(metric)
-        assert alarm["Properties"]["AlarmActions"], name
+        # Every alarm notifies the stack's topic (AlarmEmail subscribes to it).
+        actions = alarm["Properties"]["AlarmActions"]
+        branches = actions["Fn::If"][1:] if isinstance(actions, dict) else [actions]
+        assert all({"Ref": "AlarmTopic"} in branch for branch in branches), name
     # The list: beacon write failures, spill-over queue, dead-letter queues, 5xx, p99 latency.
     assert {
         "BeaconWriteFailures",
