@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import _support as s
+from webbugger_cli.local import state
+from webbugger_cli.local.streams import DEAD_LETTERS_FILE
 
 HOST = "127.0.0.1"  # the only address this script ever sends to
 PIXEL_SHARE = 0.7
@@ -168,8 +170,9 @@ def fire(
     started = time.perf_counter()
     for thread in threads:
         thread.start()
+    give_up = deadline + REQUEST_TIMEOUT_S + 5
     for thread in threads:
-        thread.join(timeout=max(0.0, deadline - time.monotonic()) + REQUEST_TIMEOUT_S + 5)
+        thread.join(timeout=max(0.0, give_up - time.monotonic()))
     run = Run(label, seconds=time.perf_counter() - started)
     for part in parts:
         run.merge(part)
@@ -332,7 +335,6 @@ class LocalStack:
         raise RuntimeError(f"the local stack did not start within {START_TIMEOUT_S:.0f} s: {self.log_tail()}")
 
     def _wait_ready(self) -> bool:
-        from webbugger_cli.local import state
 
         assert self._process is not None
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -367,8 +369,8 @@ class LocalStack:
 
     def dead_letters(self) -> int:
         """Stream records the feed gave up on (its dead-letter file), if any."""
-        found = list((self.directory / "state").glob("*dead*"))
-        return sum(len(path.read_text().splitlines()) for path in found if path.is_file())
+        path = self.directory / "state" / DEAD_LETTERS_FILE
+        return len(path.read_text().splitlines()) if path.is_file() else 0
 
     def cli(self, *args: str) -> str:
         """Run ``webbugger ARGS`` against this stack; its output (raises on failure)."""
