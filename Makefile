@@ -21,7 +21,7 @@ LAYER_EXPORT := $(UV) export --frozen --no-default-groups --no-hashes --no-heade
 	--no-emit-package six --no-emit-package webbugger-plugins
 
 .PHONY: help setup run test lint typecheck pytest unit integration template bench build validate checkov \
-	deploy layer-requirements clean
+	deploy layer-requirements clean fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -70,6 +70,12 @@ bench: setup ## Benchmarks (figures for the README; the load test: LOAD_REQUESTS
 	$(UV) run --locked python bench/hooks.py
 	$(UV) run --locked python bench/export_memory.py
 	$(UV) run --locked python bench/load.py --requests $(LOAD_REQUESTS) --concurrency $(LOAD_CONCURRENCY)
+
+FUZZ_SECONDS ?= 600
+fuzz: setup ## Fuzz the token decoder and the track function (FUZZ_SECONDS; corpus and crashes in .local/fuzz)
+	mkdir -p .local/fuzz/corpus
+	$(UV) run --locked python fuzz/fuzz_track.py -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+		-rss_limit_mb=2048 -artifact_prefix=.local/fuzz/ .local/fuzz/corpus
 
 build: ## sam build (cross-builds the layer for python3.13/arm64, no Docker)
 	$(SAM) build

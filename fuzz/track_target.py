@@ -74,7 +74,7 @@ def event(
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": raw_path,
-        "rawQueryString": urlencode(dict(query or {})),
+        "rawQueryString": urlencode(dict(query or {}), errors="surrogatepass"),
         "headers": all_headers,
         "requestContext": {
             "accountId": "123456789012",

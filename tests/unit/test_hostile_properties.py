@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 RING = KeyRing.from_json(track_target.RING_JSON)
 OTHER_RING = KeyRing.from_json(track_target.OTHER_RING_JSON)
 # Bounded so that the whole file runs in well under 20 s on a loaded machine.
-PURE = settings(max_examples=200, deadline=1000, database=None)
+PURE = settings(max_examples=120, deadline=2000, database=None)
 HANDLER = settings(
-    max_examples=60, deadline=3000, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=40, deadline=5000, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 # Every character, lone surrogates included (a JSON-escaped header or path can carry them).
@@ -139,7 +139,7 @@ payload_bodies = (
 )
 
 
-@settings(PURE, max_examples=150)
+@settings(PURE, max_examples=80)
 @given(payload_bodies)
 @example(["p", 1e999, 0, None, None, None])  # found: int(inf) raised OverflowError
 @example(["r", 1, -1e999, "link:a", None, None])
@@ -212,7 +212,7 @@ def call_and_check(
     track_target.check_response(response)
     written = stack.take_beacons()
     method = made["requestContext"]["http"]["method"]
-    recorded = response["statusCode"] in (200, 302) and method == "GET"
+    recorded = response["statusCode"] in (200, 302) and method.upper() == "GET"
     assert len(written) == (1 if recorded else 0), (response["statusCode"], method, written)
     return response, written
 
@@ -274,6 +274,8 @@ header_names = st.sampled_from(
 # Found: a Host header that urlsplit cannot parse escaped from the chain check as a 500.
 @example(which=1, headers={"host": "[::1"}, query={}, source_ip="203.0.113.9")
 @example(which=3, headers={"host": "]["}, query={}, source_ip="203.0.113.9")
+# Found by fuzzing: forwarding a lone surrogate made urlencode raise.
+@example(which=1, headers={}, query={"\udcff": "\ud800"}, source_ip="203.0.113.9")
 def test_a_valid_hit_with_hostile_headers_query_and_address_is_recorded_once(
     stack: track_target.TrackStack,
     which: int,

@@ -261,6 +261,13 @@ def test_forwarded_query_strings_stay_in_the_query(stack: track_target.TrackStac
     assert written == 1
 
 
+def test_a_forwarded_lone_surrogate_is_replaced_not_a_server_error(stack: track_target.TrackStack) -> None:
+    """Found by fuzzing: urlencode raised UnicodeEncodeError on a JSON-escaped lone surrogate."""
+    response, written = hit(stack, f"/l/{stack.links['forwarding']}", query={"x\udcff": "\ud800y"})
+    assert track_target.response_headers(response)["location"] == track_target.LINK_URL + "&x%3F=%3Fy"
+    assert written == 1
+
+
 def test_an_over_long_forwarded_query_is_dropped_not_the_visitor(stack: track_target.TrackStack) -> None:
     path = f"/l/{stack.links['forwarding']}"
     response, written = hit(stack, path, query={"q": "a" * 5000, "r": "\r\n" * 100})

@@ -126,11 +126,13 @@ def merge_query(url: str, params: Mapping[str, str], *, override: bool = True) -
             for pair in parts.query.split("&")
             if pair and unquote_plus(pair.split("=", 1)[0]) not in params
         )
-        added = urlencode(list(params.items()), quote_via=quote)
+        added = urlencode(list(params.items()), quote_via=quote, errors="replace")
     else:
         kept = parts.query
         added = urlencode(
-            [(key, value) for key, value in params.items() if key not in present], quote_via=quote
+            [(key, value) for key, value in params.items() if key not in present],
+            quote_via=quote,
+            errors="replace",  # a lone surrogate (JSON-escaped in the event) becomes "?", not a 500
         )
     query = "&".join(part for part in (kept, added) if part)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
