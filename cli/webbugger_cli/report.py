@@ -39,6 +39,13 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("machine", "Machine hits", "#9333ea"),
 )
 
+# The headline: distinct people with a human open / click (DayCounts field, title).
+HEADLINE: tuple[tuple[str, str], ...] = (
+    ("unique_human_opens", "Unique human opens"),
+    ("unique_human_clicks", "Unique human clicks"),
+)
+HEADLINE_COLOUR = "#111827"
+
 # Chart geometry (SVG user units).
 CHART_WIDTH = 560
 CHART_HEIGHT = 220
@@ -80,6 +87,7 @@ class BeaconRow:
     source: str | None
     country: str | None
     user_agent: str | None
+    classification: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +125,7 @@ def beacon_row(beacon: BeaconLike) -> BeaconRow:
         source=beacon.source,
         country=beacon.country,
         user_agent=beacon.user_agent,
+        classification=getattr(beacon, "classification", None),  # set by the stream function
     )
 
 
@@ -298,8 +307,13 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
 def _figures(data: ReportData) -> str:
-    totals = {metric: sum(int(getattr(day, metric)) for day in data.days) for metric, _, _ in METRICS}
-    cards = []
+    fields = [metric for metric, _, _ in METRICS] + [metric for metric, _ in HEADLINE]
+    totals = {metric: sum(int(getattr(day, metric)) for day in data.days) for metric in fields}
+    cards = [
+        f'<div class="figure headline" id="figure-{metric}" style="border-top-color: {HEADLINE_COLOUR}">'
+        f'<div class="label">{_e(title)}</div><div class="value">{_n(totals[metric])}</div></div>'
+        for metric, title in HEADLINE
+    ]
     for metric, title, colour in METRICS:
         cards.append(
             f'<div class="figure" id="figure-{metric}" style="border-top-color: {colour}">'
@@ -315,8 +329,9 @@ def _figures(data: ReportData) -> str:
     return (
         '<section aria-labelledby="figures-title"><h2 id="figures-title">Headline figures</h2>'
         f'<div class="figures">{"".join(cards)}</div>{note}'
-        '<p class="note">From the daily counters. Unique visitors is the sum of each day\'s unique '
-        "visitors: visitors are not linkable across days by design.</p></section>"
+        '<p class="note">From the daily counters. Unique human opens and clicks count the people '
+        "(recipients, else visitors) with a hit labelled human, each day. Unique visitors is the sum "
+        "of each day's unique visitors: visitors are not linkable across days by design.</p></section>"
     )
 
 
@@ -373,14 +388,15 @@ def _latest(data: ReportData) -> str:
     rows = data.tally.latest
     header = "".join(
         f'<th scope="col">{name}</th>'
-        for name in ("time (UTC)", "mode", "target", "entity", "source", "country", "user agent")
+        for name in ("time (UTC)", "mode", "class", "target", "entity", "source", "country", "user agent")
     )
     if not rows:
-        body = '<tr><td colspan="7">no beacons in range</td></tr>'
+        body = '<tr><td colspan="8">no beacons in range</td></tr>'
     else:
         body = "".join(
             "<tr>"
-            f"{_cell(row.time, 'time')}{_cell(row.mode)}{_cell(row.target, 'ref')}{_cell(row.entity, 'ref')}"
+            f"{_cell(row.time, 'time')}{_cell(row.mode)}{_cell(row.classification)}"
+            f"{_cell(row.target, 'ref')}{_cell(row.entity, 'ref')}"
             f"{_cell(row.source, 'ref')}{_cell(row.country)}"
             + (
                 f'<td title="{_e(row.user_agent)}">{_e(_truncate(row.user_agent, USER_AGENT_WIDTH))}</td>'

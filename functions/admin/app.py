@@ -641,6 +641,9 @@ def list_beacons(
 
 
 class Totals(BaseModel):
+    # The headline: distinct people (recipients, else visitors) with a hit labelled human.
+    unique_human_opens: int = Field(0, description="people with a human open (per day; summed in totals)")
+    unique_human_clicks: int = Field(0, description="people with a human click (per day; summed in totals)")
     total: int
     unique: int
     human: int

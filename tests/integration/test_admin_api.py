@@ -438,6 +438,16 @@ def test_stats_after_hits(local_stack: RunningStack) -> None:
     assert stats["ref"] == f"link:{link_id}"
     assert stats["kind"] == "target"
     assert stats["totals"]["unique"] == 3
+    # The headline figures, and the human/machine split, are part of the answer.
+    assert set(stats["totals"]) == {
+        "unique_human_opens",
+        "unique_human_clicks",
+        "total",
+        "unique",
+        "human",
+        "machine",
+    }
+    assert stats["totals"]["human"] + stats["totals"]["machine"] == 3
     assert [day["day"] for day in stats["days"]] == [query["from"], query["to"]]
     assert stats["days"][-1]["total"] == 3
 

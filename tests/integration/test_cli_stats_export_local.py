@@ -134,14 +134,25 @@ def test_link_hits_stats_chart_and_export(local_stack: RunningStack) -> None:
     assert set(data) == {"ref", "kind", "from", "to", "totals", "days"}
     assert (data["ref"], data["kind"], data["to"]) == (ref, "target", today)
     assert data["totals"]["total"] == 5
-    assert data["days"][-1] == {"day": today, "total": 5, "unique": 2, "human": 0, "machine": 0}
+    # Labelled by the stream: two visitors' browser-like clicks (no entity: a visitor is a person).
+    assert data["days"][-1] == {
+        "day": today,
+        "unique_human_opens": 0,
+        "unique_human_clicks": 2,
+        "total": 5,
+        "unique": 2,
+        "human": 5,
+        "machine": 0,
+    }
     assert len(data["days"]) == 2
 
     # The kind is the registry's: `link` is a target type only.
     chart = ok(local_stack, "stats", ref, "--days", "7").splitlines()
     first_day = (datetime.now(UTC) - timedelta(days=6)).date().isoformat()
     assert chart[0].startswith(f"{ref} (target), {first_day} to {today}: ")
-    assert chart[0].endswith("total 5, unique 2, human 0, machine 0")
+    assert chart[0].endswith(
+        "unique human opens 0, unique human clicks 2; total 5, unique 2, human 5, machine 0"
+    )
     assert chart[1].split()[:3] == ["DAY", "TOTAL", "UNIQUE"]
     assert len(chart) == 2 + 7
     row = chart[-1]
@@ -296,7 +307,14 @@ def test_missing_link(local_stack: RunningStack, args: tuple[str, ...]) -> None:
 def test_stats_of_an_unused_link_are_zeros(local_stack: RunningStack) -> None:
     ref = f"link:{new_id('never')}"
     data = stats_json(local_stack, ref)
-    assert data["totals"] == {"total": 0, "unique": 0, "human": 0, "machine": 0}
+    assert data["totals"] == {
+        "unique_human_opens": 0,
+        "unique_human_clicks": 0,
+        "total": 0,
+        "unique": 0,
+        "human": 0,
+        "machine": 0,
+    }
     assert [day["total"] for day in data["days"]] == [0, 0]
     assert ok(local_stack, "export", "--target", ref, "--format", "jsonl") == ""
     header = ok(local_stack, "export", "--target", ref).strip()

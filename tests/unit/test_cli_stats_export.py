@@ -178,8 +178,8 @@ STATS = Stats(
     Kind.TARGET,
     [
         DayCounts("2025-01-01", 0, 0),
-        DayCounts("2025-01-02", 10, 4, human=7, machine=3),
-        DayCounts("2025-01-03", 5, 5, human=5),
+        DayCounts("2025-01-02", 10, 4, human=7, machine=3, unique_human_opens=2, unique_human_clicks=1),
+        DayCounts("2025-01-03", 5, 5, human=5, unique_human_clicks=3),
         DayCounts("2025-01-04", 1, 0, machine=1),
     ],
 )
@@ -187,7 +187,8 @@ STATS = Stats(
 
 def test_totals_line() -> None:
     assert totals_line(STATS) == (
-        "link:abc (target), 2025-01-01 to 2025-01-04: total 16, unique 9, human 12, machine 4"
+        "link:abc (target), 2025-01-01 to 2025-01-04: unique human opens 2, unique human clicks 4; "
+        "total 16, unique 9, human 12, machine 4"
     )
 
 
@@ -419,7 +420,7 @@ class AdminStub(BaseHTTPRequestHandler):
             days = [
                 DayCounts((first + timedelta(days=n)).isoformat()) for n in range((last - first).days + 1)
             ]
-            days[-1] = DayCounts(last.isoformat(), 5, 2, 5, 0)
+            days[-1] = DayCounts(last.isoformat(), 5, 2, 5, 0, unique_human_opens=1, unique_human_clicks=2)
             self._answer(200, Stats(query["ref"], Kind(query["kind"]), days).as_dict())
         elif parts.path == "/links/abc" and self.command in ("GET", "PATCH"):
             link = {"id": "abc", "url": "https://example.com/", "disabled": False, "hits": 0, "tags": []}
@@ -580,7 +581,14 @@ def test_deployed_stats_json(deployed: str, capsys: pytest.CaptureFixture[str]) 
     assert cli_main.main(["stats", "link:abc", "--days", "3", "--json", "--stack", deployed]) == 0
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {"ref", "kind", "from", "to", "totals", "days"}
-    assert data["totals"] == {"total": 5, "unique": 2, "human": 5, "machine": 0}
+    assert data["totals"] == {
+        "unique_human_opens": 1,
+        "unique_human_clicks": 2,
+        "total": 5,
+        "unique": 2,
+        "human": 5,
+        "machine": 0,
+    }
     assert data["kind"] == "target"
     assert len(data["days"]) == 3
     assert data["to"] == datetime.now(UTC).date().isoformat()
@@ -592,7 +600,9 @@ def test_deployed_stats_chart(
     monkeypatch.setenv("COLUMNS", "60")
     assert cli_main.main(["stats", "link:abc", "--days", "2", "--stack", deployed]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].endswith("total 5, unique 2, human 5, machine 0")
+    assert lines[0].endswith(
+        "unique human opens 1, unique human clicks 2; total 5, unique 2, human 5, machine 0"
+    )
     today = datetime.now(UTC).date().isoformat()
     assert re.match(rf"{today}  +5  +2  █+░+\Z", lines[-1])
     assert all(len(line) <= 60 for line in lines[1:])

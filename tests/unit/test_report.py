@@ -43,6 +43,7 @@ class FakeBeacon:
     source: str | None = None
     country: str | None = None
     user_agent: str | None = "Mozilla/5.0"
+    classification: str | None = None
 
 
 def days(values: list[int], start: date = date(2024, 5, 14)) -> list[DayCounts]:
@@ -127,6 +128,26 @@ def test_header_figures_and_four_charts() -> None:
     assert re.search(r'id="figure-human".*?<div class="value">0</div>', page)
     assert re.search(r'id="figure-machine".*?<div class="value">0</div>', page)
     assert "no classification yet" in text
+    assert re.search(r'id="figure-unique_human_opens".*?<div class="value">0</div>', page)
+    assert re.search(r'id="figure-unique_human_clicks".*?<div class="value">0</div>', page)
+
+
+def test_the_headline_is_unique_human_opens_and_clicks_and_beacons_show_their_class() -> None:
+    labelled = [
+        DayCounts(
+            "2024-05-19", total=9, unique=4, human=3, machine=6, unique_human_opens=2, unique_human_clicks=1
+        ),
+        DayCounts("2024-05-20", total=4, unique=2, human=2, machine=2, unique_human_opens=1),
+    ]
+    beacon = FakeBeacon(created_at=datetime(2024, 5, 20, 8, 0, tzinfo=UTC), classification="privacy-prefetch")
+    page = render_html(data(days=labelled, tally=tally([beacon])))
+    headline = page.index('id="figure-unique_human_opens"')
+    assert headline < page.index('id="figure-total"')  # first on the page
+    assert re.search(r'id="figure-unique_human_opens".*?<div class="value">3</div>', page)
+    assert re.search(r'id="figure-unique_human_clicks".*?<div class="value">1</div>', page)
+    assert "no classification yet" not in page
+    assert '<th scope="col">class</th>' in page
+    assert "<td>privacy-prefetch</td>" in page
 
 
 def test_charts_are_accessible_and_have_a_bar_per_day() -> None:
@@ -335,7 +356,9 @@ def test_command_fetches_and_writes(
     page = out.read_text(encoding="utf-8")
     assert page.count("<svg") == 4
     assert "only the newest 2 beacons" in page
-    assert capsys.readouterr().out.startswith(f"wrote {out}: 3 hits, 0 unique visitor-days over 3 days")
+    assert capsys.readouterr().out.startswith(
+        f"wrote {out}: 0 unique human opens, 0 unique human clicks; 3 hits, 0 unique visitor-days over 3 days"
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary file left
 
 

@@ -180,6 +180,8 @@ def stats_from_dict(data: Any) -> Stats:
                 int(day.get("unique", 0)),
                 int(day.get("human", 0)),
                 int(day.get("machine", 0)),
+                int(day.get("unique_human_opens", 0)),
+                int(day.get("unique_human_clicks", 0)),
             )
             for day in data["days"]
         ]

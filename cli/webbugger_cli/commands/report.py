@@ -82,9 +82,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     write_atomically(path, render_html(data))
     total = sum(day.total for day in data.days)
     unique = sum(day.unique for day in data.days)
+    opens = sum(day.unique_human_opens for day in data.days)
+    clicks = sum(day.unique_human_clicks for day in data.days)
     capped = f" (capped at {data.tally.cap:,})" if data.tally.capped else ""
     print(
-        f"wrote {path}: {total:,} hits, {unique:,} unique visitor-days over {args.days} days; "
+        f"wrote {path}: {opens:,} unique human opens, {clicks:,} unique human clicks; "
+        f"{total:,} hits, {unique:,} unique visitor-days over {args.days} days; "
         f"{data.tally.scanned:,} beacons scanned{capped}"
     )
     return 0

@@ -1,5 +1,8 @@
 """``webbugger stats TYPE:ID``: a reference's daily counters, as a chart in the terminal or as JSON.
 
+The first line is the headline: unique human opens and clicks (people whose hit was labelled
+human, see :mod:`webbugger.classify`), then total, unique visitors, human and machine hits.
+
 The chart has one row per UTC day, oldest first: the day's total and unique counts, then a bar
 whose dark part is the unique visitors and whose whole length is the total, scaled to the
 busiest day and to the terminal's width.
@@ -55,12 +58,14 @@ def day_range(days: int, now: datetime) -> tuple[date, date]:
 
 
 def totals_line(stats: Stats) -> str:
-    """One line: the reference, the range and its totals."""
+    """One line: the reference, the range, the headline (unique human opens and clicks), then the
+    other totals."""
     totals = stats.totals
     span = f"{stats.days[0].day} to {stats.days[-1].day}" if stats.days else "no days"
     return (
-        f"{stats.ref} ({stats.kind}), {span}: total {totals.total}, unique {totals.unique}, "
-        f"human {totals.human}, machine {totals.machine}"
+        f"{stats.ref} ({stats.kind}), {span}: unique human opens {totals.unique_human_opens}, "
+        f"unique human clicks {totals.unique_human_clicks}; total {totals.total}, "
+        f"unique {totals.unique}, human {totals.human}, machine {totals.machine}"
     )
 
 
