@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -274,6 +275,7 @@ def estimate(
     # per concurrent request; the stream function one per stream shard (one, at these rates).
     containers = max(1, math.ceil(rate * track_ms / 1000)) + 1
     reads = containers * _value(figures, "secret_reads_per_container_hour") * SECONDS_PER_MONTH / 3600
+    reads = min(reads, hits + invocations)  # at most one read an invocation (little traffic: cache expired)
     lines.append(
         Line(
             "Secrets Manager",
@@ -383,13 +385,19 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+_HITS = re.compile(r"(?P<int>\d{1,3}(?:([,_])\d{3})?(?:\2\d{3})*|\d+)|(?P<sci>\d+(?:\.\d+)?e\d{1,2})", re.I)
+
+
 def _hits(text: str) -> int:
-    try:
-        return int(float(text)) if "e" in text.lower() else int(text.replace("_", "").replace(",", ""))
-    except ValueError:
+    """``1000000``, ``1,000,000``, ``1_000_000`` or ``1e6``."""
+    match = _HITS.fullmatch(text.strip())
+    if match is None:
         import argparse
 
-        raise argparse.ArgumentTypeError(f"not a number of hits: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a number of hits: {text!r}")
+    if match["sci"]:
+        return int(float(match["sci"]))
+    return int(re.sub(r"[,_]", "", match["int"]))
 
 
 def _milliseconds(text: str) -> float:

@@ -1,0 +1,233 @@
+"""``webbugger cost``: the template's settings, the dated prices and the per-hit figures, combined."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import yaml
+from webbugger_cli.commands import cost
+from webbugger_cli.main import main
+from webbugger_cli.template import Template, TemplateError
+
+if TYPE_CHECKING:
+    from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES_IN_BRIEF = ("CloudFront", "API Gateway", "Lambda", "DynamoDB", "CloudWatch Logs")
+
+
+def _template(tmp_path: Path, **changes: Any) -> Template:
+    """template.yaml with the track function's MemorySize/Architectures and the batch size changed."""
+    text = (ROOT / "template.yaml").read_text()
+    data = yaml.load(text, Loader=_loader())  # noqa: S506 - the CLI's own SafeLoader subclass
+    track = data["Resources"]["TrackFunction"]["Properties"]
+    if "memory" in changes:
+        track["MemorySize"] = changes["memory"]
+    if "architecture" in changes:
+        track["Architectures"] = [changes["architecture"]]
+    if "batch" in changes:
+        events = data["Resources"]["StreamFunction"]["Properties"]["Events"]
+        next(e for e in events.values() if e["Type"] == "DynamoDB")["Properties"]["BatchSize"] = changes[
+            "batch"
+        ]
+    path = tmp_path / "template.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return Template(path)
+
+
+def _loader() -> Any:
+    from webbugger_cli.template import _CfnLoader
+
+    return _CfnLoader
+
+
+def test_settings_come_from_template_yaml() -> None:
+    settings = cost.stack_settings()
+    data = yaml.load((ROOT / "template.yaml").read_text(), Loader=_loader())  # noqa: S506
+    globals_ = data["Globals"]["Function"]
+    track = data["Resources"]["TrackFunction"]["Properties"]
+    assert settings.track.memory_mb == track.get("MemorySize", globals_["MemorySize"])
+    assert settings.track.architecture == track.get("Architectures", globals_["Architectures"])[0]
+    assert settings.log_retention_days == int(data["Parameters"]["LogRetentionDays"]["Default"])
+    assert settings.batch_size >= 1
+
+
+def test_track_duration_cost_follows_memory_and_architecture(tmp_path: Path) -> None:
+    def track_duration(template: Template) -> float:
+        settings = cost.stack_settings(template)
+        found = cost.estimate(1_000_000, "pixel", settings)
+        return next(
+            line.dollars for line in found.lines if line.what.startswith("track: ") and "ms" in line.what
+        )
+
+    base = track_duration(_template(tmp_path, memory=256, architecture="arm64"))
+    assert track_duration(_template(tmp_path, memory=512, architecture="arm64")) == pytest.approx(2 * base)
+    prices = cost.load_prices()
+    ratio = cost.unit_price(prices, "lambda_x86_64_gb_second") / cost.unit_price(
+        prices, "lambda_arm64_gb_second"
+    )
+    assert track_duration(_template(tmp_path, memory=256, architecture="x86_64")) == pytest.approx(
+        ratio * base
+    )
+
+
+def test_per_million_figures_are_the_prices_times_the_units() -> None:
+    prices, figures = cost.load_prices(), cost.load_hit_figures()
+    settings = cost.stack_settings()
+    for profile, units in figures["profiles"].items():
+        found = cost.estimate(3_000_000, profile, settings, cloudfront=True)
+        services = found.by_service()
+        assert found.per_million(services["CloudFront"]) == pytest.approx(
+            1e6 * cost.unit_price(prices, "cloudfront_https_request")
+        )
+        assert found.per_million(services["API Gateway"]) == pytest.approx(
+            1e6 * cost.unit_price(prices, "http_api_request")
+        )
+        wru = units["track_wru"]["value"] + units["stream_wru"]["value"]
+        dynamodb = 1e6 * (
+            wru * cost.unit_price(prices, "dynamodb_on_demand_wru")
+            + units["rru"]["value"] * cost.unit_price(prices, "dynamodb_on_demand_rru")
+        )
+        assert found.per_million(services["DynamoDB"]) == pytest.approx(dynamodb)
+        assert found.total == pytest.approx(sum(services.values()))
+
+
+def test_without_cloudfront_there_is_no_cloudfront_line() -> None:
+    found = cost.estimate(1_000_000, "pixel", cost.stack_settings(), cloudfront=False)
+    assert found.by_service()["CloudFront"] == 0
+    with_cf = cost.estimate(1_000_000, "pixel", cost.stack_settings(), cloudfront=True)
+    assert with_cf.total - found.total == pytest.approx(with_cf.by_service()["CloudFront"])
+
+
+def test_stream_batches_fill_with_traffic() -> None:
+    settings = cost.stack_settings()
+
+    def stream_requests_per_million(hits: int) -> float:
+        found = cost.estimate(hits, "pixel", settings)
+        line = next(line for line in found.lines if line.what.startswith("stream: requests"))
+        return found.per_million(line.dollars)
+
+    low, high = stream_requests_per_million(1_000_000), stream_requests_per_million(10_000_000_000)
+    assert low == pytest.approx(1e6 * cost.unit_price(cost.load_prices(), "lambda_request"))  # one a beacon
+    assert high == pytest.approx(low / settings.batch_size)  # full batches
+
+
+def test_every_price_is_dated_and_has_its_source() -> None:
+    prices = cost.load_prices()
+    assert prices["region"] == "us-east-1"
+    date.fromisoformat(prices["recorded"])
+    needed = {
+        "cloudfront_https_request",
+        "http_api_request",
+        "lambda_request",
+        "lambda_arm64_gb_second",
+        "dynamodb_on_demand_wru",
+        "dynamodb_on_demand_rru",
+        "dynamodb_streams_read_request",
+        "cloudwatch_logs_ingestion_gb",
+        "secrets_manager_api_call",
+    }
+    assert needed <= set(prices["prices"])
+    for name, entry in prices["prices"].items():
+        assert re.match(r"https://aws\.amazon\.com/[\w/-]+/\Z", entry["source"]), name
+        date.fromisoformat(entry["as_of"])
+        assert entry["usd"] >= 0 and entry["per"] > 0, name
+
+
+def test_every_hit_figure_says_where_it_comes_from() -> None:
+    figures = cost.load_hit_figures()
+    entries = [value for value in figures.values() if isinstance(value, dict) and "value" in value]
+    for units in figures["profiles"].values():
+        entries += [value for value in units.values() if isinstance(value, dict)]
+    assert len(entries) > 10
+    for entry in entries:
+        assert entry["kind"] in {"measured", "derived", "estimate", "documented"}
+        assert len(entry["source"]) > 20
+    # The track function's write units are the README's benchmarked ones.
+    readme = (ROOT / "README.md").read_text()
+    assert figures["profiles"]["pixel"]["track_wru"]["value"] == 1
+    assert "| **1 WCU**" in readme
+    assert figures["profiles"]["click"]["track_wru"]["value"] == 4
+    assert "| 4 WCU (1 table + 3 sparse indexes)" in readme
+
+
+def test_readme_cost_table_is_the_commands_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cost", "--hits", "1000000", "--markdown"]) == 0
+    table = capsys.readouterr().out.strip()
+    assert table.splitlines()[0].startswith("| per million hits |")
+    for service in SERVICES_IN_BRIEF:
+        assert f"| {service} |" in table
+    assert table in (ROOT / "README.md").read_text(), "README's cost table is out of date: rerun the command"
+
+
+@pytest.mark.parametrize("text", ["2000000", "2,000,000", "2_000_000", "2e6", "2.0E6"])
+def test_hits_are_written_as_people_write_them(text: str) -> None:
+    assert cost._hits(text) == 2_000_000
+
+
+def test_secret_reads_are_at_most_one_an_invocation() -> None:
+    few = cost.estimate(15, "pixel", cost.stack_settings())
+    secrets = few.by_service()["Secrets Manager"]
+    assert secrets <= 30 * cost.unit_price(cost.load_prices(), "secrets_manager_api_call")
+
+
+def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cost", "--hits", "2e6", "--profile", "pixel", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["hits"] == 2_000_000
+    assert set(data["profiles"]) == {"pixel"}
+    pixel = data["profiles"]["pixel"]
+    assert pixel["per_million"] == pytest.approx(pixel["total"] / 2, rel=1e-4)
+    assert set(pixel["by_service"]) == set(cost.SERVICES)
+    assert data["settings"]["track"]["architecture"] == cost.stack_settings().track.architecture
+
+
+def test_measured_durations_replace_the_estimates(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cost", "--hits", "1000000", "--profile", "pixel", "--json", "--track-ms", "50"]) == 0
+    slow = json.loads(capsys.readouterr().out)["profiles"]["pixel"]["by_service"]["Lambda"]
+    assert main(["cost", "--hits", "1000000", "--profile", "pixel", "--json", "--track-ms", "5"]) == 0
+    fast = json.loads(capsys.readouterr().out)["profiles"]["pixel"]["by_service"]["Lambda"]
+    assert slow > fast
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["--hits", "0"], 1, "webbugger: error: --hits must be between 1 and 10,000,000,000,000"),
+        (["--hits", "lots"], 2, "webbugger cost: error: argument --hits: not a number of hits: 'lots'"),
+        (["--hits", "inf"], 2, "webbugger cost: error: argument --hits: not a number of hits: 'inf'"),
+        (["--hits", "1,5"], 2, "webbugger cost: error: argument --hits: not a number of hits: '1,5'"),
+        (["--hits", "-5"], 2, "webbugger cost: error: argument --hits: not a number of hits: '-5'"),
+        (["--hits", "1e20"], 1, "webbugger: error: --hits must be between 1 and"),
+        (
+            ["--hits", "5", "--track-ms", "-1"],
+            2,
+            "webbugger cost: error: argument --track-ms: must be above 0",
+        ),
+    ],
+)
+def test_bad_arguments_are_one_line(
+    args: list[str], status: int, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        got = main(["cost", *args])
+    except SystemExit as exc:  # argparse's refusal
+        got = int(exc.code or 0)
+    assert got == status
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(message)
+
+
+def test_a_template_without_a_stream_event_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "Resources:\n  StreamFunction:\n    Type: AWS::Serverless::Function\n    Properties: {}\n"
+    )
+    with pytest.raises(TemplateError, match="no DynamoDB stream event"):
+        cost.stack_settings(Template(path))
