@@ -1,16 +1,16 @@
 """Lose nothing when the database fails: real traffic through the track handler while the beacons
 table fails, then the drain (or ``webbugger replay``) — and exactly one beacon per GET request.
 
-The table is on a DynamoDB Local of this module's own (the session's shared one is never
-stopped); the spill queue is moto's SQS, in-process. Two faults:
+The spill queue is moto's SQS, in-process. Two faults:
 
-- an outage: DynamoDB Local is stopped mid-run and started again on the same data; the beacons
-  of the outage go to the spill queue and the drain function (its handler, fed the queue's
-  messages as Lambda's SQS event source would, each message twice) stores them;
-- throttling with the queue gone as well: every PutItem of the beacons table answers
-  ProvisionedThroughputExceededException (a botocore hook on the track function's own client, so
-  botocore's retry logic runs as in AWS), and the spill queue is deleted; the beacons are logged,
-  and ``webbugger replay FILE`` against this DynamoDB Local (as a local stack) stores them.
+- an outage, on a DynamoDB Local of this test's own (the session's shared one is never stopped):
+  it is stopped mid-run and started again on the same data; the beacons of the outage go to the
+  spill queue and the drain function (its handler, fed the queue's messages as Lambda's SQS event
+  source would, each message twice) stores them;
+- throttling with the queue gone as well, on the session's local stack: every PutItem of the
+  beacons table answers ProvisionedThroughputExceededException (a botocore hook on the track
+  function's own client, so botocore's retry logic runs as in AWS), and the spill queue is
+  deleted; the beacons are logged, and ``webbugger replay FILE`` against the local stack stores them.
 
 Both check that every request got its GIF or redirect and that stored == GET requests sent
 (HEAD requests are sent too, and store nothing). They print ``sent=N stored=N`` (see with -s).
@@ -50,8 +50,10 @@ from webbugger_cli.template import load_handler, load_template
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from conftest import RunningStack
     from mypy_boto3_dynamodb import DynamoDBClient
 
+pytestmark = pytest.mark.ddblocal
 ROOT = Path(__file__).resolve().parents[2]
 ALLOWED_HOST = "example.com"
 UA = "Mozilla/5.0 (X11; Linux x86_64) SpillFaults/1.0"
@@ -88,12 +90,6 @@ class Faults:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         raise AssertionError("scan did not end")
 
-    def clear_beacons(self) -> None:
-        table = self.stack.outputs["BeaconsTableName"]
-        items = self.client.scan(TableName=table, ProjectionExpression="pk, id", ConsistentRead=True)["Items"]
-        for item in items:
-            self.client.delete_item(TableName=table, Key={"pk": item["pk"], "id": item["id"]})
-
     def stop(self) -> None:
         """The outage: DynamoDB Local's process ends."""
         self.ddb.stop()
@@ -105,7 +101,7 @@ class Faults:
         warm_up(load_template(ROOT), self.client)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
     tmp = tmp_path_factory.mktemp("spill-faults")
     data_dir, state_dir = tmp / "ddb", tmp / "state"
@@ -139,6 +135,7 @@ class Traffic:
 
     handler: Callable[[dict[str, Any], Any], dict[str, Any]]
     paths: list[tuple[str, str]]
+    user_agent: str
     sent_get: int = 0
     sent_head: int = 0
     answers: list[str] = field(default_factory=list)
@@ -152,7 +149,7 @@ class Traffic:
             event = moto_stack.http_event(
                 path,
                 method=method,
-                headers={"user-agent": UA},
+                headers={"user-agent": self.user_agent},
                 source_ip="198.51.100.23",
                 request_id=f"fault-{number}",
             )
@@ -190,36 +187,39 @@ def environment(faults: Faults, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
     from webbugger_plugins import url as url_target
 
     url_target.allowed_hosts.cache_clear()
-    faults.clear_beacons()
-    runtime.reset()
-    spill.forget_clients()
     yield env
-    runtime.reset()
-    spill.forget_clients()
     url_target.allowed_hosts.cache_clear()
     os.environ.clear()
     os.environ.update(before)
 
 
 @pytest.fixture
-def queue(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """moto's SQS (DynamoDB Local's requests pass through), with the spill queue configured."""
+def sqs() -> Iterator[Any]:
+    """moto's SQS (requests to DynamoDB Local pass through it untouched)."""
+    spill.forget_clients()
     with mock_aws():
-        sqs = boto3.client("sqs", region_name=state.LOCAL_REGION)
-        url = sqs.create_queue(QueueName="spill")["QueueUrl"]
-        monkeypatch.setenv("SPILL_QUEUE_URL", url)
-        runtime.reset()
-        yield sqs
+        yield boto3.client("sqs", region_name=state.LOCAL_REGION)
+    spill.forget_clients()
+    runtime.reset()
 
 
-def _traffic(faults: Faults) -> Traffic:
-    """Pixels and redirects: to a stored link (cached before any fault) and to signed URLs."""
+def _spill_queue(sqs: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Create the spill queue and point the track function at it (after the stack's environment)."""
+    url: str = sqs.create_queue(QueueName="spill")["QueueUrl"]
+    monkeypatch.setenv("SPILL_QUEUE_URL", url)
+    runtime.reset()
+    return url
+
+
+def _traffic(ring: KeyRing) -> Traffic:
+    """Pixels and redirects: to a stored link (cached before any fault) and to signed URLs, with a
+    user agent of this test's own."""
     from webbugger_plugins.link import create_link
 
     runtime.default_settings()  # bind the tables as the track function will
-    link_id = f"fault-{uuid.uuid4().hex[:10]}"
+    run = uuid.uuid4().hex[:10]
+    link_id = f"fault-{run}"
     create_link(f"https://{ALLOWED_HOST}/stored", link_id)
-    ring = faults.ring
 
     def path(claims: TokenClaims) -> str:
         return tracking_url("https://t.example", claims, ring).removeprefix("https://t.example")
@@ -233,7 +233,7 @@ def _traffic(faults: Faults) -> Traffic:
             path(TokenClaims(mode=Mode.REDIRECT, target=Ref("url", f"https://{ALLOWED_HOST}/signed"))),
         ),
     ]
-    return Traffic(moto_stack.load_track_handler(), paths)
+    return Traffic(moto_stack.load_track_handler(), paths, f"{UA} run/{run}")
 
 
 def _drain_module() -> Any:
@@ -285,9 +285,13 @@ def _report(fault: str, traffic: Traffic, stored: int) -> str:
     return line
 
 
-def test_outage_spills_to_the_queue_and_the_drain_stores_each_beacon_once(faults: Faults, queue: Any) -> None:
-    queue_url = os.environ["SPILL_QUEUE_URL"]
-    traffic = _traffic(faults)
+@pytest.mark.usefixtures("environment")
+def test_outage_spills_to_the_queue_and_the_drain_stores_each_beacon_once(
+    faults: Faults, sqs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = sqs
+    queue_url = _spill_queue(sqs, monkeypatch)
+    traffic = _traffic(faults.ring)
 
     traffic.send(PHASE)
     faults.stop()  # the outage, mid-run
@@ -328,14 +332,20 @@ def _throttle(request: Any, **kwargs: Any) -> AWSResponse:
 
 
 def test_throttling_with_the_queue_gone_logs_beacons_that_replay_restores(
-    faults: Faults,
-    queue: Any,
+    local_stack: RunningStack,
+    sqs: Any,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    queue_url = os.environ["SPILL_QUEUE_URL"]
-    traffic = _traffic(faults)
+    from webbugger_plugins import url as url_target
+
+    # The session stack's allowed hosts, for this test only (the plugin caches the variable).
+    monkeypatch.setattr(url_target, "allowed_hosts", lambda: (ALLOWED_HOST,))
+    queue = sqs
+    queue_url = _spill_queue(sqs, monkeypatch)
+    traffic = _traffic(local_stack.ring)
 
     traffic.send(PHASE)
     drain(queue, queue_url, twice=False)  # whatever a cold table spilled so far
@@ -366,7 +376,7 @@ def test_throttling_with_the_queue_gone_logs_beacons_that_replay_restores(
     # The command's one line is the last (the handler's metrics went to stdout before it).
     summary = capsys.readouterr().out.strip().splitlines()[-1]
 
-    stored = faults.stored()
+    stored = len(local_stack.beacons(user_agent=traffic.user_agent))
     with capsys.disabled():
         line = _report("throttling + SQS gone (replay)", traffic, stored)
     assert exit_code == 0, summary
