@@ -40,8 +40,10 @@ OTHER_RING_JSON = json.dumps({"current": "k1", "k1": "X" * 48, "k0": "Y" * 48})
 # Every Location this stack may answer: the good host or a subdomain, http(s), no userinfo.
 ALLOWED_LOCATION = re.compile(r"https?://(?:[a-z0-9-]+\.)*good\.example(?::[0-9]{1,5})?/[\x21-\x7e]*\Z")
 # What the stack sets over template.yaml's environment: local keys, the allowed hosts, no caching.
+ORIGIN_SECRET = "origin-" + "S" * 40  # what this stack's "CloudFront" would send
 _OVERRIDES = {
     "WEBBUGGER_SIGNING_KEYS": RING_JSON,
+    "WEBBUGGER_ORIGIN_SECRET": ORIGIN_SECRET,
     "ALLOWED_REDIRECT_HOSTS": ALLOWED_REDIRECT_HOSTS,
     "LOOKUP_CACHE_SECONDS": "0",
 }
@@ -198,7 +200,13 @@ def track_stack() -> Iterator[TrackStack]:
     from moto import mock_aws
 
     saved = dict(os.environ)
-    for name in ("SIGNING_SECRET_ARN", "DYNAMODB_ENDPOINT", "AWS_PROFILE", "TRACKING_HOSTS"):
+    for name in (
+        "SIGNING_SECRET_ARN",
+        "ORIGIN_SECRET_ARN",
+        "DYNAMODB_ENDPOINT",
+        "AWS_PROFILE",
+        "TRACKING_HOSTS",
+    ):
         os.environ.pop(name, None)
     os.environ.update(
         {

@@ -23,8 +23,12 @@ from webbugger.request import (
     MAX_USER_AGENT,
     IncomingRequest,
     anonymise_ip,
+    client_ip,
     country,
+    opt_out,
+    request_hints,
     truncate_utf8,
+    viewer_address,
 )
 from webbugger.tokens import KeyRing, TokenClaims, sign, verify
 
@@ -194,6 +198,35 @@ def test_country_is_two_upper_case_letters_or_none(headers: dict[str, str]) -> N
     assert found is None or (len(found) == 2 and found.isascii() and found.isalpha() and found.isupper())
 
 
+SELF_DESCRIPTION = [
+    "cloudfront-viewer-address",
+    "dnt",
+    "sec-gpc",
+    "purpose",
+    "sec-purpose",
+    "x-purpose",
+    "x-moz",
+]
+
+
+@PURE
+@given(
+    st.dictionaries(st.sampled_from(SELF_DESCRIPTION), any_text | st.sampled_from(["1", "prefetch"])),
+    st.none() | any_text | st.ip_addresses().map(str),
+    st.sampled_from(["anonymised", "full", "none"]),
+)
+def test_what_a_request_says_of_itself_parses_to_a_bounded_set(
+    headers: dict[str, str], source_ip: str | None, mode: str
+) -> None:
+    incoming = IncomingRequest("GET", headers, source_ip)
+    address = client_ip(viewer_address(incoming.header("cloudfront-viewer-address")) or source_ip, mode)
+    if address is not None:
+        ipaddress.ip_address(address)
+        assert mode != "none"
+    assert opt_out(incoming) in (None, "gpc", "dnt")
+    assert request_hints(incoming) <= {"prefetch"}
+
+
 # --- the track function's routes, end to end ---------------------------------------------------
 
 
@@ -260,7 +293,20 @@ def test_a_mutated_valid_path_is_not_found_and_writes_nothing(
 
 
 header_names = st.sampled_from(
-    ["host", "user-agent", "referer", "accept-language", "cloudfront-viewer-country", "x-forwarded-for", "x"]
+    [
+        "host",
+        "user-agent",
+        "referer",
+        "accept-language",
+        "cloudfront-viewer-country",
+        "cloudfront-viewer-address",
+        "x-webbugger-origin-secret",
+        "x-forwarded-for",
+        "sec-gpc",
+        "dnt",
+        "sec-purpose",
+        "x",
+    ]
 )
 
 
@@ -290,5 +336,7 @@ def test_a_valid_hit_with_hostile_headers_query_and_address_is_recorded_once(
     for name, bound in (("ua", MAX_USER_AGENT), ("referer", MAX_REFERER), ("lang", MAX_LANGUAGE)):
         if name in beacon:
             assert len(beacon[name]["S"].encode()) <= bound
-    # Stored addresses are the anonymised source address, or none at all.
+    # Without the origin secret nothing the visitor says about address or country is believed:
+    # the stored address is the anonymised source address (or none, if the visitor opted out).
     assert beacon.get("ip", {}).get("S") in (None, anonymise_ip(source_ip))
+    assert "country" not in beacon
