@@ -52,6 +52,7 @@ def test_sam_build_cross_builds_the_layer_and_function(tmp_path: Path, cloudfron
     assert not (layer / "botocore").exists()
     assert (build_dir / "TrackFunction" / "app.py").is_file()
     assert (build_dir / "StreamFunction" / "app.py").is_file()
+    assert (build_dir / "DrainFunction" / "app.py").is_file()
     # The plugin layer is an installed distribution, so its entry points are found in /opt/python.
     entry_points = (
         build_dir / "PluginsLayer" / "python" / "webbugger_plugins-0.1.0.dist-info" / "entry_points.txt"
