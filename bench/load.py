@@ -326,8 +326,12 @@ class LocalStack:
                 env=self.environment(),
                 cwd=s.ROOT,
             )
-            if self._wait_ready():
-                return self
+            try:
+                if self._wait_ready():
+                    return self
+            except BaseException:  # Ctrl-C while it starts: `with` will not call __exit__
+                self.__exit__(None)
+                raise
             if self._process.poll() is None:
                 _stop(self._process)
                 break
@@ -516,7 +520,8 @@ def main(argv: list[str] | None = None) -> int:
         urls = mint_urls(stack)
         kinds = collections.Counter(kind for kind, _ in urls)
         print(
-            f"minted {len(urls)} URLs ({kinds['pixel']} pixel, {kinds['redirect']} redirect) by /mint/batch"
+            f"minted {len(urls)} URLs ({kinds['pixel']} pixel, {kinds['redirect']} redirect), "
+            "signed with the stack's keys"
         )
         floor = put_floor(stack, FLOOR_PUTS)
         before = stack.stored_beacons()
