@@ -91,7 +91,8 @@ def test_per_million_figures_are_the_prices_times_the_units() -> None:
         wru = units["track_wru"]["value"] + units["stream_wru"]["value"]
         dynamodb = 1e6 * (
             wru * cost.unit_price(prices, "dynamodb_on_demand_wru")
-            + units["rru"]["value"] * cost.unit_price(prices, "dynamodb_on_demand_rru")
+            + (units["track_rru"]["value"] + units["stream_rru"]["value"])
+            * cost.unit_price(prices, "dynamodb_on_demand_rru")
         )
         assert found.per_million(services["DynamoDB"]) == pytest.approx(dynamodb)
         assert found.total == pytest.approx(sum(services.values()))
@@ -146,7 +147,7 @@ def test_every_hit_figure_says_where_it_comes_from() -> None:
         entries += [value for value in units.values() if isinstance(value, dict)]
     assert len(entries) > 10
     for entry in entries:
-        assert entry["kind"] in {"measured", "derived", "estimate", "documented"}
+        assert entry["kind"] in {"measured", "counted", "derived", "estimate", "documented"}
         assert len(entry["source"]) > 20
     # The track function's write units are the README's benchmarked ones.
     readme = (ROOT / "README.md").read_text()

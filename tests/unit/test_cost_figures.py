@@ -12,6 +12,7 @@ import importlib.util
 import io
 import json
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,3 +95,153 @@ def test_track_log_bytes_per_pixel_is_measured(track: Any) -> None:
     # Every hit prints the same (one EMF record); the recorded figure is within 10 % of it.
     assert len({*plain, *with_source}) == 1, (plain, with_source)
     assert recorded["value"] == pytest.approx(plain[0], rel=0.1)
+
+
+# --- the stream function's writes per beacon, counted from the calls it makes -------------------
+
+STREAM_CODE_URI = ROOT / "functions" / "stream"
+STREAM_MODULE = f"webbugger_function_{STREAM_CODE_URI.name}_app"
+WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
+
+
+class _Calls:
+    """Every DynamoDB call PynamoDB and boto3 make, by wrapping botocore's one entry point."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def wrap(self, original: Any) -> Any:
+        def call(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            if client.meta.service_model.service_name == "dynamodb":
+                self.calls.append((operation, params))
+            return original(client, operation, params)
+
+        return call
+
+
+def _beacon_indexes() -> dict[str, str]:
+    """The beacons table's index names by their partition key attribute (template.yaml)."""
+    from webbugger_cli.template import load_template
+
+    spec = load_template(ROOT).tables()["BeaconsTable"]
+    return {
+        next(k["AttributeName"] for k in index["KeySchema"] if k["KeyType"] == "HASH"): index["IndexName"]
+        for index in spec.get("GlobalSecondaryIndexes", [])
+    }
+
+
+def _write_units(calls: list[tuple[str, dict[str, Any]]], beacons: str, in_indexes: int) -> float:
+    """Write request units of ``calls`` by DynamoDB's rules for items under 1 KB: 1 a standard
+    write, 2 a transactional one; a write to the beacon also rewrites its entries in the indexes
+    it is in (ALL projections), 1 each."""
+    units = 0.0
+    for operation, params in calls:
+        if operation in WRITES:
+            units += 1 + (in_indexes if params["TableName"] == beacons else 0)
+        elif operation == "TransactWriteItems":
+            for item in params["TransactItems"]:
+                ((kind, body),) = item.items()
+                units += 2 + (in_indexes if body["TableName"] == beacons and kind != "ConditionCheck" else 0)
+    return units
+
+
+def _read_units(calls: list[tuple[str, dict[str, Any]]]) -> float:
+    """Read request units of ``calls`` for items under 4 KB: 1 a strongly consistent read, 0.5 an
+    eventually consistent one (a Query of one small page likewise)."""
+    return sum(
+        1.0 if params.get("ConsistentRead") else 0.5
+        for operation, params in calls
+        if operation in ("GetItem", "Query")
+    )
+
+
+@pytest.fixture
+def stream_stack(track: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The track fixture's fake AWS with the stream function's environment too, and its handler."""
+    from webbugger_cli.template import load_handler
+
+    names = track.template_table_names("cost-")
+    track.set_function_environment(monkeypatch, names, "TrackFunction", "StreamFunction")
+    monkeypatch.setenv("WEBBUGGER_VISITOR_SALT", "visitor-salt-" + "x" * 40)
+    runtime.reset()
+    runtime.default_settings()
+    previous = sys.modules.pop(STREAM_MODULE, None)
+    try:
+        yield load_handler(STREAM_CODE_URI, "app.lambda_handler"), names
+    finally:
+        sys.modules.pop(STREAM_MODULE, None)
+        if previous is not None:
+            sys.modules[STREAM_MODULE] = previous
+
+
+def _stream_units(track: Any, stream_stack: Any, claims: TokenClaims) -> tuple[float, float]:
+    """The write and read request units the stream function spends on the beacon of one hit."""
+    from unittest import mock
+
+    import botocore.client
+
+    handler, names = stream_stack
+    beacons = names["BeaconsTable"]
+    path = tracking_url("https://t.example", claims, KeyRing.from_json(RING_JSON)).removeprefix(
+        "https://t.example"
+    )
+    event = track.http_event(
+        path,
+        headers={"user-agent": BROWSER, "accept-language": "en-GB"},
+        source_ip="203.0.113.9",
+        request_id="r",
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        answer = track.load_track_handler()(event, track.FakeContext())
+    assert answer["statusCode"] in (200, 302), answer
+    client = boto3.client("dynamodb", region_name=track.REGION)
+    (item,) = client.scan(TableName=beacons)["Items"]
+    in_indexes = sum(attribute in item for attribute in _beacon_indexes())
+    record = {
+        "eventID": "1",
+        "eventName": "INSERT",
+        "eventSource": "aws:dynamodb",
+        "eventSourceARN": f"arn:aws:dynamodb:us-east-1:123456789012:table/{beacons}/stream/2026-01-01",
+        "dynamodb": {
+            "Keys": {"pk": item["pk"], "id": item["id"]},
+            "NewImage": item,
+            "SequenceNumber": "1",
+            "StreamViewType": "NEW_IMAGE",
+            "SizeBytes": 500,
+        },
+    }
+    calls = _Calls()
+    wrapped = calls.wrap(botocore.client.BaseClient._make_api_call)
+    with (
+        mock.patch.object(botocore.client.BaseClient, "_make_api_call", wrapped),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
+        result = handler(
+            json.loads(json.dumps({"Records": [record]})), track.FakeContext(function_name="StreamFunction")
+        )
+    assert result == {"batchItemFailures": []}
+    return _write_units(calls.calls, beacons, in_indexes), _read_units(calls.calls)
+
+
+def test_stream_request_units_of_a_pixel(track: Any, stream_stack: Any) -> None:
+    writes, reads = _stream_units(track, stream_stack, TokenClaims(mode=Mode.PIXEL))
+    pixel = cost.load_hit_figures()["profiles"]["pixel"]
+    assert (pixel["stream_wru"]["value"], pixel["stream_rru"]["value"]) == (writes, reads)
+
+
+def test_stream_request_units_of_a_human_click(track: Any, stream_stack: Any) -> None:
+    from webbugger_plugins.campaign import create_campaign
+    from webbugger_plugins.link import create_link
+
+    create_link("https://example.com/sale", "sale")
+    create_campaign("spring")
+    claims = TokenClaims(
+        mode=Mode.REDIRECT,
+        target=Ref("link", "sale"),
+        entity=Ref("recipient", "alice@example.com"),
+        source=Ref("campaign", "spring"),
+        issued_at=int(time.time()) - 3600,  # sent an hour ago: a person's click, not a scanner's
+    )
+    writes, reads = _stream_units(track, stream_stack, claims)
+    click = cost.load_hit_figures()["profiles"]["click"]
+    assert (click["stream_wru"]["value"], click["stream_rru"]["value"]) == (writes, reads)

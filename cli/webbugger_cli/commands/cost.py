@@ -235,11 +235,10 @@ def estimate(
             hits * wru * unit_price(prices, "dynamodb_on_demand_wru"),
         )
     )
+    rru = _value(units, "track_rru") + _value(units, "stream_rru")
     lines.append(
         Line(
-            "DynamoDB",
-            f"{_value(units, 'rru'):g} read units a hit",
-            hits * _value(units, "rru") * unit_price(prices, "dynamodb_on_demand_rru"),
+            "DynamoDB", f"{rru:g} read units a hit", hits * rru * unit_price(prices, "dynamodb_on_demand_rru")
         )
     )
     lines.append(
