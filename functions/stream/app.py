@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from webbugger.classify import label_beacon
+from webbugger.classify import label_beacon, warm_up
 from webbugger.counters import count_beacon
 from webbugger.deferred import apply_deferred_hooks
 from webbugger.models import Beacon
@@ -31,6 +31,8 @@ try:
 except PluginLoadError as exc:
     logger.critical(str(exc))
     raise
+# The crawler list and ua-parser's regexes compile at init, not in the first record's time.
+warm_up()
 
 
 def record_handler(record: DynamoDBRecord) -> None:

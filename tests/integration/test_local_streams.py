@@ -133,6 +133,8 @@ def test_deferred_hook_runs_once_from_the_stream(local_stack: RunningStack) -> N
     )
     assert marks == [probe.TYPE_NAME]
     # The mark is a MODIFY, filtered out: the beacon reached the function once, and stays applied once.
+    # (The delivery is recorded when the function returns: after the hook, it labels and counts.)
+    wait_for("the delivery recorded", lambda: delivered_records(local_stack, beacon_id))
     time.sleep(1.0)
     assert len(delivered_records(local_stack, beacon_id)) == 1
     assert applied(local_stack, probe_id) == 1
