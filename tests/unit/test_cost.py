@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import date
@@ -21,25 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES_IN_BRIEF = ("CloudFront", "API Gateway", "Lambda", "DynamoDB", "CloudWatch Logs")
 
 
-def _template(tmp_path: Path, **changes: Any) -> Template:
-    """template.yaml with the track function's MemorySize/Architectures and the batch size changed."""
-    text = (ROOT / "template.yaml").read_text()
-    data = yaml.load(text, Loader=_loader())  # noqa: S506 - the CLI's own SafeLoader subclass
-    track = data["Resources"]["TrackFunction"]["Properties"]
-    if "memory" in changes:
-        track["MemorySize"] = changes["memory"]
-    if "architecture" in changes:
-        track["Architectures"] = [changes["architecture"]]
-    if "batch" in changes:
-        events = data["Resources"]["StreamFunction"]["Properties"]["Events"]
-        next(e for e in events.values() if e["Type"] == "DynamoDB")["Properties"]["BatchSize"] = changes[
-            "batch"
-        ]
-    path = tmp_path / "template.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return Template(path)
-
-
 def _loader() -> Any:
     from webbugger_cli.template import _CfnLoader
 
@@ -57,23 +39,40 @@ def test_settings_come_from_template_yaml() -> None:
     assert settings.batch_size >= 1
 
 
-def test_track_duration_cost_follows_memory_and_architecture(tmp_path: Path) -> None:
-    def track_duration(template: Template) -> float:
-        settings = cost.stack_settings(template)
-        found = cost.estimate(1_000_000, "pixel", settings)
+def test_track_duration_cost_follows_memory_and_architecture() -> None:
+    settings = cost.stack_settings()
+
+    def track_duration(memory_mb: int, architecture: str) -> float:
+        changed = dataclasses.replace(settings, track=cost.FunctionSettings(memory_mb, architecture))
+        found = cost.estimate(1_000_000, "pixel", changed)
         return next(
             line.dollars for line in found.lines if line.what.startswith("track: ") and "ms" in line.what
         )
 
-    base = track_duration(_template(tmp_path, memory=256, architecture="arm64"))
-    assert track_duration(_template(tmp_path, memory=512, architecture="arm64")) == pytest.approx(2 * base)
+    base = track_duration(256, "arm64")
+    assert track_duration(512, "arm64") == pytest.approx(2 * base)
     prices = cost.load_prices()
     ratio = cost.unit_price(prices, "lambda_x86_64_gb_second") / cost.unit_price(
         prices, "lambda_arm64_gb_second"
     )
-    assert track_duration(_template(tmp_path, memory=256, architecture="x86_64")) == pytest.approx(
-        ratio * base
+    assert track_duration(256, "x86_64") == pytest.approx(ratio * base)
+
+
+def test_a_function_without_its_own_memory_size_takes_the_globals(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "Globals:\n  Function:\n    MemorySize: 1024\n    Architectures: [arm64]\n"
+        "Resources:\n  TrackFunction:\n    Type: AWS::Serverless::Function\n"
+        "    Properties: {MemorySize: 128}\n"
+        "  StreamFunction:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n"
+        "        New: {Type: DynamoDB, Properties: {BatchSize: 10, MaximumBatchingWindowInSeconds: 5}}\n"
+        "  TrackFunctionLogGroup:\n    Type: AWS::Logs::LogGroup\n    Properties: {RetentionInDays: 14}\n"
     )
+    settings = cost.stack_settings(Template(path))
+    assert settings.track == cost.FunctionSettings(128, "arm64")
+    assert settings.stream == cost.FunctionSettings(1024, "arm64")
+    assert (settings.batch_size, settings.batching_window_s) == (10, 5.0)
+    assert settings.log_retention_days == 14
 
 
 def test_per_million_figures_are_the_prices_times_the_units() -> None:
