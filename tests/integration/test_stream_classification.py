@@ -172,8 +172,7 @@ def test_a_new_beacon_is_labelled_and_device_parsed_before_it_is_counted(stream:
         "machine": 1,
     }
 
-
-def test_a_scanner_click_seconds_after_sending_is_a_machine(stream: Handler) -> None:
+    # A scanner's click seconds after sending is a machine's.
     sent = DAY
     scanner = store(
         mode="redirect", entity="recipient:r3", at=sent + timedelta(seconds=2), user_agent=CHROME, minted=sent
