@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
-from webbugger.errors import InvalidTokenError
+from webbugger.errors import InvalidReferenceError, InvalidTokenError
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.request import (
@@ -161,6 +161,17 @@ def tagged_payload_decodes_or_is_refused(raw: bytes) -> None:
 def test_a_correctly_tagged_deeply_nested_payload_is_an_invalid_token() -> None:
     """Found: json.loads raised RecursionError; a payload fits ~3,000 nested brackets."""
     tagged_payload_decodes_or_is_refused(b"[" * 1500 + b"]" * 1500)
+
+
+@PURE
+@given(any_text, st.booleans())
+def test_any_reference_text_parses_or_is_an_invalid_reference(text: str, allow_new: bool) -> None:
+    """Found: a lone surrogate in an id (a shell's undecodable byte) raised UnicodeEncodeError."""
+    try:
+        ref = Ref.parse(text, allow_new=allow_new)
+    except InvalidReferenceError:
+        return
+    assert str(ref) == text
 
 
 # --- request parsing --------------------------------------------------------------------------

@@ -80,6 +80,10 @@ def normalise_destination(url: str) -> str:
     if _UNSAFE.search(text):
         raise UnsafeDestinationError("URL contains spaces, control characters or backslashes")
     try:
+        text.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate (from a shell's undecodable bytes)
+        raise UnsafeDestinationError("URL is not valid Unicode") from exc
+    try:
         parts = urlsplit(text)
         host = parts.hostname
         port = parts.port

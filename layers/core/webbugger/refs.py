@@ -34,7 +34,11 @@ class Ref:
         if self.id is not None:
             if not self.id:
                 raise InvalidReferenceError(f"empty id in reference to type {self.type!r}")
-            if len(self.id.encode()) > MAX_ID_BYTES:
+            try:
+                size = len(self.id.encode())
+            except UnicodeEncodeError as exc:  # a lone surrogate (from a shell's undecodable bytes)
+                raise InvalidReferenceError(f"id of {self.type!r} reference is not valid Unicode") from exc
+            if size > MAX_ID_BYTES:
                 raise InvalidReferenceError(
                     f"id of {self.type!r} reference is longer than {MAX_ID_BYTES} bytes"
                 )
