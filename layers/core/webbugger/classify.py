@@ -342,26 +342,25 @@ def entity_hit(beacon: Beacon) -> EntityHit:
     )
 
 
-def _near_honeypot(hit: EntityHit, hits: Sequence[EntityHit]) -> bool:
-    return any(
-        other.honeypot and other.id != hit.id and abs(other.time - hit.time) <= HONEYPOT_WINDOW
-        for other in hits
-    )
+def _near_honeypot(hits: Sequence[EntityHit]) -> set[str]:
+    """Ids of the hits within HONEYPOT_WINDOW of another hit that followed a honeypot link
+    (O(hits x honeypot hits): honeypot hits are few)."""
+    traps = [hit for hit in hits if hit.honeypot]
+    return {
+        hit.id
+        for hit in hits
+        if any(trap.id != hit.id and abs(trap.time - hit.time) <= HONEYPOT_WINDOW for trap in traps)
+    }
 
 
-def _settled_human_click(click: EntityHit, hits: Sequence[EntityHit]) -> bool:
-    return click.mode == Mode.REDIRECT and click.own.human and not _near_honeypot(click, hits)
-
-
-def evidenced_open(click: EntityHit, hits: Sequence[EntityHit]) -> str | None:
-    """The id of the open a human click vouches for, if any (see the module's docstring)."""
+def _evidenced(click: EntityHit, hits: Sequence[EntityHit], near: set[str]) -> str | None:
     opens = [
         hit
         for hit in hits
         if hit.mode == Mode.PIXEL
         and hit.source == click.source
         and click.time - EVIDENCE_WINDOW <= hit.time <= click.time
-        and not _near_honeypot(hit, hits)
+        and hit.id not in near
     ]
     if any(hit.own.human for hit in opens):
         return None
@@ -369,19 +368,35 @@ def evidenced_open(click: EntityHit, hits: Sequence[EntityHit]) -> str | None:
     return max(candidates, key=lambda hit: hit.id).id if candidates else None
 
 
+def evidenced_open(click: EntityHit, hits: Sequence[EntityHit]) -> str | None:
+    """The id of the open a human click vouches for, if any (see the module's docstring)."""
+    return _evidenced(click, hits, _near_honeypot(hits))
+
+
+def settle_all(hits: Sequence[EntityHit]) -> dict[str, Verdict]:
+    """The class of each of one entity's hits, given all of them (O(clicks x hits))."""
+    near = _near_honeypot(hits)
+    vouched: dict[str, str] = {}  # open id -> the earliest human click vouching for it
+    for click in sorted(hits, key=lambda hit: hit.id):
+        if click.mode == Mode.REDIRECT and click.own.human and click.id not in near:
+            opened = _evidenced(click, hits, near)
+            if opened is not None:
+                vouched.setdefault(opened, click.id)
+    verdicts = {}
+    for hit in hits:
+        if not hit.honeypot and hit.id in near:
+            verdicts[hit.id] = Verdict(SECURITY_SCANNER, (*hit.own.reasons, "honeypot-window"))
+        elif hit.id in vouched:
+            verdicts[hit.id] = Verdict(HUMAN, (*hit.own.reasons, f"click:{vouched[hit.id]}"))
+        else:
+            verdicts[hit.id] = hit.own
+    return verdicts
+
+
 def settle(hit: EntityHit, hits: Sequence[EntityHit]) -> Verdict:
     """The class of ``hit`` given every hit of its entity (``hits``, which may include it)."""
-    if not hit.honeypot and _near_honeypot(hit, hits):
-        return Verdict(SECURITY_SCANNER, (*hit.own.reasons, "honeypot-window"))
-    if hit.mode == Mode.PIXEL and hit.own.classification in UPGRADABLE:
-        for click in hits:
-            if (
-                hit.time <= click.time <= hit.time + EVIDENCE_WINDOW
-                and _settled_human_click(click, hits)
-                and evidenced_open(click, hits) == hit.id
-            ):
-                return Verdict(HUMAN, (*hit.own.reasons, f"click:{click.id}"))
-    return hit.own
+    others = [other for other in hits if other.id != hit.id]
+    return settle_all([*others, hit])[hit.id]
 
 
 # --- storing labels (stream function) ---------------------------------------------------------
@@ -429,13 +444,12 @@ def label_beacon(beacon: Beacon, salt_secret: bytes, settings: Settings) -> Beac
     stored = entity_beacons(beacon.entity, beacon.created_at)
     if all(other.id != beacon.id for other in stored):
         stored.append(beacon)  # an index read may lag the table's own write
-    hits = [entity_hit(other) for other in stored]
-    by_id = {hit.id: hit for hit in hits}
-    store_label(beacon, settle(by_id[beacon.id], hits), device, salt_secret, settings)
+    verdicts = settle_all([entity_hit(other) for other in stored])
+    store_label(beacon, verdicts[beacon.id], device, salt_secret, settings)
     for other in _affected(beacon, stored):
         if other.id == beacon.id:
             continue
-        verdict = settle(by_id[other.id], hits)
+        verdict = verdicts[other.id]
         current: str | None = other.classification  # PynamoDB types it non-null
         if current is None:
             store_label(other, verdict, parse_device(other.user_agent), salt_secret, settings)
