@@ -11,6 +11,7 @@ query parameters and header values, and a client library refuses to put raw CR/L
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import uuid
 from datetime import timedelta
@@ -224,6 +225,23 @@ def test_a_malformed_stored_destination_is_refused_when_stored_and_when_hit(
     assert_refused(stack, f"/l/{link_id}")
     assert_refused(stack, redirect_to(stack, Ref("link", link_id)))
     assert_refused(stack, f"/l/{stored_directly(track_target.LINK_URL, url, expired=True)}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["link", "create", b"https://good.example/\xff"], "URL is not valid Unicode"),
+        (["url", "redirect", "--target", b"url:https://good.example/\xff"], "not valid Unicode"),
+    ],
+)
+def test_the_cli_refuses_an_undecodable_url_in_one_line(argv: list[str | bytes], message: str) -> None:
+    """Found: a shell's undecodable byte became a lone surrogate, and a traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", "webbugger_cli.main", *argv], capture_output=True, text=True, check=False
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("webbugger: error: ") and message in done.stderr
+    assert len(done.stderr.splitlines()) == 1
 
 
 def test_an_expired_link_goes_to_its_stored_fallback_only(stack: track_target.TrackStack) -> None:
