@@ -75,7 +75,7 @@ FUZZ_SECONDS ?= 600
 fuzz: setup ## Fuzz the token decoder and the track function (FUZZ_SECONDS; corpus and crashes in .local/fuzz)
 	mkdir -p .local/fuzz/corpus
 	$(UV) run --locked python fuzz/fuzz_track.py -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
-		-rss_limit_mb=2048 -artifact_prefix=.local/fuzz/ .local/fuzz/corpus
+		-rss_limit_mb=2048 -max_len=10000 -artifact_prefix=.local/fuzz/ .local/fuzz/corpus
 
 build: ## sam build (cross-builds the layer for python3.13/arm64, no Docker)
 	$(SAM) build
