@@ -140,8 +140,16 @@ def test_track_function_has_least_privilege(template: Template) -> None:
 def test_stream_function_has_least_privilege(template: Template) -> None:
     assert _grants(template, "StreamFunction") == {
         ("dynamodb:UpdateItem", _arn("BeaconsTable")),
+        # Classification: a beacon read back and checked, the entity's hits read from by_entity.
+        ("dynamodb:GetItem", _arn("BeaconsTable")),
+        ("dynamodb:ConditionCheckItem", _arn("BeaconsTable")),
+        ("dynamodb:Query", str({"Fn::Sub": "${BeaconsTable.Arn}/index/by_entity"})),
         ("dynamodb:UpdateItem", _arn("CountersTable")),
         ("dynamodb:PutItem", _arn("CountersTable")),
+        # Unique human marks, handed on or dropped when a counted hit is relabelled.
+        ("dynamodb:GetItem", _arn("CountersTable")),
+        ("dynamodb:DeleteItem", _arn("CountersTable")),
+        ("dynamodb:ConditionCheckItem", _arn("CountersTable")),
         ("secretsmanager:GetSecretValue", str({"Ref": "VisitorSaltSecret"})),
         *{
             (action, _arn(table))
