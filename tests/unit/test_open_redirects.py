@@ -25,6 +25,7 @@ from webbugger.models import utcnow
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.tokens import KeyRing, TokenClaims
+from webbugger_plugins import url as url_target
 from webbugger_plugins.link import Link, create_link, update_link
 from webbugger_plugins.url import check_url
 
@@ -182,12 +183,31 @@ def test_a_signed_url_target_outside_the_allowed_hosts_is_not_found(
     assert_refused(stack, "/r/" + stack.tagged(["r", 1795474800, 0, f"url:{url}", None, None]))
 
 
+def test_a_hand_tagged_url_target_to_an_allowed_host_is_followed(stack: track_target.TrackStack) -> None:
+    """The control for the refusals above: the same hand-made token with an allowed host works."""
+    token = stack.tagged(["r", 1795474800, 0, "url:https://a.good.example/x", None, None])
+    response, written = hit(stack, f"/r/{token}")
+    assert track_target.response_headers(response)["location"] == "https://a.good.example/x"
+    assert written == 1
+
+
 @pytest.mark.parametrize("url", list(ODD_BUT_ALLOWED))
 def test_odd_spellings_of_an_allowed_host_lead_only_to_it(stack: track_target.TrackStack, url: str) -> None:
     response, written = hit(stack, redirect_to(stack, Ref("url", url)))
     expected = ODD_BUT_ALLOWED[url]
     assert track_target.response_headers(response).get("location") == expected
     assert (response["statusCode"], written) == ((302, 1) if expected else (404, 0))
+
+
+def test_the_allowed_hosts_setting_is_read_in_lower_case_punycode_without_trailing_dots(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(url_target.ALLOWED_HOSTS_VARIABLE, " Bücher.Example. , *.GOOD.example ,, ")
+    url_target.allowed_hosts.cache_clear()
+    try:
+        assert url_target.allowed_hosts() == ("xn--bcher-kva.example", "*.good.example")
+    finally:
+        url_target.allowed_hosts.cache_clear()
 
 
 def test_allowed_hosts_match_whole_labels_in_punycode() -> None:
