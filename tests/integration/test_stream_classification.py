@@ -50,19 +50,22 @@ CHROME = (
     "Chrome/131.0.0.0 Safari/537.36"
 )
 MPP = "Mozilla/5.0"
+FIRST = "campaign:first"
+HEIR = "campaign:heir"
 DAY = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 _SEQUENCE = itertools.count(1)
 FakeContext = partial(moto_stack.FakeContext, function_name="StreamFunction", aws_request_id="c1a55")
 
 
-@pytest.fixture
-def stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[Handler]:
+@pytest.fixture(scope="module")
+def stream() -> Iterator[Handler]:
     """Fake AWS with the stack's tables and the stream function's environment; its handler, loaded
-    anew (the one a session loaded before is put back afterwards)."""
-    moto_stack.fake_aws_environment(monkeypatch)
-    moto_stack.reset_caches()
+    anew (the one a session loaded before is put back afterwards). One per module: each test uses
+    references of its own."""
     previous = sys.modules.pop(STREAM_MODULE, None)
-    with mock_aws():
+    with pytest.MonkeyPatch.context() as monkeypatch, mock_aws():
+        moto_stack.fake_aws_environment(monkeypatch)
+        moto_stack.reset_caches()
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         names = moto_stack.template_table_names("test-classify-")
         names |= {"BeaconsTable": BEACONS, "CountersTable": COUNTERS}
@@ -151,8 +154,8 @@ def figures(kind: Kind, ref: str) -> dict[str, int]:
 
 
 def test_a_new_beacon_is_labelled_and_device_parsed_before_it_is_counted(stream: Handler) -> None:
-    mpp = store(mode="pixel", entity="recipient:r1", at=DAY, user_agent=MPP, ip="17.58.97.0")
-    click = store(mode="redirect", entity="recipient:r2", at=DAY, user_agent=SAFARI)
+    mpp = store(mode="pixel", entity="recipient:r1", at=DAY, user_agent=MPP, ip="17.58.97.0", source=FIRST)
+    click = store(mode="redirect", entity="recipient:r2", at=DAY, user_agent=SAFARI, source=FIRST)
     deliver(stream, insert_record(mpp), insert_record(click))
 
     stored = Beacon.get(click.pk, click.id, consistent_read=True)
@@ -163,7 +166,7 @@ def test_a_new_beacon_is_labelled_and_device_parsed_before_it_is_counted(stream:
         "iPhone",
     )
     assert label(mpp) == ("privacy-prefetch", ["ua:apple-mpp"])
-    assert figures(Kind.SOURCE, "campaign:autumn") == {
+    assert figures(Kind.SOURCE, FIRST) == {
         "unique_human_opens": 0,
         "unique_human_clicks": 1,
         "total": 2,
@@ -256,17 +259,24 @@ def test_a_honeypot_hit_makes_the_hits_around_it_machine_whatever_the_arrival_or
 
 def test_a_relabelled_first_human_hit_hands_its_unique_mark_to_the_next(stream: Handler) -> None:
     entity = "recipient:heir"
-    first = store(mode="redirect", entity=entity, at=DAY, user_agent=SAFARI)
-    second = store(mode="redirect", entity=entity, at=DAY + timedelta(minutes=30), user_agent=CHROME)
+    first = store(mode="redirect", entity=entity, at=DAY, user_agent=SAFARI, source=HEIR)
+    second = store(
+        mode="redirect", entity=entity, at=DAY + timedelta(minutes=30), user_agent=CHROME, source=HEIR
+    )
     deliver(stream, insert_record(first), insert_record(second))
-    assert figures(Kind.SOURCE, "campaign:autumn")["unique_human_clicks"] == 1
+    assert figures(Kind.SOURCE, HEIR)["unique_human_clicks"] == 1
 
     trap = store(
-        mode="redirect", entity=entity, at=DAY + timedelta(seconds=1), user_agent=SAFARI, hints={"honeypot"}
+        mode="redirect",
+        entity=entity,
+        at=DAY + timedelta(seconds=1),
+        user_agent=SAFARI,
+        hints={"honeypot"},
+        source=HEIR,
     )
     deliver(stream, insert_record(trap))
     assert label(first)[0] == "security-scanner"
     assert label(second)[0] == "human"
     # The person still clicked once that day: the second click now holds the day's mark.
-    after = figures(Kind.SOURCE, "campaign:autumn")
+    after = figures(Kind.SOURCE, HEIR)
     assert (after["unique_human_clicks"], after["human"], after["machine"]) == (1, 1, 2)
