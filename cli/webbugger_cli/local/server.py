@@ -129,6 +129,10 @@ def api_url_variables(template: Template) -> dict[str, str]:
     for function in local_functions(template):
         props = template.resources[function].get("Properties", {})
         for name, value in (props.get("Environment") or {}).get("Variables", {}).items():
+            # Locally every optional edge feature is off (CloudFront, custom domains: their
+            # parameters' defaults), so an !If takes its last branch.
+            while isinstance(value, dict) and isinstance(value.get("Fn::If"), list):
+                value = value["Fn::If"][-1]
             sub = value.get("Fn::Sub") if isinstance(value, dict) else None
             if isinstance(sub, str):
                 named = [api for api in apis if f"${{{api}}}" in sub]
