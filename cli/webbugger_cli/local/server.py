@@ -14,6 +14,7 @@ makes them).
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import logging
 import os
@@ -202,14 +203,52 @@ def apply_environment(template: Template, stack: state.LocalStack, signing_keys:
     return env
 
 
+class FairLock:
+    """A lock taken in the order it was asked for (first come, first served).
+
+    ``threading.Lock`` lets a newcomer take a lock just released ahead of the threads already
+    waiting: under load (bench/load.py, 50 connections) some requests waited over 30 s while the
+    median waited 2 s. Here the releaser hands the lock to the longest waiter.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._waiting: collections.deque[threading.Lock] = collections.deque()
+        self._held = False
+
+    def __enter__(self) -> FairLock:
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return self
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append(turn)
+        turn.acquire()  # released by __exit__ when this thread's turn comes; held from then on
+        return self
+
+    @property
+    def waiting(self) -> int:
+        """How many threads wait for the lock."""
+        with self._guard:
+            return len(self._waiting)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._guard:
+            if self._waiting:
+                self._waiting.popleft().release()  # handed over: stays held
+            else:
+                self._held = False
+
+
 @dataclass(frozen=True)
 class _Function:
     name: str
     handler: Callable[[dict[str, Any], Any], Any]
     memory_mb: int
     timeout_s: float
-    # One event at a time, like one Lambda execution environment.
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # One event at a time, like one Lambda execution environment; in arrival order.
+    lock: FairLock = field(default_factory=FairLock)
 
 
 def build_event(
