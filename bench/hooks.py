@@ -362,7 +362,7 @@ def unit_run(key_ring_json: str, modes: list[Mode], requests: int) -> tuple[list
     """The same requests (and the deferred apply) against DynamoDB Local, with capacity counted."""
     import webbugger.deferred as deferred_module
     from pynamodb.connection import Connection
-    from webbugger.models import Beacon
+    from webbugger.models import Beacon, hydrate
     from webbugger_cli.template import load_handler
 
     probe = CapacityProbe()
@@ -399,7 +399,7 @@ def unit_run(key_ring_json: str, modes: list[Mode], requests: int) -> tuple[list
                     ]
                 )
             # What the stream function does for each (b) beacon: the beacons (b) just stored.
-            beacons = list(Beacon.by_entity.query(f"recipient:{RECIPIENT_ID}"))
+            beacons = list(hydrate(Beacon.by_entity.query(f"recipient:{RECIPIENT_ID}")))
             original = deferred_module.Connection
             deferred_module.Connection = watched_connection  # type: ignore[assignment,misc]
             try:

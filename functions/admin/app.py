@@ -206,11 +206,14 @@ _NOT_FOUND: OpenAPIResponse = {
 # --- setup ------------------------------------------------------------------------------------
 
 
-@cache
 def _configured() -> Settings:
-    return dataclasses.replace(
-        get_settings(), ddb_connect_timeout=2.0, ddb_read_timeout=10.0, ddb_max_retries=3
-    )
+    # Keyed on the process's settings, so a reset of those (runtime.reset()) is seen here too.
+    return _with_admin_bounds(get_settings())
+
+
+@cache
+def _with_admin_bounds(base: Settings) -> Settings:
+    return dataclasses.replace(base, ddb_connect_timeout=2.0, ddb_read_timeout=10.0, ddb_max_retries=3)
 
 
 def settings() -> Settings:

@@ -53,6 +53,7 @@ OPERATIONS = [
     ("GET", "/beacons"),
     ("GET", "/stats"),
     ("GET", "/export"),
+    ("POST", "/erase"),
 ]
 
 

@@ -143,6 +143,7 @@ def test_stream_function_has_least_privilege(template: Template) -> None:
         # Classification: a beacon read back and checked, the entity's hits read from by_entity.
         ("dynamodb:GetItem", _arn("BeaconsTable")),
         ("dynamodb:ConditionCheckItem", _arn("BeaconsTable")),
+        ("dynamodb:BatchGetItem", _arn("BeaconsTable")),
         ("dynamodb:Query", str({"Fn::Sub": "${BeaconsTable.Arn}/index/by_entity"})),
         ("dynamodb:UpdateItem", _arn("CountersTable")),
         ("dynamodb:PutItem", _arn("CountersTable")),

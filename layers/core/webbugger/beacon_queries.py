@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from webbugger.ids import beacon_id_floor
-from webbugger.models import Beacon, day_partitions
+from webbugger.models import Beacon, day_partitions, hydrate
 from webbugger.registry import Kind
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def _ceiling(until: datetime) -> str:
 
 def _by_ref(kind: Kind, ref: Ref, low: str, high: str) -> Iterator[Beacon]:
     index = {Kind.TARGET: Beacon.by_target, Kind.ENTITY: Beacon.by_entity, Kind.SOURCE: Beacon.by_source}
-    yield from index[kind].query(str(ref), Beacon.id.between(low, high), scan_index_forward=False)
+    yield from hydrate(index[kind].query(str(ref), Beacon.id.between(low, high), scan_index_forward=False))
 
 
 def _all(since: datetime, until: datetime, low: str, high: str) -> Iterator[Beacon]:

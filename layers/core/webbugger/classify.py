@@ -411,14 +411,14 @@ def _reach() -> timedelta:
 def entity_beacons(entity: str, around: datetime) -> list[Beacon]:
     """The entity's beacons whose class can depend on a hit at ``around`` (newest first, capped)."""
     from webbugger.ids import beacon_id_floor
-    from webbugger.models import Beacon
+    from webbugger.models import Beacon, hydrate
 
     low = beacon_id_floor(around - _reach())
     high = beacon_id_floor(around + _reach() + timedelta(milliseconds=1))
     query = Beacon.by_entity.query(
         entity, Beacon.id.between(low, high), scan_index_forward=False, limit=MAX_NEIGHBOURS
     )
-    return list(query)
+    return list(hydrate(query, consistent_read=True))
 
 
 def _affected(beacon: Beacon, others: Iterable[Beacon]) -> list[Beacon]:

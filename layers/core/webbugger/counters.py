@@ -35,7 +35,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from webbugger.ids import beacon_id_floor
-from webbugger.models import Beacon, expiry
+from webbugger.models import Beacon, expiry, hydrate
 from webbugger.observability import MetricUnit, metrics
 from webbugger.registry import Kind
 
@@ -245,6 +245,8 @@ def _count_once(beacon: Beacon, salt_secret: bytes, settings: Settings) -> None:
 def count_beacon(beacon: Beacon, salt_secret: bytes, settings: Settings) -> bool:
     """Add the beacon to its references' counters, once, as the class stored on it (human or
     machine, and the day's unique human opens or clicks). True if counted now."""
+    if not beacon_refs(beacon):
+        return False  # no counter to add to: no transaction, no mark (two write units saved)
     for _ in range(MAX_ATTEMPTS):
         if COUNTED_MARK in (beacon.hooks_applied or set()):
             metrics.add_metric(name="CounterDuplicates", unit=MetricUnit.Count, value=1)
@@ -306,7 +308,8 @@ def _other_human(stored: Beacon, kind: Kind, ref: str) -> Beacon | None:
         return None  # a visitor key is not on beacons: no heir can be found (never relabelled)
     day = stored.created_at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     low, high = beacon_id_floor(day), beacon_id_floor(day + timedelta(days=1))
-    for other in Beacon.by_entity.query(stored.entity, Beacon.id.between(low, high)):
+    keys = Beacon.by_entity.query(stored.entity, Beacon.id.between(low, high))
+    for other in hydrate(keys, consistent_read=True):
         if (
             other.id != stored.id
             and other.mode == stored.mode

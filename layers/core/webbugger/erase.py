@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from webbugger.counters import Counter, VisitorMark, counter_key, day_of
+from webbugger.ids import beacon_id_time
 from webbugger.models import Beacon
 from webbugger.registry import Kind
 
@@ -62,8 +63,8 @@ def erase_entity(ref: Ref, registry: Registry) -> Erased:
     days: set[str] = set()
 
     def beacons() -> Any:
-        for beacon in Beacon.by_entity.query(str(ref)):
-            days.add(day_of(beacon.created_at))
+        for beacon in Beacon.by_entity.query(str(ref)):  # keys only: enough to delete
+            days.add(day_of(beacon_id_time(beacon.id)))
             yield beacon
 
     erased_beacons = _delete_all(Beacon, beacons())

@@ -8,7 +8,10 @@ Beacons table layout: partition key ``pk`` = ``DAY#SHARD`` (the beacon's UTC day
 A day's beacons can be read newest first with one query per shard, writes spread over the
 shards, and a beacon's key follows from its id alone (which makes writes idempotent). Three
 sparse indexes list the beacons of a target, an entity or a source, newest first; a beacon
-without such a reference costs no index write.
+without such a reference costs no index write. The indexes hold keys only: the stream function's
+later updates of a beacon (its class, its hooks' marks) then rewrite no index entry, which would
+cost a write unit per index each time; a query through an index fetches whole beacons with
+:func:`hydrate`.
 """
 
 from __future__ import annotations
@@ -24,15 +27,19 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from webbugger.ids import beacon_id_time
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
     from webbugger.settings import Settings
 
 BEACON_SHARDS = 8
+# Keys per BatchGetItem when fetching the beacons an index query found (DynamoDB's maximum).
+HYDRATE_PAGE = 100
 
 
 def beacon_partition(beacon_id: str) -> str:
@@ -50,7 +57,7 @@ def day_partitions(day: datetime) -> list[str]:
 class _ByTarget(GlobalSecondaryIndex["Beacon"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = "by_target"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     target = UnicodeAttribute(hash_key=True)
     id = UnicodeAttribute(range_key=True)
@@ -59,7 +66,7 @@ class _ByTarget(GlobalSecondaryIndex["Beacon"]):  # type: ignore[no-untyped-call
 class _ByEntity(GlobalSecondaryIndex["Beacon"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = "by_entity"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     entity = UnicodeAttribute(hash_key=True)
     id = UnicodeAttribute(range_key=True)
@@ -68,7 +75,7 @@ class _ByEntity(GlobalSecondaryIndex["Beacon"]):  # type: ignore[no-untyped-call
 class _BySource(GlobalSecondaryIndex["Beacon"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = "by_source"
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
     source = UnicodeAttribute(hash_key=True)
     id = UnicodeAttribute(range_key=True)
@@ -170,6 +177,27 @@ class Beacon(Model):
             "device": self.device,
             "expires": int(self.expires) if self.expires is not None else None,
         }
+
+
+def hydrate(found: Iterable[Beacon], *, consistent_read: bool = False) -> Iterator[Beacon]:
+    """Whole beacons for the keys an index query yields, in the query's order, a page of
+    :data:`HYDRATE_PAGE` keys at a time. A beacon deleted in between (TTL, erasure) is skipped."""
+    page: list[Beacon] = []
+    for key in found:
+        page.append(key)
+        if len(page) == HYDRATE_PAGE:
+            yield from _fetch(page, consistent_read)
+            page = []
+    if page:
+        yield from _fetch(page, consistent_read)
+
+
+def _fetch(keys: list[Beacon], consistent_read: bool) -> Iterator[Beacon]:
+    found = {
+        beacon.id: beacon
+        for beacon in Beacon.batch_get([(key.pk, key.id) for key in keys], consistent_read=consistent_read)
+    }
+    return (found[key.id] for key in keys if key.id in found)
 
 
 def expiry(now: datetime, retention_days: int) -> int:
