@@ -204,3 +204,14 @@ def test_a_honeypot_link_is_hinted(ring: KeyRing, saved: list[Beacon]) -> None:
     claims = TokenClaims(mode=Mode.REDIRECT, target=Ref("page", "x"), honeypot=True)
     send(ring, claims, BROWSER, "203.0.113.77")
     assert saved[-1].hints == {"honeypot"}
+
+
+def test_an_unreadable_origin_secret_answers_the_visitor_and_trusts_nothing(
+    record: Record, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(settings: Any) -> bytes:
+        raise TimeoutError("secrets manager")
+
+    monkeypatch.setattr("webbugger.tracking.load_origin_secret", unreachable)
+    beacon = record({**VIA_CLOUDFRONT, ORIGIN_SECRET_HEADER: ORIGIN_SECRET}, origin_secret_arn="arn:x")
+    assert (beacon.ip, beacon.country) == ("203.0.113.0", None)

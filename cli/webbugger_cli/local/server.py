@@ -350,6 +350,9 @@ class _BodyTooLargeError(Exception):
 class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two small writes: without this, Nagle holds the GIF back ~40 ms
+    # on a keep-alive connection (bench/load.py saw it).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), format % args)
@@ -416,6 +419,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # A restarted stack must be able to take its port back at once.
     allow_reuse_address = True
+    # socketserver's default backlog of 5 makes a burst of new connections wait for retries.
+    request_queue_size = 128
 
     def __init__(self, port: int, api: LocalApi, api_id: str) -> None:
         self.api = api

@@ -250,7 +250,11 @@ class Tracker:
         presented = incoming.header(ORIGIN_SECRET_HEADER)
         if not presented:
             return False  # no secret to look up: requests that never came through CloudFront
-        expected = load_origin_secret(self.settings)
+        try:
+            expected = load_origin_secret(self.settings)
+        except Exception:  # noqa: BLE001 - the visitor is answered whatever the secret store does
+            logger.exception("origin secret unreadable; the request's forwarding headers are not trusted")
+            return False
         return expected is not None and hmac.compare_digest(presented.encode("utf-8", "replace"), expected)
 
     def _save(self, hit: HitRequest) -> bool:
