@@ -32,15 +32,17 @@ def test_sam_validate_lint_passes() -> None:
 
 
 def test_sam_build_cross_builds_the_layer_and_function(tmp_path: Path, cloudfront_on: dict[str, str]) -> None:
-    # Built once, with every edge parameter on: the build does not depend on them (the built
-    # template keeps the conditions; CloudFormation decides at deploy), so "off" is not rebuilt.
-    build_dir = tmp_path / "build"
+    # Built with CloudFront off (the defaults), then with every edge parameter on, from the same
+    # cache: both builds pass and give the same template (the conditions stay in it;
+    # CloudFormation decides at deploy).
+    off_dir, build_dir = tmp_path / "build-off", tmp_path / "build"
     overrides = " ".join(f"{name}={value}" for name, value in cloudfront_on.items())
-    result = _sam(
-        "build", "--build-dir", str(build_dir), "--cache-dir", str(tmp_path / "cache"),
-        "--parameter-overrides", overrides,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
+    for directory, extra in ((off_dir, []), (build_dir, ["--parameter-overrides", overrides])):
+        result = _sam(
+            "build", "--cached", "--build-dir", str(directory), "--cache-dir", str(tmp_path / "cache"), *extra
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert (off_dir / "template.yaml").read_text() == (build_dir / "template.yaml").read_text()
     built = Template(build_dir / "template.yaml")
     assert built.resources["TrackingDistribution"]["Condition"] == "CloudFrontOn"
     assert built.data["Conditions"] == load_template(ROOT).data["Conditions"]
