@@ -244,6 +244,13 @@ def test_tracking_url_is_the_custom_domain_else_cloudfront_else_the_api(template
     assert outputs["DistributionDomainName"]["Condition"] == "CloudFrontOn"
 
 
+def test_the_track_function_knows_the_custom_domains_as_its_own(template: Template) -> None:
+    # A stored link to t.example.com/r/... is then followed internally (one redirect), though
+    # CloudFront does not forward the Host header.
+    env = template.resources["TrackFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["TRACKING_HOSTS"] == {"Ref": "DomainNames"}
+
+
 # --- Throttling ------------------------------------------------------------------------------
 
 
