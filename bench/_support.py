@@ -22,12 +22,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLER_FILE = ROOT / "functions" / "track" / "app.py"
@@ -232,6 +232,25 @@ class FakeLambdaContext:
     def get_remaining_time_in_millis(self) -> int:
         """Lambda's remaining time (the template's 5 s timeout)."""
         return 5000
+
+
+@dataclass
+class Side:
+    """One side of a comparison and its per-call times (µs)."""
+
+    label: str
+    prepare: Callable[[], Any]
+    call: Callable[[Any], Any]
+    times: list[float] = field(default_factory=list)
+
+    def once(self, *, record: bool = True) -> None:
+        """Prepare one input (untimed), then time one call."""
+        arg = self.prepare()
+        started = time.perf_counter_ns()
+        self.call(arg)
+        elapsed = time.perf_counter_ns() - started
+        if record:
+            self.times.append(elapsed / 1000)
 
 
 def percentile(values: list[float], fraction: float) -> float:

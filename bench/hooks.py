@@ -34,12 +34,12 @@ import argparse
 import os
 import random
 import sys
-import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import _support as s
+from _support import Side
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,25 +49,6 @@ RECIPIENT_ID = "rcpt-0042917"
 IP_ENTITY_ID = "ip-visitor-0042917"
 # What the core counts when a hook or the beacon write fails: the run is invalid if any appear.
 FAILURE_METRICS = ("HookTimeouts", "HookErrors", "BeaconWriteFailures")
-
-
-@dataclass
-class Side:
-    """One side of the comparison and its per-call times (µs)."""
-
-    label: str
-    prepare: Callable[[], Any]
-    call: Callable[[Any], Any]
-    times: list[float] = field(default_factory=list)
-
-    def once(self, *, record: bool = True) -> None:
-        """Prepare one input (untimed), then time one call."""
-        arg = self.prepare()
-        started = time.perf_counter_ns()
-        self.call(arg)
-        elapsed = time.perf_counter_ns() - started
-        if record:
-            self.times.append(elapsed / 1000)
 
 
 def interleave(sides: list[Side], requests: int, warmup: int) -> None:

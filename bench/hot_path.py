@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import _support as s
+from _support import Side
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,25 +34,6 @@ if TYPE_CHECKING:
 PIXEL_ROUTE = "GET /p/{token}"
 REDIRECT_ROUTE = "GET /r/{token}"
 LINK_URL = "https://www.example.com/spring-sale?utm_source=newsletter&utm_medium=email"
-
-
-@dataclass
-class Side:
-    """One side of a comparison and its per-request times (µs)."""
-
-    label: str
-    prepare: Callable[[], Any]
-    call: Callable[[Any], Any]
-    times: list[float] = field(default_factory=list)
-
-    def once(self, *, record: bool = True) -> None:
-        """Prepare one input (untimed), then time one call."""
-        arg = self.prepare()
-        started = time.perf_counter_ns()
-        self.call(arg)
-        elapsed = time.perf_counter_ns() - started
-        if record:
-            self.times.append(elapsed / 1000)
 
 
 def interleave(sides: list[Side], requests: int, warmup: int) -> None:
