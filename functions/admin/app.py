@@ -306,9 +306,13 @@ def _changes(fields: LinkFields) -> dict[str, object]:
     return changes
 
 
-def _check_link_times(link: Link) -> None:
+def _check_times(link: Link | LinkFields) -> None:
     if link.valid_from is not None and link.expires_at is not None and link.valid_from >= link.expires_at:
         raise bad_request("valid_from must be before expires_at")
+
+
+def _no_link(link_id: str) -> ApiError:
+    return ApiError(404, "not_found", f"no link {link_id!r}")
 
 
 def _link_id(link_id: str) -> str:
@@ -336,15 +340,6 @@ def _decode_link_cursor(cursor: str | None) -> dict[str, Any] | None:
     return {"id": {"S": link_id}}
 
 
-def _check_new_times(fields: LinkFields) -> None:
-    if (
-        fields.valid_from is not None
-        and fields.expires_at is not None
-        and fields.valid_from >= fields.expires_at
-    ):
-        raise bad_request("valid_from must be before expires_at")
-
-
 @app.post(
     "/links",
     status_code=201,
@@ -361,7 +356,7 @@ def _check_new_times(fields: LinkFields) -> None:
 def create(link: NewLink) -> LinkOut:
     """Store a new link; 409 when its id is taken."""
     settings()
-    _check_new_times(link)
+    _check_times(link)
     if link.fallback_url is not None:
         normalise_destination(link.fallback_url)  # refuse a bad one before anything is stored
     extra = {k: v for k, v in _changes(link).items() if k not in ("url", "id", "forward_query", "utm")}
@@ -398,7 +393,7 @@ def get_link(link_id: str) -> LinkOut:
     settings()
     found = load(_link_id(link_id))
     if found is None:
-        raise ApiError(404, "not_found", f"no link {link_id!r}")
+        raise _no_link(link_id)
     return LinkOut.model_validate(_link_out(found))
 
 
@@ -412,15 +407,15 @@ def patch_link(link_id: str, fields: LinkChanges) -> LinkOut:
     settings()
     current = load(_link_id(link_id))
     if current is None:
-        raise ApiError(404, "not_found", f"no link {link_id!r}")
+        raise _no_link(link_id)
     changes = _changes(fields)
     for name in ("valid_from", "expires_at"):
         if name in changes:
             setattr(current, name, changes[name])
-    _check_link_times(current)
+    _check_times(current)
     updated = update_link(link_id, changes)
     if updated is None:
-        raise ApiError(404, "not_found", f"no link {link_id!r}")
+        raise _no_link(link_id)
     return LinkOut.model_validate(_link_out(updated))
 
 
@@ -434,7 +429,7 @@ def disable(link_id: str) -> LinkOut:
     settings()
     updated = disable_link(_link_id(link_id))
     if updated is None:
-        raise ApiError(404, "not_found", f"no link {link_id!r}")
+        raise _no_link(link_id)
     return LinkOut.model_validate(_link_out(updated))
 
 
@@ -470,12 +465,16 @@ class MintBatchOut(BaseModel):
     urls: list[MintOut]
 
 
+def _registered(kind: Kind, ref: Ref) -> Ref:
+    if not default_registry().has(kind, ref.type):
+        raise bad_request(f"no {kind} type named {ref.type!r} is registered", "unknown_type")
+    return ref
+
+
 def _ref(kind: Kind, text: str | None) -> Ref | None:
     if text is None:
         return None
-    ref = Ref.parse(text, allow_new=kind is Kind.ENTITY)
-    if not default_registry().has(kind, ref.type):
-        raise bad_request(f"no {kind} type named {ref.type!r} is registered", "unknown_type")
+    ref = _registered(kind, Ref.parse(text, allow_new=kind is Kind.ENTITY))
     if kind is Kind.TARGET and ref.type == "url":
         ref = Ref("url", check_url(ref.id or ""))
     return ref
@@ -586,10 +585,7 @@ def _filter(target: str | None, entity: str | None, source: str | None) -> tuple
     if not given:
         return None, None
     kind, text = given[0]
-    ref = Ref.parse(text)
-    if not default_registry().has(kind, ref.type):
-        raise bad_request(f"no {kind} type named {ref.type!r} is registered", "unknown_type")
-    return kind, ref
+    return kind, _registered(kind, Ref.parse(text))
 
 
 def _beacon_cursor(cursor: str | None) -> str | None:
@@ -691,9 +687,7 @@ def stats(
     """Counts per UTC day from ``from`` to ``to`` (default: the last 30 days), at most 366 days."""
     settings()
     role = Kind(kind)
-    parsed = Ref.parse(ref)
-    if not default_registry().has(role, parsed.type):
-        raise bad_request(f"no {role} type named {parsed.type!r} is registered", "unknown_type")
+    parsed = _registered(role, Ref.parse(ref))
     today = datetime.now(UTC).date()
     end = _day(last, "to", today)
     start = _day(first, "from", end - timedelta(days=DEFAULT_DAYS - 1) if end.year > 1 else end)
