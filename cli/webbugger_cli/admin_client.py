@@ -185,14 +185,19 @@ class AdminClient:
             cursor = next_cursor
 
 
+def session_credentials(session: Any) -> Credentials:
+    """A boto3 session's credentials; NoCredentialsError when there are none."""
+    credentials: Credentials | None = session.get_credentials()
+    if credentials is None:
+        raise NoCredentialsError()
+    return credentials
+
+
 def default_credentials(region: str | None = None) -> Credentials:
     """boto3's default session's credentials; NoCredentialsError when there are none."""
     import boto3
 
-    credentials = boto3.session.Session(region_name=region).get_credentials()
-    if credentials is None:
-        raise NoCredentialsError()
-    return credentials
+    return session_credentials(boto3.session.Session(region_name=region))
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +216,7 @@ def deployed_admin(name: str, region: str | None = None) -> DeployedAdmin:
     outputs = stack_outputs(describe_stack(session, name))
     if ADMIN_OUTPUT not in outputs:
         raise StackError(f"stack {name!r} has no {ADMIN_OUTPUT} output: deploy a version with the admin API")
-    credentials = session.get_credentials()
-    if credentials is None:
-        raise NoCredentialsError()
+    credentials = session_credentials(session)
     url = outputs[ADMIN_OUTPUT]
     signing_region = region_of(url) or session.region_name
     client = AdminClient(url, signing_region, credentials)

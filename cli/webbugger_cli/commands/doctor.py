@@ -40,7 +40,14 @@ from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.tokens import KeyRing, TokenClaims
 
-from webbugger_cli.admin_client import ADMIN_OUTPUT, AdminApiError, AdminClient, region_of
+from webbugger_cli.admin_client import (
+    ADMIN_OUTPUT,
+    AdminApiError,
+    AdminClient,
+    Page,
+    region_of,
+    session_credentials,
+)
 from webbugger_cli.stack import StackError, describe_stack, stack_outputs
 
 if TYPE_CHECKING:
@@ -72,7 +79,6 @@ HTTP_TIMEOUT = 15.0
 READBACK_SECONDS = 15.0
 READBACK_INTERVAL = 0.5
 MAX_BODY = 64 * 1024
-LOCAL_REGION = "us-east-1"
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 
@@ -81,16 +87,7 @@ class CheckFailedError(Exception):
     """A check did not pass; the message says what was seen, in one line."""
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """One HTTP answer: status, headers (lower-case names) and the body."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-def fetch(url: str, headers: dict[str, str] | None = None) -> Answer:
+def fetch(url: str, headers: dict[str, str] | None = None) -> Page:
     """GET ``url`` without following redirects; :class:`CheckFailedError` if it cannot be reached."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -107,7 +104,7 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> Answer:
         raise CheckFailedError(f"cannot reach {parts.scheme}://{parts.netloc}: {reason}") from exc
     finally:
         connection.close()
-    return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+    return Page(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
 
 
 @dataclass
@@ -193,9 +190,7 @@ class Doctor:
     def _attempt(name: str, step: Callable[[], str]) -> Check:
         try:
             return Check(name, PASS, step())
-        except CheckFailedError as exc:
-            message = str(exc)
-        except AdminApiError as exc:
+        except (CheckFailedError, AdminApiError) as exc:
             message = str(exc)
         except ClientError as exc:
             error = exc.response.get("Error", {})
@@ -391,7 +386,6 @@ def deployed_subject(name: str, region: str | None = None) -> Subject:
     """The deployed stack ``name``, by its CloudFormation Outputs; :class:`StackError` if there is none."""
     import boto3
     from botocore.config import Config
-    from botocore.exceptions import NoCredentialsError
 
     session = boto3.session.Session(region_name=region)
     outputs = stack_outputs(describe_stack(session, name))
@@ -409,10 +403,7 @@ def deployed_subject(name: str, region: str | None = None) -> Subject:
         return str(dynamodb.describe_table(TableName=table)["Table"]["TableStatus"])
 
     def credentials() -> Credentials:
-        found = session.get_credentials()
-        if found is None:
-            raise NoCredentialsError()
-        return found
+        return session_credentials(session)
 
     return Subject(name, outputs, key_ring, describe_table, credentials, session.region_name or "")
 
