@@ -27,6 +27,7 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
+from pynamodb.exceptions import PutError
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -177,6 +178,21 @@ class Beacon(Model):
             "device": self.device,
             "expires": int(self.expires) if self.expires is not None else None,
         }
+
+
+def put_beacon(beacon: Beacon) -> bool:
+    """Store ``beacon`` unless a beacon with its id is stored already.
+
+    True if this call stored it, False if it was there already (which counts as success: a beacon
+    that arrives by two paths is stored once). Any other failure raises PynamoDB's ``PutError``.
+    """
+    try:
+        beacon.save(condition=Beacon.id.does_not_exist())
+    except PutError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 def hydrate(found: Iterable[Beacon], *, consistent_read: bool = False) -> Iterator[Beacon]:

@@ -2,7 +2,7 @@
 
 The track function answers the visitor whatever happens, and loses no beacon:
 
-1. it writes the beacon with a conditional put on its id (:func:`put_beacon`);
+1. it writes the beacon with a conditional put on its id (:func:`~webbugger.models.put_beacon`);
 2. if that fails (throttling, timeout, outage), it sends the beacon to the spill queue
    (``SPILL_QUEUE_URL``), which the drain function empties into the table later
    (:func:`spill_to_queue`);
@@ -35,10 +35,8 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pynamodb.exceptions import PutError
-
 from webbugger.errors import WebbuggerError
-from webbugger.models import Beacon, beacon_partition
+from webbugger.models import Beacon, beacon_partition, put_beacon
 from webbugger.modes import Mode
 
 if TYPE_CHECKING:
@@ -53,31 +51,28 @@ SPILL_READ_TIMEOUT = 0.4
 SPILL_MAX_ATTEMPTS = 1
 
 _BEACON_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}\Z")
-_TEXT_FIELDS = ("target", "entity", "source", "ip", "user_agent", "referer", "language", "country")
-_OPTIONAL_TEXT_FIELDS = ("opted_out", "classification", "browser", "os", "device")
-_CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"
-# The SQS client, per (region, queue URL's endpoint): made once per process, on first use.
+_TEXT_FIELDS = (
+    "target",
+    "entity",
+    "source",
+    "ip",
+    "user_agent",
+    "referer",
+    "language",
+    "country",
+    "opted_out",
+    "classification",
+    "browser",
+    "os",
+    "device",
+)
+# The SQS client, per region: made once per process, on first use.
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
 
 
 class InvalidSpillRecordError(WebbuggerError, ValueError):
     """A spilled record that cannot be turned back into a beacon; the message says why."""
-
-
-def put_beacon(beacon: Beacon) -> bool:
-    """Store ``beacon`` unless a beacon with its id is stored already.
-
-    True if this call stored it, False if it was there already (which counts as success: a beacon
-    that arrives by two paths is stored once). Any other failure raises PynamoDB's ``PutError``.
-    """
-    try:
-        beacon.save(condition=Beacon.id.does_not_exist())
-    except PutError as exc:
-        if exc.cause_response_code == _CONDITIONAL_CHECK_FAILED:
-            return False
-        raise
-    return True
 
 
 def spill_message(beacon: Beacon) -> str:
@@ -173,7 +168,7 @@ def record_to_beacon(record: object) -> Beacon:
         reasons=_words(record, "reasons"),
         expires=_whole(record, "expires"),
     )
-    for name in (*_TEXT_FIELDS, *_OPTIONAL_TEXT_FIELDS):
+    for name in _TEXT_FIELDS:
         setattr(beacon, name, _text(record, name))
     return beacon
 
