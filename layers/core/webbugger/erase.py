@@ -10,7 +10,7 @@ function ignores deletions, so erasing triggers no hooks and no counting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from webbugger.counters import Counter, VisitorMark, counter_key, day_of
@@ -37,14 +37,7 @@ class Erased:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {
-            "entity": self.entity,
-            "beacons": self.beacons,
-            "counters": self.counters,
-            "visitor_marks": self.visitor_marks,
-            "record": self.record,
-            "record_error": self.record_error,
-        }
+        return asdict(self)
 
 
 def _delete_all(model: type[Any], items: Any) -> int:

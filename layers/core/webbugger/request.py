@@ -112,8 +112,7 @@ def viewer_address(value: str | None) -> str | None:
     if not value:
         return None
     text = value.strip()
-    host = text.rsplit(":", 1)[0] if ":" in text else text
-    for candidate in (host.strip("[]"), text.strip("[]")):
+    for candidate in (text.rsplit(":", 1)[0].strip("[]"), text.strip("[]")):
         try:
             return str(ipaddress.ip_address(candidate))
         except ValueError:
@@ -141,7 +140,7 @@ def opt_out(incoming: IncomingRequest) -> str | None:
 def request_hints(incoming: IncomingRequest) -> frozenset[str]:
     """What the request says about itself that classification needs later ("prefetch")."""
     for name in _PREFETCH_HEADERS:
-        value = incoming.header(name)
-        if value and ("prefetch" in value.lower() or "preview" in value.lower()):
+        value = (incoming.header(name) or "").lower()
+        if "prefetch" in value or "preview" in value:
             return frozenset({"prefetch"})
     return frozenset()
