@@ -46,11 +46,11 @@ if TYPE_CHECKING:
     from webbugger.refs import Ref
     from webbugger.settings import Settings
 
-COUNTED_MARK = "#counters"
+COUNTED_MARK = "#counters"  # in Beacon.hooks_applied; no type name starts with '#'
 # Conditional writes retried in place when a concurrent labelling or count got in between.
 MAX_ATTEMPTS = 4
 # Days after the start of its day that a visitor mark lives: its day, then the stream's retries.
-MARK_RETENTION_DAYS = 3  # in Beacon.hooks_applied; no type name starts with '#'
+MARK_RETENTION_DAYS = 3
 
 
 class Counter(Model):
@@ -123,6 +123,12 @@ def _claim_visitor(kind: Kind, ref: str, day: str, visitor: str, beacon: Beacon,
             return False
         raise
     return True
+
+
+def _mark_expiry(day: str) -> int:
+    # A visitor mark matters only on its own day (plus the stream's day of retries): dropping it
+    # early keeps no per-visitor trace for longer than needed.
+    return expiry(datetime.fromisoformat(day).replace(tzinfo=UTC), MARK_RETENTION_DAYS)
 
 
 def _class_field(beacon: Beacon) -> str | None:
@@ -214,9 +220,7 @@ def _count_once(beacon: Beacon, salt_secret: bytes, settings: Settings) -> None:
     class_field = _class_field(beacon)
     human = human_visitor_key(beacon, salt) if class_field == "human" else None
     expires = expiry(beacon.created_at, settings.counter_retention_days)
-    # A visitor mark matters only on its own day (plus the stream's day of retries): dropping it
-    # early keeps no per-visitor trace for longer than needed.
-    mark_expires = expiry(datetime.fromisoformat(day).replace(tzinfo=UTC), MARK_RETENTION_DAYS)
+    mark_expires = _mark_expiry(day)
     with TransactWrite(connection=_connection(settings.region, settings.dynamodb_endpoint)) as tx:
         for kind, ref in refs:
             first = visitor is not None and _claim_visitor(kind, ref, day, visitor, beacon, mark_expires)
@@ -347,7 +351,7 @@ def _relabel_counted(stored: Beacon, verdict: Verdict, salt_secret: bytes, setti
     day = day_of(stored.created_at)
     salt = daily_salt(salt_secret, day)
     human = human_visitor_key(stored, salt)
-    mark_expires = expiry(datetime.fromisoformat(day).replace(tzinfo=UTC), MARK_RETENTION_DAYS)
+    mark_expires = _mark_expiry(day)
     heirs: dict[str, Beacon] = {}
     with TransactWrite(connection=_connection(settings.region, settings.dynamodb_endpoint)) as tx:
         if (old == "human") != verdict.human:
