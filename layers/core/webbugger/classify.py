@@ -84,6 +84,9 @@ HINT_PREFETCH = "prefetch"
 # Entries of the entity read when settling one hit (newest first): bounds the work of an entity
 # with very many hits (e.g. an IP entity); beyond it, older hits are not re-settled.
 MAX_NEIGHBOURS = 500
+# How far one hit's class can depend on another's: an open on a click up to EVIDENCE_WINDOW
+# later, that click on the opens up to EVIDENCE_WINDOW before it, and honeypots around both.
+REACH = 2 * EVIDENCE_WINDOW + 2 * HONEYPOT_WINDOW
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "machines.json"
 
@@ -402,19 +405,13 @@ def settle(hit: EntityHit, hits: Sequence[EntityHit]) -> Verdict:
 # --- storing labels (stream function) ---------------------------------------------------------
 
 
-def _reach() -> timedelta:
-    # How far one hit's class can depend on another's: an open on a click up to EVIDENCE_WINDOW
-    # later, that click on the opens up to EVIDENCE_WINDOW before it, and honeypots around both.
-    return 2 * EVIDENCE_WINDOW + 2 * HONEYPOT_WINDOW
-
-
 def entity_beacons(entity: str, around: datetime) -> list[Beacon]:
     """The entity's beacons whose class can depend on a hit at ``around`` (newest first, capped)."""
     from webbugger.ids import beacon_id_floor
     from webbugger.models import Beacon, hydrate
 
-    low = beacon_id_floor(around - _reach())
-    high = beacon_id_floor(around + _reach() + timedelta(milliseconds=1))
+    low = beacon_id_floor(around - REACH)
+    high = beacon_id_floor(around + REACH + timedelta(milliseconds=1))
     query = Beacon.by_entity.query(
         entity, Beacon.id.between(low, high), scan_index_forward=False, limit=MAX_NEIGHBOURS
     )
