@@ -1,5 +1,5 @@
-"""Fixtures of the template tests: the template with every optional edge feature switched on
-(CloudFront, custom domains, DNS records, WAF, alarm e-mail)."""
+"""Fixtures of the template tests: template.yaml, and the template with every optional edge feature
+switched on (CloudFront, custom domains, DNS records, WAF, alarm e-mail)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 from template_tools import CLOUDFRONT_ON, ROOT
-from webbugger_cli.template import Template
+from webbugger_cli.template import Template, load_template
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    """template.yaml, loaded once per test module."""
+    return load_template(ROOT)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""The template tests' tools (SAM, checkov), each in its own uv tool environment, and the
-parameters that switch every optional edge feature on."""
+"""The template tests' tools (SAM, checkov), each in its own uv tool environment, the
+parameters that switch every optional edge feature on, and readers of a resource's properties
+and IAM grants."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from webbugger_cli.template import Template
 
 ROOT = Path(__file__).resolve().parents[2]
 SAM_VERSION = "1.170.0"
@@ -46,3 +51,29 @@ def sam(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 def checkov(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     # --skip-download: no call to Prisma Cloud for guidelines (no network in CI).
     return run_tool(f"checkov=={CHECKOV_VERSION}", "checkov", "--skip-download", *args, cwd=cwd)
+
+
+def properties(template: Template, name: str) -> dict[str, Any]:
+    """The Properties of resource ``name``."""
+    props: dict[str, Any] = template.resources[name]["Properties"]
+    return props
+
+
+def grants(template: Template, function: str) -> set[tuple[str, str]]:
+    """Every (action, resource) the policies of ``function`` allow."""
+    policies = properties(template, function)["Policies"]
+    # A conditional policy (!If [CONDITION, POLICY, !Ref AWS::NoValue]) grants its policy.
+    policies = [policy["Fn::If"][1] if "Fn::If" in policy else policy for policy in policies]
+    granted = set()
+    for statement in (statement for policy in policies for statement in policy["Statement"]):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        granted |= {(action, str(resource)) for action in actions for resource in resources}
+    return granted
+
+
+def arn(name: str) -> str:
+    """``!GetAtt NAME.Arn`` as the template's resources hold it (as a string)."""
+    return str({"Fn::GetAtt": [name, "Arn"]})

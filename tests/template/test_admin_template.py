@@ -3,13 +3,14 @@ link route on the public tracking API."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from webbugger_cli.template import Template, load_template
+from template_tools import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:
+    from webbugger_cli.template import Template
+
 pytestmark = pytest.mark.template
 
 ADMIN_ROUTES = {
@@ -26,11 +27,6 @@ ADMIN_ROUTES = {
     ("GET", "/export"),
     ("GET", "/openapi.json"),
 }
-
-
-@pytest.fixture(scope="module")
-def template() -> Template:
-    return load_template(ROOT)
 
 
 def _events(template: Template, function: str) -> dict[str, dict[str, Any]]:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from template_tools import ROOT, checkov, sam
+from template_tools import ROOT, checkov, properties, sam
 from webbugger.modes import Mode
 from webbugger.request import ORIGIN_SECRET_HEADER
-from webbugger_cli.template import Template, load_template
+
+if TYPE_CHECKING:
+    from webbugger_cli.template import Template
 
 pytestmark = pytest.mark.template
 
@@ -48,16 +50,6 @@ AWS_METRICS = {
     "AWS/SQS": ({"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"}, "QueueName"),
     "AWS/Lambda": ({"Errors", "Throttles", "ConcurrentExecutions", "Duration"}, "FunctionName"),
 }
-
-
-@pytest.fixture(scope="module")
-def template() -> Template:
-    return load_template(ROOT)
-
-
-def _props(template: Template, name: str) -> dict[str, Any]:
-    props: dict[str, Any] = template.resources[name]["Properties"]
-    return props
 
 
 def _of_type(template: Template, kind: str) -> dict[str, dict[str, Any]]:
@@ -128,7 +120,7 @@ def test_edge_resources_exist_only_when_switched_on(template: Template) -> None:
 
 
 def test_origin_request_policy_forwards_exactly_what_the_function_reads(template: Template) -> None:
-    config = _props(template, "TrackingOriginRequestPolicy")["OriginRequestPolicyConfig"]
+    config = properties(template, "TrackingOriginRequestPolicy")["OriginRequestPolicyConfig"]
     assert config["HeadersConfig"]["HeaderBehavior"] == "whitelist"
     assert set(config["HeadersConfig"]["Headers"]) == FORWARDED_HEADERS
     assert len(config["HeadersConfig"]["Headers"]) == len(FORWARDED_HEADERS)
@@ -141,7 +133,7 @@ def test_origin_request_policy_forwards_exactly_what_the_function_reads(template
 
 
 def test_distribution_disables_caching_and_redirects_to_https(template: Template) -> None:
-    config = _props(template, "TrackingDistribution")["DistributionConfig"]
+    config = properties(template, "TrackingDistribution")["DistributionConfig"]
     behavior = config["DefaultCacheBehavior"]
     assert behavior["CachePolicyId"] == CACHING_DISABLED
     assert behavior["OriginRequestPolicyId"] == {"Ref": "TrackingOriginRequestPolicy"}
@@ -160,7 +152,7 @@ def test_distribution_disables_caching_and_redirects_to_https(template: Template
 
 
 def test_custom_domains_use_the_certificate_with_tls_1_2(template: Template) -> None:
-    config = _props(template, "TrackingDistribution")["DistributionConfig"]
+    config = properties(template, "TrackingDistribution")["DistributionConfig"]
     condition, custom, default = config["ViewerCertificate"]["Fn::If"]
     assert condition == "HasDomainNames"
     assert custom == {
@@ -173,7 +165,7 @@ def test_custom_domains_use_the_certificate_with_tls_1_2(template: Template) -> 
     assert config["WebACLId"] == {
         "Fn::If": ["WafOn", {"Fn::GetAtt": ["TrackingWebAcl", "Arn"]}, {"Ref": "AWS::NoValue"}]
     }
-    records = _props(template, "TrackingDomainRecords")["RecordSets"]
+    records = properties(template, "TrackingDomainRecords")["RecordSets"]
     assert {record["Type"] for record in records} == {"A", "AAAA"}
     for record in records:
         assert record["AliasTarget"]["DNSName"] == {"Fn::GetAtt": ["TrackingDistribution", "DomainName"]}
@@ -185,7 +177,7 @@ def test_custom_domains_use_the_certificate_with_tls_1_2(template: Template) -> 
 
 
 def test_waf_rate_rule_blocks_one_address_over_the_limit(template: Template) -> None:
-    acl = _props(template, "TrackingWebAcl")
+    acl = properties(template, "TrackingWebAcl")
     assert acl["Scope"] == "CLOUDFRONT"
     assert acl["DefaultAction"] == {"Allow": {}}
     [rule] = acl["Rules"]
@@ -195,7 +187,7 @@ def test_waf_rate_rule_blocks_one_address_over_the_limit(template: Template) -> 
 
 
 def test_cloudfront_sends_the_origin_secret_the_track_function_checks(template: Template) -> None:
-    config = _props(template, "TrackingDistribution")["DistributionConfig"]
+    config = properties(template, "TrackingDistribution")["DistributionConfig"]
     [origin] = config["Origins"]
     assert origin["OriginCustomHeaders"] == [
         {
@@ -203,10 +195,10 @@ def test_cloudfront_sends_the_origin_secret_the_track_function_checks(template: 
             "HeaderValue": {"Fn::Sub": "{{resolve:secretsmanager:${OriginSecret}}}"},
         }
     ]
-    generated = _props(template, "OriginSecret")["GenerateSecretString"]
+    generated = properties(template, "OriginSecret")["GenerateSecretString"]
     assert generated["PasswordLength"] >= 32
     assert generated["ExcludePunctuation"] is True  # a plain header value
-    track = _props(template, "TrackFunction")
+    track = properties(template, "TrackFunction")
     assert track["Environment"]["Variables"]["ORIGIN_SECRET_ARN"] == {
         "Fn::If": ["CloudFrontOn", {"Ref": "OriginSecret"}, {"Ref": "AWS::NoValue"}]
     }
@@ -262,7 +254,7 @@ def test_the_track_function_knows_the_custom_domains_as_its_own(template: Templa
     ],
 )
 def test_stage_throttling_with_parameters(template: Template, api: str, rate: str, burst: str) -> None:
-    settings = _props(template, api)["DefaultRouteSettings"]
+    settings = properties(template, api)["DefaultRouteSettings"]
     assert settings == {"ThrottlingRateLimit": {"Ref": rate}, "ThrottlingBurstLimit": {"Ref": burst}}
     rate_default, burst_default = (
         int(template.parameter_default(rate) or 0),
@@ -283,7 +275,7 @@ def test_every_log_group_has_retention_and_every_function_logs_to_one(template: 
     for name, function in _of_type(template, "AWS::Serverless::Function").items():
         # Without an explicit group, Lambda would create /aws/lambda/NAME with no retention.
         assert function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] in groups, name
-    access = _props(template, "AdminApi")["AccessLogSettings"]
+    access = properties(template, "AdminApi")["AccessLogSettings"]
     assert access["DestinationArn"] == {"Fn::GetAtt": ["AdminApiAccessLogGroup", "Arn"]}
     assert "$context.requestId" in access["Format"]
 
@@ -365,7 +357,7 @@ def test_every_alarm_watches_a_metric_that_exists_and_notifies(template: Templat
         "ApproximateNumberOfMessagesVisible",
     } <= watched
     assert {"5xx", "Count", "Latency"} <= watched
-    assert _props(template, "TrackingApiLatencyAlarm")["ExtendedStatistic"] == "p99"
+    assert properties(template, "TrackingApiLatencyAlarm")["ExtendedStatistic"] == "p99"
     dead_letters = {
         _alarm_metrics(alarm)[0][2]["QueueName"]["Fn::GetAtt"][0]
         for alarm in alarms.values()
@@ -375,7 +367,7 @@ def test_every_alarm_watches_a_metric_that_exists_and_notifies(template: Templat
 
 
 def _dashboard(template: Template) -> dict[str, Any]:
-    body = _props(template, "OperationsDashboard")["DashboardBody"]["Fn::Sub"]
+    body = properties(template, "OperationsDashboard")["DashboardBody"]["Fn::Sub"]
     # ${Logical.Attribute} and ${Logical} become JSON strings naming the resource, checked below.
     body = re.sub(r"\$\{([\w:]+)(?:\.\w+)?\}", r"REF:\1", body)
     dashboard: dict[str, Any] = json.loads(body)

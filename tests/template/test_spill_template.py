@@ -2,65 +2,40 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
-from webbugger_cli.template import Template, load_template
+from template_tools import arn, grants, properties
 
-ROOT = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:
+    from webbugger_cli.template import Template
+
 pytestmark = pytest.mark.template
 
 
-@pytest.fixture(scope="module")
-def template() -> Template:
-    return load_template(ROOT)
-
-
-def _properties(template: Template, name: str) -> dict[str, Any]:
-    props: dict[str, Any] = template.resources[name]["Properties"]
-    return props
-
-
-def _grants(template: Template, function: str) -> set[tuple[str, str]]:
-    grants = set()
-    for policy in _properties(template, function)["Policies"]:
-        for statement in policy["Statement"]:
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            resources = (
-                statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-            )
-            grants |= {(action, str(resource)) for action in actions for resource in resources}
-    return grants
-
-
-def _arn(name: str) -> str:
-    return str({"Fn::GetAtt": [name, "Arn"]})
-
-
 def test_spill_queues_are_encrypted_and_redrive_to_the_dead_letter_queue(template: Template) -> None:
-    queue = _properties(template, "SpillQueue")
+    queue = properties(template, "SpillQueue")
     assert queue["SqsManagedSseEnabled"] is True
-    assert _properties(template, "SpillDeadLetterQueue")["SqsManagedSseEnabled"] is True
+    assert properties(template, "SpillDeadLetterQueue")["SqsManagedSseEnabled"] is True
     redrive = queue["RedrivePolicy"]
     assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["SpillDeadLetterQueue", "Arn"]}
     assert 1 < redrive["maxReceiveCount"] <= 100
     # Lambda's SQS event source needs a visibility timeout of at least the function's timeout.
-    assert queue["VisibilityTimeout"] >= _properties(template, "DrainFunction")["Timeout"]
+    assert queue["VisibilityTimeout"] >= properties(template, "DrainFunction")["Timeout"]
 
 
 def test_track_function_knows_the_spill_queue(template: Template) -> None:
-    env = _properties(template, "TrackFunction")["Environment"]["Variables"]
+    env = properties(template, "TrackFunction")["Environment"]["Variables"]
     assert env["SPILL_QUEUE_URL"] == {"Ref": "SpillQueue"}
     # Locally there is no queue: the variable does not resolve, and the local stack logs instead.
     assert "SPILL_QUEUE_URL" not in template.function_environment("TrackFunction", {})
 
 
 def test_drain_function_has_least_privilege(template: Template) -> None:
-    assert _grants(template, "DrainFunction") == {
-        ("dynamodb:PutItem", _arn("BeaconsTable")),
+    assert grants(template, "DrainFunction") == {
+        ("dynamodb:PutItem", arn("BeaconsTable")),
         *{
-            (action, _arn("SpillQueue"))
+            (action, arn("SpillQueue"))
             for action in (
                 "sqs:ReceiveMessage",
                 "sqs:DeleteMessage",
@@ -70,21 +45,21 @@ def test_drain_function_has_least_privilege(template: Template) -> None:
         },
     }
     # No SAM event: an SQS event would attach AWSLambdaSQSQueueExecutionRole (every queue).
-    assert not _properties(template, "DrainFunction").get("Events")
+    assert not properties(template, "DrainFunction").get("Events")
 
 
 def test_drain_reads_the_spill_queue_with_partial_batch_failures(template: Template) -> None:
-    mapping = _properties(template, "DrainEventSource")
+    mapping = properties(template, "DrainEventSource")
     assert mapping["FunctionName"] == {"Ref": "DrainFunction"}
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["SpillQueue", "Arn"]}
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
 def test_drain_log_group_keeps_logs_like_the_others(template: Template) -> None:
-    assert _properties(template, "DrainFunction")["LoggingConfig"]["LogGroup"] == {
+    assert properties(template, "DrainFunction")["LoggingConfig"]["LogGroup"] == {
         "Ref": "DrainFunctionLogGroup"
     }
-    assert _properties(template, "DrainFunctionLogGroup")["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert properties(template, "DrainFunctionLogGroup")["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
 @pytest.mark.parametrize(
@@ -95,7 +70,7 @@ def test_drain_log_group_keeps_logs_like_the_others(template: Template) -> None:
     ],
 )
 def test_spill_alarms_watch_their_queues(template: Template, alarm: str, queue: str, metric: str) -> None:
-    props = _properties(template, alarm)
+    props = properties(template, alarm)
     assert props["Namespace"] == "AWS/SQS"
     assert props["MetricName"] == metric
     assert props["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from template_tools import ROOT
+from template_tools import ROOT, arn, grants
 from template_tools import sam as _sam
 from webbugger.counters import Counter, VisitorMark
 from webbugger.models import Beacon
@@ -18,11 +18,6 @@ if TYPE_CHECKING:
     from pynamodb.models import Model
 
 pytestmark = pytest.mark.template
-
-
-@pytest.fixture(scope="module")
-def template() -> Template:
-    return load_template(ROOT)
 
 
 def test_sam_validate_lint_passes() -> None:
@@ -103,59 +98,41 @@ def test_tables_are_protected_and_encrypted(template: Template) -> None:
         assert template.resources[name]["DeletionPolicy"] == "Retain"
 
 
-def _grants(template: Template, function: str) -> set[tuple[str, str]]:
-    policies = template.resources[function]["Properties"]["Policies"]
-    # A conditional policy (!If [CONDITION, POLICY, !Ref AWS::NoValue]) grants its policy.
-    policies = [policy["Fn::If"][1] if "Fn::If" in policy else policy for policy in policies]
-    grants = set()
-    for statement in (statement for policy in policies for statement in policy["Statement"]):
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        resources = (
-            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-        )
-        grants |= {(action, str(resource)) for action in actions for resource in resources}
-    return grants
-
-
-def _arn(table: str) -> str:
-    return str({"Fn::GetAtt": [table, "Arn"]})
-
-
 def test_track_function_has_least_privilege(template: Template) -> None:
     # Writes beacons, reads targets/sources and the key; the ip entity's inline hook and capped
     # links' hit claims are the only other writes. No scans, no deletes, nothing on the
     # recipients (deferred) table.
-    assert _grants(template, "TrackFunction") == {
-        ("dynamodb:PutItem", _arn("BeaconsTable")),
-        ("dynamodb:GetItem", _arn("LinksTable")),
-        ("dynamodb:UpdateItem", _arn("LinksTable")),
-        ("dynamodb:GetItem", _arn("CampaignsTable")),
-        ("dynamodb:GetItem", _arn("IpEntitiesTable")),
-        ("dynamodb:PutItem", _arn("IpEntitiesTable")),
-        ("dynamodb:UpdateItem", _arn("IpEntitiesTable")),
+    assert grants(template, "TrackFunction") == {
+        ("dynamodb:PutItem", arn("BeaconsTable")),
+        ("dynamodb:GetItem", arn("LinksTable")),
+        ("dynamodb:UpdateItem", arn("LinksTable")),
+        ("dynamodb:GetItem", arn("CampaignsTable")),
+        ("dynamodb:GetItem", arn("IpEntitiesTable")),
+        ("dynamodb:PutItem", arn("IpEntitiesTable")),
+        ("dynamodb:UpdateItem", arn("IpEntitiesTable")),
         ("secretsmanager:GetSecretValue", str({"Ref": "SigningSecret"})),
-        ("sqs:SendMessage", _arn("SpillQueue")),
+        ("sqs:SendMessage", arn("SpillQueue")),
         ("secretsmanager:GetSecretValue", str({"Ref": "OriginSecret"})),
     }
 
 
 def test_stream_function_has_least_privilege(template: Template) -> None:
-    assert _grants(template, "StreamFunction") == {
-        ("dynamodb:UpdateItem", _arn("BeaconsTable")),
+    assert grants(template, "StreamFunction") == {
+        ("dynamodb:UpdateItem", arn("BeaconsTable")),
         # Classification: a beacon read back and checked, the entity's hits read from by_entity.
-        ("dynamodb:GetItem", _arn("BeaconsTable")),
-        ("dynamodb:ConditionCheckItem", _arn("BeaconsTable")),
-        ("dynamodb:BatchGetItem", _arn("BeaconsTable")),
+        ("dynamodb:GetItem", arn("BeaconsTable")),
+        ("dynamodb:ConditionCheckItem", arn("BeaconsTable")),
+        ("dynamodb:BatchGetItem", arn("BeaconsTable")),
         ("dynamodb:Query", str({"Fn::Sub": "${BeaconsTable.Arn}/index/by_entity"})),
-        ("dynamodb:UpdateItem", _arn("CountersTable")),
-        ("dynamodb:PutItem", _arn("CountersTable")),
+        ("dynamodb:UpdateItem", arn("CountersTable")),
+        ("dynamodb:PutItem", arn("CountersTable")),
         # Unique human marks, handed on or dropped when a counted hit is relabelled.
-        ("dynamodb:GetItem", _arn("CountersTable")),
-        ("dynamodb:DeleteItem", _arn("CountersTable")),
-        ("dynamodb:ConditionCheckItem", _arn("CountersTable")),
+        ("dynamodb:GetItem", arn("CountersTable")),
+        ("dynamodb:DeleteItem", arn("CountersTable")),
+        ("dynamodb:ConditionCheckItem", arn("CountersTable")),
         ("secretsmanager:GetSecretValue", str({"Ref": "VisitorSaltSecret"})),
         *{
-            (action, _arn(table))
+            (action, arn(table))
             for table in ("RecipientsTable", "IpEntitiesTable")
             for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
         },
