@@ -108,6 +108,11 @@ class Template:
         spec = self.resources[table].get("Properties", {}).get("TimeToLiveSpecification") or {}
         return spec.get("AttributeName") if spec.get("Enabled") else None
 
+    def function_property(self, function: str, name: str, default: Any = None) -> Any:
+        """A function's property (``MemorySize``...): its own, else the Globals', else ``default``."""
+        props = self.resources[function].get("Properties", {})
+        return props.get(name, self.data.get("Globals", {}).get("Function", {}).get(name, default))
+
     def parameter_default(self, name: str) -> str | None:
         """A parameter's default value, as text."""
         default = self.data.get("Parameters", {}).get(name, {}).get("Default")

@@ -15,6 +15,7 @@ are fixed monthly costs (secrets, dashboards, alarms, custom metrics).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import re
@@ -26,8 +27,6 @@ from webbugger_cli.commands import UsageError, print_table
 from webbugger_cli.template import TemplateError, load_template
 
 if TYPE_CHECKING:
-    import argparse
-
     from webbugger_cli.template import Template
 
 MILLION = 1_000_000
@@ -84,10 +83,8 @@ class StackSettings:
 def _function(template: Template, name: str) -> FunctionSettings:
     if name not in template.resources:
         raise TemplateError(f"template.yaml has no {name}")
-    globals_ = template.data.get("Globals", {}).get("Function", {})
-    props = template.resources[name].get("Properties", {})
-    memory = props.get("MemorySize", globals_.get("MemorySize", DEFAULT_MEMORY_MB))
-    architectures = props.get("Architectures", globals_.get("Architectures", [DEFAULT_ARCHITECTURE]))
+    memory = template.function_property(name, "MemorySize", DEFAULT_MEMORY_MB)
+    architectures = template.function_property(name, "Architectures", [DEFAULT_ARCHITECTURE])
     return FunctionSettings(int(memory), str(architectures[0]))
 
 
@@ -391,8 +388,6 @@ def _hits(text: str) -> int:
     """``1000000``, ``1,000,000``, ``1_000_000`` or ``1e6``."""
     match = _HITS.fullmatch(text.strip())
     if match is None:
-        import argparse
-
         raise argparse.ArgumentTypeError(f"not a number of hits: {text!r}")
     if match["sci"]:
         return int(float(match["sci"]))
@@ -400,8 +395,6 @@ def _hits(text: str) -> int:
 
 
 def _milliseconds(text: str) -> float:
-    import argparse
-
     try:
         value = float(text)
     except ValueError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 from webbugger.beacon_queries import beacons_between
@@ -19,18 +19,13 @@ from webbugger.registry import Kind
 
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.options import bounded
+from webbugger_cli.commands.stats import day_range
 from webbugger_cli.report import DEFAULT_SCAN_CAP, ReportData, render_html, tally
 from webbugger_cli.stack import require_counters, resolve_stack
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 400  # the counters' default retention (COUNTER_RETENTION_DAYS)
 MAX_SCAN = 1_000_000
-
-
-def day_range(days: int, now: datetime) -> tuple[date, date]:
-    """The ``days`` UTC days ending with today's (inclusive)."""
-    last = now.astimezone(UTC).date()
-    return last - timedelta(days=days - 1), last
 
 
 def fetch(kind: Kind, ref: Ref, days: int, *, cap: int, now: datetime) -> ReportData:

@@ -84,8 +84,7 @@ class FakeLambdaContext:
 
 
 def _function_setting(template: Template, function: str, name: str, default: float) -> float:
-    props = template.resources[function].get("Properties", {})
-    value = props.get(name, template.data.get("Globals", {}).get("Function", {}).get(name, default))
+    value = template.function_property(function, name, default)
     return float(value) if isinstance(value, int | float | str) and str(value).isdigit() else default
 
 
@@ -481,11 +480,6 @@ class LocalApi:
     def url(self) -> str:
         """The base URL of the tracking routes."""
         return self.url_of(self._primary)
-
-    @property
-    def urls(self) -> dict[str, str]:
-        """The base URL of each API, by logical id."""
-        return {api_id: self.url_of(api_id) for api_id in self._servers}
 
     def url_of(self, api_id: str) -> str:
         """The base URL of one API (``KeyError`` if the template has no such API with routes)."""
