@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from webbugger.models import Beacon
+from webbugger.models import BEACON_RECORD_FIELDS
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 
@@ -36,8 +36,7 @@ REFRESH_SECONDS = 0.1
 
 def export_columns() -> list[str]:
     """The CSV columns: the keys of :meth:`Beacon.to_record`, in its order."""
-    sample = Beacon(pk="", id="", created_at=datetime.fromtimestamp(0, UTC), mode="", method="")
-    return list(sample.to_record())
+    return list(BEACON_RECORD_FIELDS)
 
 
 class RecordWriter(Protocol):
