@@ -66,12 +66,7 @@ def ensure_tables(template: Template, client: DynamoDBClient) -> dict[str, str]:
     for logical_id, spec in template.tables().items():
         name = state.table_name(logical_id)
         names[logical_id] = name
-        if name not in existing:
-            kwargs: dict[str, Any] = {"TableName": name, **spec}
-            client.create_table(**kwargs)
-            client.get_waiter("table_exists").wait(
-                TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
-            )
+        _create_missing(client, existing, name, spec)
         ttl = template.ttl_attribute(logical_id)
         if ttl is not None:
             _enable_ttl(client, name, ttl)
@@ -87,8 +82,7 @@ def warm_up(template: Template, client: DynamoDBClient) -> None:
     """
     for logical_id, spec in template.tables().items():
         name = state.table_name(logical_id)
-        types = {d["AttributeName"]: d["AttributeType"] for d in spec["AttributeDefinitions"]}
-        key = {k["AttributeName"]: _placeholder(types[k["AttributeName"]]) for k in spec["KeySchema"]}
+        key = _placeholder_key(spec)
         client.get_item(TableName=name, Key=key)
         with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
             client.put_item(
@@ -98,6 +92,19 @@ def warm_up(template: Template, client: DynamoDBClient) -> None:
                 ConditionExpression="attribute_exists(#k)",
                 ExpressionAttributeNames={"#k": spec["KeySchema"][0]["AttributeName"]},
             )
+
+
+def _create_missing(client: DynamoDBClient, existing: set[str], name: str, spec: dict[str, Any]) -> None:
+    """Create table ``name`` from ``spec`` unless it is in ``existing``, and wait until it is."""
+    if name not in existing:
+        client.create_table(TableName=name, **spec)
+        client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+
+def _placeholder_key(spec: dict[str, Any]) -> dict[str, Any]:
+    """A key of the table ``spec`` describes, with placeholder values (for warm-up calls)."""
+    types = {d["AttributeName"]: d["AttributeType"] for d in spec["AttributeDefinitions"]}
+    return {k["AttributeName"]: _placeholder(types[k["AttributeName"]]) for k in spec["KeySchema"]}
 
 
 def _placeholder(attribute_type: str) -> Any:
@@ -205,14 +212,8 @@ def ensure_plugin_tables(tables: list[PluginTable], client: DynamoDBClient) -> N
     existing = set(_all_table_names(client))
     for table in tables:
         spec = model_table_spec(table.model)
-        if table.name not in existing:
-            client.create_table(TableName=table.name, **spec)
-            client.get_waiter("table_exists").wait(
-                TableName=table.name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
-            )
+        _create_missing(client, existing, table.name, spec)
         ttl = table.model._ttl_attribute()  # type: ignore[no-untyped-call]
         if ttl is not None:
             _enable_ttl(client, table.name, ttl.attr_name)
-        types = {d["AttributeName"]: d["AttributeType"] for d in spec["AttributeDefinitions"]}
-        key = {k["AttributeName"]: _placeholder(types[k["AttributeName"]]) for k in spec["KeySchema"]}
-        client.get_item(TableName=table.name, Key=key)
+        client.get_item(TableName=table.name, Key=_placeholder_key(spec))
