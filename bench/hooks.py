@@ -341,17 +341,11 @@ def units_text(units: dict[str, float], per: int) -> str:
 
 def unit_run(key_ring_json: str, modes: list[Mode], requests: int) -> tuple[list[list[str]], str]:
     """The same requests (and the deferred apply) against DynamoDB Local, with capacity counted."""
-    import webbugger.deferred as deferred_module
-    from pynamodb.connection import Connection
-    from webbugger.models import Beacon, hydrate
+    from webbugger.models import Beacon, hydrate, transaction_connection
+    from webbugger.runtime import default_settings
     from webbugger_cli.template import load_handler
 
     probe = CapacityProbe()
-
-    def watched_connection(*args: Any, **kwargs: Any) -> Connection:
-        connection = Connection(*args, **kwargs)
-        probe.watch(connection.client)
-        return connection
 
     rows = []
     real_stdout = sys.stdout
@@ -381,14 +375,11 @@ def unit_run(key_ring_json: str, modes: list[Mode], requests: int) -> tuple[list
                 )
             # What the stream function does for each (b) beacon: the beacons (b) just stored.
             beacons = list(hydrate(Beacon.by_entity.query(f"recipient:{RECIPIENT_ID}")))
-            original = deferred_module.Connection
-            deferred_module.Connection = watched_connection  # type: ignore[assignment,misc]
-            try:
-                probe.clear()
-                for beacon in beacons:
-                    apply_deferred(beacon)
-            finally:
-                deferred_module.Connection = original  # type: ignore[misc]
+            # The deferred hooks' transactions go through the core's one transaction connection.
+            probe.watch(transaction_connection(default_settings()).client)
+            probe.clear()
+            for beacon in beacons:
+                apply_deferred(beacon)
             calls = ", ".join(f"{op} {n / len(beacons):g}" for op, n in sorted(probe.calls.items()))
             rows.append(
                 [

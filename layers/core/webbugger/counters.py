@@ -25,17 +25,15 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from webbugger.ids import beacon_id_floor
-from webbugger.models import Beacon, expiry, hydrate
+from webbugger.models import Beacon, expiry, hydrate, transaction_connection
 from webbugger.observability import MetricUnit, metrics
 from webbugger.registry import Kind
 
@@ -89,6 +87,11 @@ def counter_key(kind: Kind, ref: Ref | str) -> str:
     return f"c#{kind}#{ref}"
 
 
+def visitor_mark_key(kind: Kind, ref: Ref | str, day: str) -> str:
+    """The partition key of a reference's visitor marks of one day."""
+    return f"v#{kind}#{ref}#{day}"
+
+
 def day_of(moment: datetime) -> str:
     """The UTC day label of a time."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d")
@@ -115,7 +118,7 @@ def beacon_refs(beacon: Beacon) -> list[tuple[Kind, str]]:
 
 def _claim_visitor(kind: Kind, ref: str, day: str, visitor: str, beacon: Beacon, expires: int) -> bool:
     """True if this beacon is the day's first of this visitor for this reference."""
-    mark = VisitorMark(f"v#{kind}#{ref}#{day}", visitor, beacon=beacon.id, expires=expires)
+    mark = VisitorMark(visitor_mark_key(kind, ref, day), visitor, beacon=beacon.id, expires=expires)
     try:
         mark.save(condition=VisitorMark.pk.does_not_exist() | (VisitorMark.beacon == beacon.id))
     except PutError as exc:
@@ -136,11 +139,6 @@ def _class_field(beacon: Beacon) -> str | None:
     if classification is None:
         return None
     return "human" if classification == "human" else "machine"
-
-
-@cache
-def _connection(region: str, host: str | None) -> Connection:
-    return Connection(region=region, host=host)
 
 
 def human_visitor_key(beacon: Beacon, salt: bytes) -> str | None:
@@ -221,7 +219,7 @@ def _count_once(beacon: Beacon, salt_secret: bytes, settings: Settings) -> None:
     human = human_visitor_key(beacon, salt) if class_field == "human" else None
     expires = expiry(beacon.created_at, settings.counter_retention_days)
     mark_expires = _mark_expiry(day)
-    with TransactWrite(connection=_connection(settings.region, settings.dynamodb_endpoint)) as tx:
+    with TransactWrite(connection=transaction_connection(settings)) as tx:
         for kind, ref in refs:
             first = visitor is not None and _claim_visitor(kind, ref, day, visitor, beacon, mark_expires)
             actions: list[Any] = [Counter.total.add(1)]
@@ -353,7 +351,7 @@ def _relabel_counted(stored: Beacon, verdict: Verdict, salt_secret: bytes, setti
     human = human_visitor_key(stored, salt)
     mark_expires = _mark_expiry(day)
     heirs: dict[str, Beacon] = {}
-    with TransactWrite(connection=_connection(settings.region, settings.dynamodb_endpoint)) as tx:
+    with TransactWrite(connection=transaction_connection(settings)) as tx:
         if (old == "human") != verdict.human:
             for kind, ref in beacon_refs(stored):
                 pk = _human_mark_key(stored, kind, ref, day)

@@ -9,14 +9,13 @@ and no partial writes, and is retried.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import TYPE_CHECKING
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from webbugger.errors import UnknownTypeError
+from webbugger.models import transaction_connection
 from webbugger.modes import Mode
 from webbugger.observability import MetricUnit, logger, metrics
 from webbugger.plugins import joining_transaction
@@ -28,12 +27,6 @@ if TYPE_CHECKING:
     from webbugger.models import Beacon
     from webbugger.registry import Registry
     from webbugger.settings import Settings
-
-
-@cache
-def _connection(region: str, host: str | None) -> Connection:
-    # One client per container, not one per beacon.
-    return Connection(region=region, host=host)
 
 
 def hit_request_from_beacon(beacon: Beacon) -> HitRequest:
@@ -83,7 +76,7 @@ def apply_deferred_hooks(beacon: Beacon, registry: Registry, settings: Settings)
     entity = entity_type.get_or_create(ref.id)
     hook = getattr(entity, "beacon_update", None)
     request = hit_request_from_beacon(beacon)
-    connection = _connection(settings.region, settings.dynamodb_endpoint)
+    connection = transaction_connection(settings)
     try:
         with TransactWrite(connection=connection) as transaction:
             with joining_transaction(transaction):

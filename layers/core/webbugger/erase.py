@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from webbugger.counters import Counter, VisitorMark, counter_key, day_of
+from webbugger.counters import Counter, VisitorMark, counter_key, day_of, visitor_mark_key
 from webbugger.ids import beacon_id_time
 from webbugger.models import Beacon
 from webbugger.registry import Kind
@@ -63,7 +63,8 @@ def erase_entity(ref: Ref, registry: Registry) -> Erased:
     erased_beacons = _delete_all(Beacon, beacons())
     counters = _delete_all(Counter, Counter.query(counter_key(Kind.ENTITY, ref)))
     marks = sum(
-        _delete_all(VisitorMark, VisitorMark.query(f"v#{Kind.ENTITY}#{ref}#{day}")) for day in sorted(days)
+        _delete_all(VisitorMark, VisitorMark.query(visitor_mark_key(Kind.ENTITY, ref, day)))
+        for day in sorted(days)
     )
     try:
         record = None if entity_type.load is None or ref.id is None else entity_type.load(ref.id)

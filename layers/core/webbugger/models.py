@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import zlib
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import (
@@ -27,6 +28,7 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
+from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
@@ -231,6 +233,16 @@ def bind(model: type[Model], table_name: str, settings: Settings) -> None:
     meta.read_timeout_seconds = settings.ddb_read_timeout
     meta.max_retry_attempts = settings.ddb_max_retries
     model._connection = None  # the next call connects with these settings
+
+
+def transaction_connection(settings: Settings) -> Connection:
+    """The connection the stream side's transactions use: one per container, not one per beacon."""
+    return _connection(settings.region, settings.dynamodb_endpoint)
+
+
+@cache
+def _connection(region: str, host: str | None) -> Connection:
+    return Connection(region=region, host=host)
 
 
 def bind_core_models(settings: Settings) -> None:
