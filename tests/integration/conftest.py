@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +43,7 @@ from webbugger_cli.local.tables import (
 from webbugger_cli.template import load_template
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from mypy_boto3_dynamodb import DynamoDBClient
     from webbugger.tokens import TokenClaims
@@ -50,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Test plugins, importable because pytest puts this directory on sys.path (rootdir conftest).
 TEST_PLUGINS = "stream_test_plugins.probe"
 PLUGINS_DIR = Path(__file__).resolve().parent
+WEBBUGGER = Path(sys.executable).with_name("webbugger")  # the console script `uv run webbugger` runs
 
 
 @dataclass
@@ -102,6 +105,18 @@ class RunningStack:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return items
+
+    def cli(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """``webbugger ARGS`` against this stack (its state dir; ``env`` on top of this process's
+        environment), its output as text; 60 s at most."""
+        return subprocess.run(
+            [str(WEBBUGGER), *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "WEBBUGGER_STATE_DIR": str(self.state_dir), **(env or {})},
+            timeout=60,
+            check=False,
+        )
 
     def create_link(self, url: str) -> str:
         """Store a link to ``url`` through the core, as the CLI would; its id."""

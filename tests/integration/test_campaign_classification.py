@@ -25,13 +25,9 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -49,7 +45,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.ddblocal
 
-WEBBUGGER = Path(sys.executable).with_name("webbugger")
 COUNTERS_TIMEOUT_S = 30.0
 MPP = "Mozilla/5.0"
 GMAIL_PROXY = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
@@ -160,14 +155,7 @@ def test_a_campaigns_human_figures_end_to_end(local_stack: RunningStack) -> None
         time.sleep(0.5)
         figures = counted(mail.source)
 
-    result = subprocess.run(
-        [str(WEBBUGGER), "stats", str(mail.source), "--json", "--days", "2"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "WEBBUGGER_STATE_DIR": str(local_stack.state_dir)},
-        timeout=60,
-        check=False,
-    )
+    result = local_stack.cli("stats", str(mail.source), "--json", "--days", "2")
     assert result.returncode == 0, result.stderr
     totals: dict[str, Any] = json.loads(result.stdout)["totals"]
     assert {key: totals[key] for key in TRUTH} == TRUTH, totals

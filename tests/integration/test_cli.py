@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import secrets
-import subprocess
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -23,7 +19,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.ddblocal
 
-WEBBUGGER = Path(sys.executable).with_name("webbugger")
 DESTINATION = "https://example.com/landing?from=cli"
 
 
@@ -33,15 +28,8 @@ class Hit(NamedTuple):
     body: bytes
 
 
-def webbugger(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "WEBBUGGER_STATE_DIR": str(stack.state_dir)}
-    return subprocess.run(
-        [str(WEBBUGGER), *args], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
-
-
 def ok(stack: RunningStack, *args: str) -> str:
-    result = webbugger(stack, *args)
+    result = stack.cli(*args)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     return result.stdout
@@ -108,7 +96,7 @@ def test_link_redirect_pixel_and_beacons(local_stack: RunningStack) -> None:
 
 
 def test_redirect_to_a_missing_link_is_refused(local_stack: RunningStack) -> None:
-    result = webbugger(local_stack, "url", "redirect", "--target", "link:no-such-link")
+    result = local_stack.cli("url", "redirect", "--target", "link:no-such-link")
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
@@ -119,7 +107,7 @@ def test_redirect_to_a_missing_link_is_refused(local_stack: RunningStack) -> Non
 def test_link_id_taken(local_stack: RunningStack) -> None:
     link_id = f"cli-{secrets.token_hex(4)}"
     ok(local_stack, "link", "create", DESTINATION, "--id", link_id)
-    result = webbugger(local_stack, "link", "create", "https://example.org/", "--id", link_id)
+    result = local_stack.cli("link", "create", "https://example.org/", "--id", link_id)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"webbugger: error: link {link_id!r} already exists"]
 

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import secrets
-import subprocess
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
@@ -28,7 +24,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.ddblocal
 
-WEBBUGGER = Path(sys.executable).with_name("webbugger")
 ALLOWED = "example.com,*.example.org"
 
 
@@ -37,15 +32,8 @@ class Hit(NamedTuple):
     headers: dict[str, str]
 
 
-def webbugger(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "WEBBUGGER_STATE_DIR": str(stack.state_dir)}
-    return subprocess.run(
-        [str(WEBBUGGER), *args], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
-
-
 def ok(stack: RunningStack, *args: str) -> str:
-    result = webbugger(stack, *args)
+    result = stack.cli(*args)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     return result.stdout
@@ -53,7 +41,7 @@ def ok(stack: RunningStack, *args: str) -> str:
 
 def refused(stack: RunningStack, *args: str) -> str:
     """The one error line of a command that must fail with exit status 1."""
-    result = webbugger(stack, *args)
+    result = stack.cli(*args)
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert result.stdout == ""
     assert "Traceback" not in result.stderr

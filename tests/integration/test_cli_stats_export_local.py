@@ -16,13 +16,9 @@ import csv
 import http.client
 import io
 import json
-import os
 import secrets
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -35,11 +31,12 @@ from webbugger_cli.commands import UsageError, backends
 from webbugger_cli.commands.backends import AdminBackend, ExportQuery
 
 if TYPE_CHECKING:
+    import subprocess
+
     from conftest import RunningStack
 
 pytestmark = pytest.mark.ddblocal
 
-WEBBUGGER = Path(sys.executable).with_name("webbugger")
 DESTINATION = "https://example.com/landing"
 COUNTERS_TIMEOUT_S = 15.0
 VISITOR_A = "stats-export-test/visitor-a"
@@ -51,11 +48,8 @@ class Hit(NamedTuple):
     location: str | None
 
 
-def webbugger(stack: RunningStack, *args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "WEBBUGGER_STATE_DIR": str(stack.state_dir), "COLUMNS": str(columns)}
-    return subprocess.run(
-        [str(WEBBUGGER), *args], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
+def webbugger(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
+    return stack.cli(*args, env={"COLUMNS": "80"})
 
 
 def ok(stack: RunningStack, *args: str) -> str:

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import secrets
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -26,15 +22,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.ddblocal
 
-WEBBUGGER = Path(sys.executable).with_name("webbugger")
 COUNTED_WITHIN_S = 15.0
-
-
-def webbugger(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "WEBBUGGER_STATE_DIR": str(stack.state_dir)}
-    return subprocess.run(
-        [str(WEBBUGGER), *args], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
 
 
 def request(method: str, url: str, user_agent: str, body: Any = None) -> tuple[int, bytes]:
@@ -60,7 +48,7 @@ def beacons_of(stack: RunningStack, entity: str) -> list[dict[str, Any]]:
 
 
 def counted(stack: RunningStack, entity: str) -> int:
-    result = webbugger(stack, "stats", entity, "--json", "--days", "2")
+    result = stack.cli("stats", entity, "--json", "--days", "2")
     assert result.returncode == 0, result.stderr
     total: int = json.loads(result.stdout)["totals"]["total"]
     return total
@@ -82,12 +70,12 @@ def test_erase_removes_one_entity_and_nothing_else(local_stack: RunningStack) ->
     wait_counted(local_stack, gone, 2)
     wait_counted(local_stack, kept, 1)
 
-    refused = webbugger(local_stack, "erase", gone)
+    refused = local_stack.cli("erase", gone)
     assert (refused.returncode, refused.stdout) == (1, "")
     assert len(refused.stderr.splitlines()) == 1 and "--yes" in refused.stderr
     assert len(beacons_of(local_stack, gone)) == 2
 
-    done = webbugger(local_stack, "erase", gone, "--yes", "--json")
+    done = local_stack.cli("erase", gone, "--yes", "--json")
     assert done.returncode == 0, done.stderr
     erased = json.loads(done.stdout)
     assert erased == {
@@ -102,7 +90,7 @@ def test_erase_removes_one_entity_and_nothing_else(local_stack: RunningStack) ->
     assert counted(local_stack, gone) == 0
     assert len(beacons_of(local_stack, kept)) == 1 and counted(local_stack, kept) == 1
 
-    again = json.loads(webbugger(local_stack, "erase", gone, "--yes", "--json").stdout)
+    again = json.loads(local_stack.cli("erase", gone, "--yes", "--json").stdout)
     assert (again["beacons"], again["counters"], again["visitor_marks"], again["record"]) == (0, 0, 0, False)
 
 
@@ -122,6 +110,6 @@ def test_the_admin_api_erases_too(local_stack: RunningStack) -> None:
 
 @pytest.mark.parametrize("entity", ["nosuchtype:1", "link:abc", "recipient"])
 def test_erase_refuses_what_is_not_an_entity_in_one_line(local_stack: RunningStack, entity: str) -> None:
-    result = webbugger(local_stack, "erase", entity, "--yes")
+    result = local_stack.cli("erase", entity, "--yes")
     assert (result.returncode, result.stdout) == (1, "")
     assert len(result.stderr.splitlines()) == 1, result.stderr

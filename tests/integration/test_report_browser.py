@@ -20,12 +20,10 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -41,32 +39,18 @@ from webbugger_plugins.campaign import create_campaign
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from conftest import RunningStack
 
 pytestmark = pytest.mark.ddblocal
 
-WEBBUGGER = Path(sys.executable).with_name("webbugger")
 CHROMIUM_TIMEOUT_S = 90.0
-COMMAND_TIMEOUT_S = 60.0
 COUNTERS_TIMEOUT_S = 20.0
 WINDOW = (1200, 1600)
 COLOUR_TOLERANCE = 8  # per channel: the bars are flat fills, so their insides are exact
 # How Chromium logs the page's console and uncaught exceptions on stderr.
 CONSOLE_LINE = re.compile(r":CONSOLE[:(]|Uncaught|Refused to|violates the following Content Security Policy")
-
-# Builds the command as main.py will once it wires commands.report in, for as long as it does not.
-HARNESS = """
-import argparse, sys
-from webbugger_cli import main
-from webbugger_cli.commands import report
-parser = argparse.ArgumentParser(prog="webbugger")
-parser.add_argument("--stack", default=None)
-parser.add_argument("--region", default=None)
-report.register(parser.add_subparsers(dest="command", required=True))
-args = parser.parse_args(sys.argv[1:])
-sys.exit(main._dispatch(args.handler, args))
-"""
 
 
 @dataclass
@@ -153,16 +137,6 @@ def poll(check: Callable[[], Any], timeout: float) -> Any:
         time.sleep(0.2)
 
 
-def report_command() -> list[str]:
-    """``webbugger report`` once main.py has it, else the same command built by HARNESS."""
-    probe = subprocess.run(
-        [str(WEBBUGGER), "report", "--help"], capture_output=True, text=True, timeout=60, check=False
-    )
-    if probe.returncode == 0 and "--html" in probe.stdout:
-        return [str(WEBBUGGER), "report"]
-    return [sys.executable, "-c", HARNESS, "report"]
-
-
 def rgb(colour: str) -> tuple[int, int, int]:
     value = int(colour.removeprefix("#"), 16)
     return value >> 16, (value >> 8) & 0xFF, value & 0xFF
@@ -218,14 +192,7 @@ def test_report_renders_in_chromium(local_stack: RunningStack, tmp_path: Path) -
     assert found == (5, 2), f"not within {COUNTERS_TIMEOUT_S:.0f} s: counters of {target} are {counted()}"
 
     out = tmp_path / "report.html"
-    made = subprocess.run(
-        [*report_command(), str(target), "--days", "7", "--html", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-        check=False,
-        env={**os.environ, "WEBBUGGER_STATE_DIR": str(local_stack.state_dir)},
-    )
+    made = local_stack.cli("report", str(target), "--days", "7", "--html", str(out))
     assert made.returncode == 0, made.stderr
     assert "Traceback" not in made.stderr
     # The stream labels both browsers' hits human: one person opened, the other clicked.
