@@ -3,7 +3,6 @@
 Imported by their absolute name ``tests.plugins_for_tests.<module>``: ``tests`` has no
 ``__init__.py`` (a namespace package), so the repository root must be on ``sys.path``; the tests
 put it there (``monkeypatch.syspath_prepend`` in-process, ``PYTHONPATH`` for subprocesses).
-The short name ``plugins_for_tests`` is taken by tests/integration/plugins_for_tests.
 """
 
 PACKAGE = __name__
