@@ -9,7 +9,8 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 # aws-sam-cli pins its own boto3 and click: it runs in its own tool environment, not the app's.
 SAM := $(UV) tool run --from aws-sam-cli==$(SAM_VERSION) sam
 # checkov pins many dependencies of its own: its own tool environment too. --skip-download: no network.
-CHECKOV := $(UV) tool run --from checkov==3.3.30 checkov --skip-download
+CHECKOV_VERSION := 3.3.30
+CHECKOV := $(UV) tool run --from checkov==$(CHECKOV_VERSION) checkov --skip-download
 export SAM_CLI_TELEMETRY := 0
 PORT ?= 3000
 export PORT

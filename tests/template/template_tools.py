@@ -5,6 +5,7 @@ and IAM grants."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,8 +15,18 @@ if TYPE_CHECKING:
     from webbugger_cli.template import Template
 
 ROOT = Path(__file__).resolve().parents[2]
-SAM_VERSION = "1.170.0"
-CHECKOV_VERSION = "3.3.30"
+
+
+def _makefile_pin(name: str) -> str:
+    """A tool's version as the Makefile pins it (``NAME := x.y.z``): one pin for make and tests."""
+    found = re.search(rf"^{name} := (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    if found is None:
+        raise LookupError(f"the Makefile pins no {name}")
+    return found.group(1)
+
+
+SAM_VERSION = _makefile_pin("SAM_VERSION")
+CHECKOV_VERSION = _makefile_pin("CHECKOV_VERSION")
 
 # Parameters that switch on every condition of the edge: CloudFront, two custom domains with their
 # certificate, the Route 53 alias records, the WAF rate rule, and the alarm e-mail subscription.
