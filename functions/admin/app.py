@@ -54,7 +54,7 @@ from webbugger.registry import Kind
 from webbugger.runtime import bind_tables, default_registry
 from webbugger.settings import get_settings
 from webbugger.signing import load_key_ring
-from webbugger.tokens import TokenClaims
+from webbugger.tokens import Purpose, TokenClaims
 from webbugger_plugins.link import (
     Link,
     LinkExistsError,
@@ -448,6 +448,12 @@ class MintRequest(BaseModel):
         description="Make the redirect URL a honeypot link: hidden in the mail, so whatever follows it "
         "is a machine (a security scanner), and so are its other hits in the same seconds.",
     )
+    purpose: Literal["web", "email"] | None = Field(
+        default=None,
+        description="What the URLs are for: 'email' (a mail's pixel and links; the default of "
+        "/mint/batch) or 'web' (a web page's; the default of /mint). Hits seconds after an email "
+        "mint can be a gateway's; on a web page they are the reader's.",
+    )
 
 
 class MintOut(BaseModel):
@@ -480,12 +486,15 @@ def _ref(kind: Kind, text: str | None) -> Ref | None:
     return ref
 
 
-def _mint(request: MintRequest, ring: KeyRing, base: str) -> dict[str, str]:
+def _mint(request: MintRequest, ring: KeyRing, base: str, default: Purpose = Purpose.WEB) -> dict[str, str]:
     target = _ref(Kind.TARGET, request.target)
     entity = _ref(Kind.ENTITY, request.entity)
     source = _ref(Kind.SOURCE, request.source)
     ignore = request.ignore_errors
-    pixel = TokenClaims(mode=Mode.PIXEL, target=target, entity=entity, source=source, ignore_errors=ignore)
+    purpose = Purpose(request.purpose) if request.purpose else default
+    pixel = TokenClaims(
+        mode=Mode.PIXEL, target=target, entity=entity, source=source, ignore_errors=ignore, purpose=purpose
+    )
     if request.honeypot and target is None:
         raise bad_request("a honeypot link needs a target to redirect to", "bad_reference")
     urls = {"pixel_url": tracking_url(base, pixel, ring)}
@@ -515,12 +524,13 @@ def mint(request: MintRequest) -> MintOut:
     responses={200: {"description": "The URLs, in the order of the items"}, 400: _BAD_REQUEST},
 )
 def mint_batch(batch: MintBatch) -> MintBatchOut:
-    """Up to 1000 items at once; one bad item refuses the batch (its index is in the message)."""
+    """Up to 1000 items at once, for a mailing (``purpose`` defaults to ``email``); one bad item
+    refuses the batch (its index is in the message)."""
     urls = []
     ring, base = _minting()
     for index, item in enumerate(batch.items):
         try:
-            urls.append(_mint(item, ring, base))
+            urls.append(_mint(item, ring, base, Purpose.EMAIL))
         except ApiError as exc:
             raise ApiError(exc.status, exc.code, f"items[{index}]: {exc.message}") from exc
         except WebbuggerError as exc:

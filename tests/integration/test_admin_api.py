@@ -18,6 +18,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 from webbugger.gif import TRANSPARENT_GIF
+from webbugger.tokens import verify
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -323,6 +324,17 @@ def test_a_honeypot_redirect_is_marked_on_its_beacon(local_stack: RunningStack) 
         if item.get("target", {}).get("S") == f"link:{link_id}"
     }
     assert hints == {"redirect": ["honeypot"], "pixel": None}  # only the link is the trap
+
+
+def test_mint_is_for_the_web_and_mint_batch_for_email_unless_asked(local_stack: RunningStack) -> None:
+    def purpose(url: str) -> str:
+        return str(verify(url.rsplit("/", 1)[1].removesuffix(".gif"), local_stack.ring).purpose)
+
+    admin = local_stack.admin_url
+    assert purpose(call("POST", f"{admin}/mint", {}).json()["pixel_url"]) == "web"
+    assert purpose(call("POST", f"{admin}/mint", {"purpose": "email"}).json()["pixel_url"]) == "email"
+    batch = call("POST", f"{admin}/mint/batch", {"items": [{}, {"purpose": "web"}]}).json()["urls"]
+    assert [purpose(urls["pixel_url"]) for urls in batch] == ["email", "web"]
 
 
 def test_mint_batch(local_stack: RunningStack) -> None:
