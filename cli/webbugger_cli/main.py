@@ -46,6 +46,7 @@ from webbugger_cli.commands import (
     links,
     print_table,
     records,
+    relabel,
     replay,
     report,
     stats,
@@ -320,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_parsers(commands, common)
     cost.add_parsers(commands)
     classify.add_parsers(commands)
+    relabel.add_parsers(commands, common)
     return parser
 
 
