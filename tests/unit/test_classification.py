@@ -167,6 +167,15 @@ def test_outlook_desktop_is_a_person_although_crawler_lists_flag_microsoft_offic
     assert classify_hit(Hit(user_agent=outlook)) == Verdict("human")
 
 
+def test_an_android_15_phone_is_a_person_although_a_list_names_its_build_a_scanner() -> None:
+    phone = (
+        "Mozilla/5.0 (Linux; Android 15; RMX3944 Build/AP3A.240617.008; wv) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Version/4.0 Chrome/141.0.7390.98 Mobile Safari/537.36"
+    )
+    assert classify.agents.listed_machine(phone) == ("security-scanner", "ua:crawler-user-agents")
+    assert classify_hit(Hit(user_agent=phone)) == Verdict("human")
+
+
 def test_missing_user_agent_is_a_machine_unless_the_visitor_opted_out() -> None:
     assert classify_hit(Hit(user_agent=None)) == Verdict("unknown-machine", ("ua:none",))
     assert classify_hit(Hit(user_agent=None, opted_out=True)) == Verdict("human")
@@ -213,7 +222,13 @@ def test_the_packaged_data_file_parses_and_every_entry_has_a_source_and_date() -
     parsed = classify.machines()
     assert parsed.user_agents and parsed.networks and parsed.mail_clients
     raw = json.loads(classify.DATA_FILE.read_text(encoding="utf-8"))
-    for entry in [*raw["user_agents"], *raw["networks"], *raw["mail_clients"]]:
+    for entry in [
+        *raw["user_agents"],
+        *raw["networks"],
+        *raw["mail_clients"],
+        *raw["referers"],
+        *raw["browsers"],
+    ]:
         assert entry["source"].startswith("https://") and entry["checked"]
 
 

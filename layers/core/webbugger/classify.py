@@ -11,7 +11,7 @@ A hit's *own* class comes from what it carries (:func:`classify_hit`), strongest
    security gateways, link-preview bots);
 3. the ``prefetch`` hint (``Purpose``/``Sec-Purpose: prefetch``) → privacy-prefetch;
 4. the maintained lists of machine user agents (device-detector, crawler-user-agents,
-   crawlerdetect, ua-parser's "Spider"; known mail clients they mistake for bots excepted);
+   crawlerdetect, ua-parser's "Spider"; mail clients and browsers they mistake for bots excepted);
 5. mail gateways' and proxies' published network ranges (``data/machines.json``), matched on the
    stored network (the address is kept as its /24 or /48, so the range and that network overlap);
 6. ``HEAD`` → unknown-machine;
@@ -19,14 +19,11 @@ A hit's *own* class comes from what it carries (:func:`classify_hit`), strongest
    for email* (the ``email`` hint), and *corroborated* by another signal → security-scanner;
 8. no user agent at all (unless the visitor opted out, which removes it) → unknown-machine.
 
-Timing alone never makes a machine: a pixel on a web page is fetched milliseconds after the page
-minted it, and a sign-up or password mail is opened within seconds. Like Mautic, which counts a
-bot only when two of three signals agree, a fast hit on an email URL needs one of: a gateway or
-cloud network (:mod:`webbugger.networks`), ``HEAD``, the honeypot hint, a gateway's Referer
-(``data/machines.json``), no ``Accept-Language`` (every browser sends one: RFC 9110 §12.5.4, and
-browsers fill it from the user's languages), or the ``nofetch`` hint: no ``Sec-Fetch-Mode``, which
-every current browser sends on every request (Fetch Metadata, https://www.w3.org/TR/fetch-metadata/;
-Chrome 76, Firefox 90, Safari 16.4) and an HTTP library does not.
+Timing alone never makes a machine (a web page's pixel is fetched milliseconds after minting, a
+sign-up mail opened within seconds); like Mautic's "2 of 3 signals", a fast email hit needs one of:
+a gateway or cloud network, ``HEAD``, a honeypot, a gateway's Referer, no ``Accept-Language``
+(browsers always send one), or the ``nofetch`` hint (no ``Sec-Fetch-Mode``, which every current
+browser sends: https://www.w3.org/TR/fetch-metadata/).
 
 Every signal found is kept as a reason; the first one decides the class. No signal: human.
 
@@ -75,29 +72,9 @@ if TYPE_CHECKING:
     from webbugger.models import Beacon
     from webbugger.settings import Settings
 
-__all__ = [
-    "CLASSES",
-    "DATA_FILE",
-    "MACHINE_CLASSES",
-    "Device",
-    "EntityHit",
-    "Hit",
-    "Machines",
-    "NetworkRule",
-    "UserAgentRule",
-    "Verdict",
-    "classify_hit",
-    "entity_hit",
-    "is_crawler",
-    "label_beacon",
-    "machines",
-    "parse_device",
-    "parse_machines",
-    "settle",
-    "settle_all",
-    "stored_network",
-    "warm_up",
-]
+# Re-exported: other modules and the tests import these from here.
+__all__ = ["DATA_FILE", "MACHINE_CLASSES", "Device", "NetworkRule", "UserAgentRule", "is_crawler"]
+__all__ += ["parse_device", "parse_machines", "stored_network"]
 
 HUMAN = "human"
 MAIL_PROXY = "mail-proxy"
@@ -209,7 +186,7 @@ def _user_agent_signal(user_agent: str, mode: str, table: Machines) -> Signal | 
 
 
 def _listed_signal(user_agent: str, table: Machines) -> Signal | None:
-    if any(rule.matches(user_agent) for rule in table.mail_clients):
+    if any(rule.matches(user_agent) for rule in table.people):
         return None
     return agents.listed_machine(user_agent)
 

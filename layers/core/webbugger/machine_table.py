@@ -1,7 +1,7 @@
 """Our own table of machines (``data/machines.json``), for what the maintained lists lack: mail
 proxies and privacy prefetchers (which fetch in a reader's place), email security gateways' user
-agents, network ranges and Referer hosts, link-preview bots, and the mail clients that generic
-crawler lists mistake for bots. Every entry names its public source and the day it was checked.
+agents, network ranges and Referer hosts, link-preview bots, and the mail clients and browsers
+that a maintained list mistakes for bots. Every entry names its public source and the day it was checked.
 """
 
 from __future__ import annotations
@@ -78,6 +78,12 @@ class Machines:
     networks: tuple[NetworkRule, ...]
     mail_clients: tuple[UserAgentRule, ...]
     referers: tuple[RefererRule, ...] = ()
+    browsers: tuple[UserAgentRule, ...] = ()
+
+    @property
+    def people(self) -> tuple[UserAgentRule, ...]:
+        """People's software (mail clients, browsers) that a maintained list mistakes for a machine."""
+        return (*self.mail_clients, *self.browsers)
 
 
 def _ua_rule(entry: dict[str, Any], classification: str | None) -> UserAgentRule:
@@ -90,8 +96,8 @@ def _ua_rule(entry: dict[str, Any], classification: str | None) -> UserAgentRule
 
 def parse_machines(data: dict[str, Any]) -> Machines:
     """Check and parse the data file's content (a wrong class or range is an error here)."""
-    referers = data.get("referers", [])
-    for entry in [*data["user_agents"], *data["networks"], *data["mail_clients"], *referers]:
+    referers, browsers = data.get("referers", []), data.get("browsers", [])
+    for entry in [*data["user_agents"], *data["networks"], *data["mail_clients"], *referers, *browsers]:
         if not entry.get("source", "").startswith("https://") or not entry.get("checked"):
             raise ValueError(f"{entry.get('id')}: every entry needs a https source and a checked date")
     for entry in [*data["user_agents"], *data["networks"], *referers]:
@@ -108,6 +114,7 @@ def parse_machines(data: dict[str, Any]) -> Machines:
             RefererRule(entry["id"], entry["class"], tuple(host.lower() for host in entry["hosts"]))
             for entry in referers
         ),
+        browsers=tuple(_ua_rule(entry, None) for entry in browsers),
     )
 
 
