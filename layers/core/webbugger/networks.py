@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import socket
 from dataclasses import dataclass
 from functools import cache
 
@@ -74,14 +75,21 @@ def cloud_ranges() -> dict[tuple[str, int], _Ranges]:
     intervals: dict[tuple[str, int], list[tuple[int, int]]] = {}
     for entry in decode_database(raw).ranges:
         provider = str(entry.provider).lower()
-        if provider not in CLOUD_PROVIDERS:
-            continue
-        network = ipaddress.ip_network(entry.cidr, strict=False)
-        start = int(network.network_address)
-        intervals.setdefault((provider, network.version), []).append(
-            (start, start + network.num_addresses - 1)
-        )
+        if provider in CLOUD_PROVIDERS:
+            version, start, end = _interval(entry.cidr)
+            intervals.setdefault((provider, version), []).append((start, end))
     return {key: _merged(found) for key, found in intervals.items()}
+
+
+def _interval(cidr: str) -> tuple[int, int, int]:
+    """(IP version, first, last address) of a CIDR; by hand, as ipaddress is ~5x slower here."""
+    address, _, length = cidr.partition("/")
+    version = 6 if ":" in address else 4
+    packed = socket.inet_pton(socket.AF_INET6 if version == 6 else socket.AF_INET, address)
+    bits = len(packed) * 8
+    host_bits = bits - int(length or bits)
+    start = int.from_bytes(packed, "big") >> host_bits << host_bits
+    return version, start, start + (1 << host_bits) - 1
 
 
 def cloud_provider(network: Network | None) -> str | None:
