@@ -11,6 +11,7 @@ nothing is imported (and the functions, loaded by file like Lambda does, are cov
 from __future__ import annotations
 
 import ast
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -183,3 +184,16 @@ def test_the_check_finds_a_plugin_module_imported_anywhere(tmp_path: Path) -> No
         "core/lazy.py:2: webbugger_plugins",
         "core/whole.py:1: webbugger_plugins",
     ]
+
+
+def test_the_check_fails_on_the_core_with_a_cycle_or_a_plugin_import_put_back(tmp_path: Path) -> None:
+    core = tmp_path / "webbugger"
+    shutil.copytree(CORE / "webbugger", core, ignore=shutil.ignore_patterns("__pycache__", "data"))
+    assert cycles(import_graph(tmp_path, "webbugger")) == []
+    # What bind_core_models did before it moved to runtime: a lazy import back from models.
+    with (core / "models.py").open("a") as models:
+        models.write("\n\ndef _bind_counters() -> None:\n    from webbugger.counters import Counter\n")
+    assert cycles(import_graph(tmp_path, "webbugger")) == [["webbugger.counters", "webbugger.models"]]
+    with (core / "erase.py").open("a") as erase:
+        erase.write("\nif TYPE_CHECKING:\n    from webbugger_plugins.link import Link\n")
+    assert [line.split(": ")[1] for line in plugin_imports([core])] == ["webbugger_plugins.link"]
