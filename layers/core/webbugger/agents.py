@@ -22,9 +22,10 @@ Why all three lists: each knows about a tenth to a half of what the others list 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
+
+from webbugger.labels import Device
 
 CACHE_SIZE = 8192
 
@@ -39,15 +40,6 @@ _CRAWLER_USER_AGENTS_CLASSES = (
     ("scanner", "security-scanner"),
     ("social-preview", "link-preview"),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Device:
-    """Browser, OS and device family of a user agent (None where ua-parser knows nothing)."""
-
-    browser: str | None = None
-    os: str | None = None
-    device: str | None = None
 
 
 def _family(part: Any) -> str | None:

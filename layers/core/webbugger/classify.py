@@ -53,7 +53,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from webbugger import agents
-from webbugger.agents import Device, is_crawler, parse_device
+from webbugger.agents import is_crawler, parse_device
+from webbugger.labels import HUMAN, Device, Verdict
 from webbugger.machine_table import (
     DATA_FILE,
     MACHINE_CLASSES,
@@ -73,10 +74,9 @@ if TYPE_CHECKING:
     from webbugger.settings import Settings
 
 # Re-exported: other modules and the tests import these from here.
-__all__ = ["DATA_FILE", "MACHINE_CLASSES", "Device", "NetworkRule", "UserAgentRule", "is_crawler"]
-__all__ += ["parse_device", "parse_machines", "stored_network"]
+__all__ = ["DATA_FILE", "MACHINE_CLASSES", "Device", "NetworkRule", "UserAgentRule", "Verdict"]
+__all__ += ["is_crawler", "parse_device", "parse_machines", "stored_network"]
 
-HUMAN = "human"
 MAIL_PROXY = "mail-proxy"
 PRIVACY_PREFETCH = "privacy-prefetch"
 SECURITY_SCANNER = "security-scanner"
@@ -151,19 +151,6 @@ class Hit:
             referer=beacon.referer,
             purpose="email" if HINT_EMAIL in hints else "web",
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """A class and the reasons for it (short codes)."""
-
-    classification: str
-    reasons: tuple[str, ...] = ()
-
-    @property
-    def human(self) -> bool:
-        """Whether the class is human."""
-        return self.classification == HUMAN
 
 
 Signal = tuple[str, str]  # (class, reason)
