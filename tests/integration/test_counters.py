@@ -18,6 +18,7 @@ import http.client
 import itertools
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -32,10 +33,9 @@ import moto_stack
 import pytest
 from moto import mock_aws
 from moto_stack import Handler
-from pynamodb.transactions import TransactWrite
 from stream_test_plugins import probe
-from webbugger import runtime
-from webbugger.counters import COUNTED_MARK, count_beacon, daily_salt, daily_stats, visitor_key
+from webbugger import runtime, stream_batch
+from webbugger.counters import daily_salt, daily_stats, visitor_key
 from webbugger.ids import epoch_ms, new_beacon_id
 from webbugger.minting import tracking_url
 from webbugger.models import Beacon, beacon_partition, expiry
@@ -257,6 +257,11 @@ def all_counter_items() -> list[dict[str, Any]]:
     return items
 
 
+def ledgers() -> list[dict[str, Any]]:
+    """Every batch ledger in the counters table."""
+    return [item for item in all_counter_items() if item["pk"]["S"].startswith("l#")]
+
+
 def failures(response: dict[str, Any]) -> list[str]:
     return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
 
@@ -279,7 +284,7 @@ def redirect_event(path: str, user_agent: str, source_ip: str) -> dict[str, Any]
 # --- (1) counts after a batch -------------------------------------------------------------------
 
 
-def test_a_batch_of_tracked_hits_counts_totals_and_distinct_visitors(track: Handler, stream: Handler) -> None:
+def test_a_batch_of_tracked_hits_counts_totals_and_distinct_people(track: Handler, stream: Handler) -> None:
     link = create_link(DESTINATION)
     create_campaign("spring")
     probe_id = f"c-{uuid.uuid4().hex[:12]}"
@@ -296,21 +301,23 @@ def test_a_batch_of_tracked_hits_counts_totals_and_distinct_visitors(track: Hand
     response = stream(batch(*(stream_record(item) for item in items)), FakeContext())
 
     assert response == {"batchItemFailures": []}
-    assert counts(Kind.TARGET, str(target)) == (5, 2)
-    # The entity and the source are counted under their own kinds, not as targets.
-    assert counts(Kind.ENTITY, str(entity)) == (5, 2)
-    assert counts(Kind.SOURCE, str(source)) == (5, 2)
-    assert counts(Kind.TARGET, str(entity)) == (0, 0)
+    # One person (the entity), whatever the two agents: unique 1.
+    assert counts(Kind.TARGET, str(target)) == (5, 1)
+    # The source is counted under its own kind, not as a target; entities are not counted by
+    # default (COUNTED_KINDS): the entity's own record counts its hits.
+    assert counts(Kind.SOURCE, str(source)) == (5, 1)
+    assert counts(Kind.ENTITY, str(entity)) == (0, 0)
     assert counts(Kind.TARGET, str(source)) == (0, 0)
     assert counts(Kind.SOURCE, str(target)) == (0, 0)
-    # The deferred hook ran first, once per beacon; every beacon carries both marks.
+    # The deferred hook ran first, once per beacon (its transaction marked each beacon); every
+    # beacon is claimed to the batch's one ledger.
     applied = probe.load(probe_id)
     assert applied is not None
     assert applied.applied == 5
-    assert all(
-        set(stored_item(item["id"]["S"])["applied"]["SS"]) == {probe.TYPE_NAME, COUNTED_MARK}
-        for item in items
-    )
+    stored = [stored_item(item["id"]["S"]) for item in items]
+    assert all(set(item["applied"]["SS"]) == {probe.TYPE_NAME} for item in stored)
+    assert len({item["lg"]["S"] for item in stored}) == 1
+    assert [ledger["state"]["S"] for ledger in ledgers()] == ["committed"]
 
 
 def test_same_visitor_on_two_references_is_unique_on_each(stream: Handler) -> None:
@@ -348,18 +355,6 @@ def test_replaying_a_batch_changes_nothing(stream: Handler) -> None:
     assert sorted(map(json.dumps, all_counter_items())) == before
 
 
-def test_count_beacon_counts_each_beacon_once(aws: None) -> None:
-    settings = runtime.default_settings()
-    beacon_id = store(target="link:once")
-    beacon = Beacon.from_raw_data(stored_item(beacon_id))
-    assert count_beacon(beacon, SALT, settings) is True
-    assert count_beacon(beacon, SALT, settings) is False  # the item as first read: refused by the mark
-    reread = Beacon.from_raw_data(stored_item(beacon_id))
-    assert COUNTED_MARK in reread.hooks_applied
-    assert count_beacon(reread, SALT, settings) is False  # the mark seen: not even tried
-    assert counts(Kind.TARGET, "link:once") == (1, 1)
-
-
 # --- (3) partial batch failures ------------------------------------------------------------------
 
 
@@ -376,17 +371,17 @@ def test_a_failing_record_is_reported_alone_and_counted_once_when_redelivered(st
 
     assert failures(response) == [sequence(records[1])]
     assert probe.CALLS[flaky] == 1
-    assert counts(Kind.TARGET, "link:partial") == (2, 1)  # the two others, once
-    assert COUNTED_MARK not in stored_item(bad).get("applied", {}).get("SS", [])
+    # The two others, once: two people (an entity, and a visitor without one).
+    assert counts(Kind.TARGET, "link:partial") == (2, 2)
+    assert "lg" not in stored_item(bad)  # not claimed for counting
 
     # Lambda resumes a stream from the failed record: it and those after it come again.
     response = stream(batch(*(copy.deepcopy(r) for r in records[1:])), FakeContext())
     assert response == {"batchItemFailures": []}
-    assert counts(Kind.TARGET, "link:partial") == (3, 2)
-    assert counts(Kind.ENTITY, f"{probe.TYPE_NAME}:{flaky}") == (1, 1)
+    assert counts(Kind.TARGET, "link:partial") == (3, 3)
     # And once more, just the record that failed: counted once still.
     assert stream(batch(copy.deepcopy(records[1])), FakeContext()) == {"batchItemFailures": []}
-    assert counts(Kind.TARGET, "link:partial") == (3, 2)
+    assert counts(Kind.TARGET, "link:partial") == (3, 3)
     applied = probe.load(flaky)
     assert applied is not None
     assert applied.applied == 1
@@ -397,17 +392,17 @@ def test_counting_that_fails_for_one_beacon_fails_only_its_record(
 ) -> None:
     ids = [store(target="link:cfail", user_agent=agent) for agent in (UA_A, UA_B, UA_A)]
     poison = ids[1]
-    real = stream_module.count_beacon
+    real = stream_batch.claim
     attempts: list[str] = []
 
-    def failing_once(beacon: Beacon, ring: KeyRing, settings: Any) -> bool:
+    def failing_once(beacon: Beacon, *args: Any) -> bool:
         attempts.append(beacon.id)
         if beacon.id == poison and attempts.count(poison) == 1:
-            raise RuntimeError("counters unavailable")
-        result: bool = real(beacon, ring, settings)
+            raise RuntimeError("beacons table unavailable")
+        result: bool = real(beacon, *args)
         return result
 
-    monkeypatch.setattr(stream_module, "count_beacon", failing_once)
+    monkeypatch.setattr(stream_batch, "claim", failing_once)
     records = [stream_record(stored_item(beacon_id)) for beacon_id in ids]
 
     response = stream(batch(*records), FakeContext())
@@ -420,34 +415,31 @@ def test_counting_that_fails_for_one_beacon_fails_only_its_record(
     assert counts(Kind.TARGET, "link:cfail") == (3, 2)
 
 
-def test_a_beacon_whose_first_count_failed_after_claiming_its_visitor_still_counts_unique(
-    aws: None, monkeypatch: pytest.MonkeyPatch
+def test_a_beacon_whose_processing_stopped_after_its_unique_claim_still_counts_unique(
+    stream: Handler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The visitor marker is claimed before the transaction commits: a retry of the same beacon
-    must find its own claim and still count the visitor, and a later beacon of that visitor not."""
-    settings = runtime.default_settings()
-    first = Beacon.from_raw_data(stored_item(store(target="link:claimed")))
-    second = Beacon.from_raw_data(stored_item(store(target="link:claimed")))
+    """The person-day claim is made before the beacon is claimed for counting: a retry of the
+    same beacon must find its own claim and still count the visitor, and a later beacon of that
+    visitor not."""
+    first, second = store(target="link:claimed"), store(target="link:claimed")
+    real = stream_batch.claim
 
-    class CommitInterruptedError(Exception):
-        pass
-
-    real_update = TransactWrite.update
-
-    def interrupted_update(self: Any, model: Any, *args: Any, **kwargs: Any) -> None:
-        if isinstance(model, Beacon):
-            raise CommitInterruptedError  # after the claims, before the commit
-        real_update(self, model, *args, **kwargs)
+    def interrupted(beacon: Beacon, *args: Any) -> bool:
+        if beacon.id == first:
+            raise RuntimeError("after the person-day claim, before the beacon's own write")
+        result: bool = real(beacon, *args)
+        return result
 
     with monkeypatch.context() as patch:
-        patch.setattr(TransactWrite, "update", interrupted_update)
-        with pytest.raises(CommitInterruptedError):
-            count_beacon(first, SALT, settings)
+        patch.setattr(stream_batch, "claim", interrupted)
+        response = stream(insert_event([first]), FakeContext())
+    assert len(failures(response)) == 1
     assert counts(Kind.TARGET, "link:claimed") == (0, 0)  # nothing committed
 
-    assert count_beacon(second, SALT, settings) is True  # the marker is the first beacon's
-    assert count_beacon(first, SALT, settings) is True  # its retry finds its own marker
-    assert counts(Kind.TARGET, "link:claimed") == (2, 1)
+    assert stream(insert_event([second]), FakeContext()) == {"batchItemFailures": []}
+    assert counts(Kind.TARGET, "link:claimed") == (1, 0)  # the unique claim is the first beacon's
+    assert stream(insert_event([first]), FakeContext()) == {"batchItemFailures": []}
+    assert counts(Kind.TARGET, "link:claimed") == (2, 1)  # its retry finds its own claim
 
 
 # --- (4) visitors that cannot be told apart -----------------------------------------------------
@@ -557,18 +549,25 @@ def test_the_counters_table_holds_no_address_or_user_agent(track: Handler, strea
     assert all_counter_items()  # counters and visitor markers were written
     for secret in secrets:
         assert secret not in dump, secret
+    counted = {"total", "unique", "human", "machine", "unique_human_opens", "unique_human_clicks"}
     for item in all_counter_items():
-        assert set(item) <= {"pk", "sk", "total", "unique", "human", "machine", "expires", "beacon"}
+        # Counters, batch ledgers, and person-days: their beacons' ids and their claims (named
+        # by kind and reference, holding a beacon id).
+        fixed = {"pk", "sk", "expires", "state", "hits", *counted}
+        claims = {name for name in item if re.match(r"(u[tes]|h[oc][tes])#", name)}
+        assert set(item) - fixed == claims, item
 
 
 def test_visitor_markers_do_not_outlive_their_day(stream: Handler) -> None:
     moment = datetime(2024, 3, 9, 15, 0, tzinfo=UTC)
     beacon_id = store(target="link:marker", at=moment, ip="198.51.100.0", user_agent=UA_A)
     assert stream(insert_event([beacon_id]), FakeContext()) == {"batchItemFailures": []}
-    (marker,) = [item for item in all_counter_items() if item["pk"]["S"].startswith("v#target#link:marker#")]
-    # Anyone holding the key ring and the marker can still tell who it was (what a marker allows).
+    (marker,) = [item for item in all_counter_items() if "ut#link:marker" in item]
+    # Anyone holding the salt secret and the marker can still tell who it was (what a marker allows).
     guess = Beacon(ip="198.51.100.0", user_agent=UA_A)
-    assert marker["sk"]["S"] == visitor_key(guess, daily_salt(SALT, "2024-03-09"))
+    assert marker["pk"]["S"] == f"p#v#{visitor_key(guess, daily_salt(SALT, '2024-03-09'))}"
+    assert marker["sk"]["S"] == "2024-03-09"
+    assert marker["ut#link:marker"]["S"] == beacon_id
     end_of_day = datetime(2024, 3, 10, tzinfo=UTC)
     assert int(marker["expires"]["N"]) <= (end_of_day + timedelta(days=2)).timestamp()
 
