@@ -299,13 +299,15 @@ def test_recipient_is_left_to_the_stream_then_counted_once_per_beacon(handler: H
     registry, settings = runtime.default_registry(), runtime.default_settings()
     assert apply_deferred_hooks(opened, registry, settings) is True
     # Delivered again (the stream is at least once), with the item as first read: applied once.
+    # The recipient's one write carries the beacon's id (no transaction, no mark on the beacon).
     assert apply_deferred_hooks(opened, registry, settings) is False
     reread = Beacon.get(opened.pk, opened.id, consistent_read=True)
-    assert reread.hooks_applied == {"recipient"}
+    assert reread.hooks_applied is None
     assert apply_deferred_hooks(reread, registry, settings) is False
     recipient = Recipient.get("r-1", consistent_read=True)
     assert (recipient.opens, recipient.clicks) == (1, 0)
     assert recipient.first_open == recipient.last_open == opened.created_at
+    assert set(recipient.applied.as_dict()) == {opened.id}
 
     link = create_link("https://example.com/click")
     response = handler(event(redirect(f"link:{link.id}", entity=Ref("recipient", "r-1"))), FakeContext())

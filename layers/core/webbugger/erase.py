@@ -37,6 +37,7 @@ class Erased:
     entity: str
     beacons: int
     counters: int
+    # The entity's day items (its unique claims and beacon list; the name is the API's, kept).
     visitor_marks: int
     record: bool
     # Why the entity's own record could not be deleted (its table unreachable from here), if so.
