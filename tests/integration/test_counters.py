@@ -161,6 +161,7 @@ def store(
     ip: str | None = "198.51.100.0",
     user_agent: str | None = UA_A,
     at: datetime | None = None,
+    mode: str = "redirect",
 ) -> str:
     """Store a beacon with Beacon.save, as the track function would; its id."""
     moment = at or datetime.now(UTC)
@@ -169,7 +170,7 @@ def store(
         pk=beacon_partition(beacon_id),
         id=beacon_id,
         created_at=moment,
-        mode="redirect",
+        mode=mode,
         method="GET",
         target=target,
         entity=entity,
@@ -608,6 +609,141 @@ def test_a_key_rotation_mid_day_keeps_uniques_exact(aws: None, stream: Handler) 
     second = store(target="link:rotate")
     assert stream(insert_event([second]), FakeContext()) == {"batchItemFailures": []}
     assert counts(Kind.TARGET, "link:rotate") == (2, 1)
+
+
+# --- (7) redelivery: every shape counts each beacon once ------------------------------------------
+
+MPP = "Mozilla/5.0"  # Apple Mail Privacy Protection's prefetch
+SAFARI = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Version/18.1 Mobile"
+NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def figures(kind: Kind, ref: str, day: date) -> dict[str, int]:
+    totals: dict[str, int] = daily_stats(kind, ref, day, day).as_dict()["totals"]
+    return totals
+
+
+def mail_hits(tag: str) -> list[dict[str, Any]]:
+    """One recipient's mail: Apple's prefetch of the pixel, the person's click an hour later (which
+    makes that open human), another click ten minutes after."""
+    person = {"entity": f"recipient:{tag}", "source": f"campaign:{tag}"}
+    return [
+        {**person, "mode": "pixel", "at": NOON, "user_agent": MPP, "ip": "17.58.97.0"},
+        {**person, "target": f"link:{tag}", "at": NOON + timedelta(hours=1), "user_agent": SAFARI},
+        {
+            **person,
+            "target": f"link:{tag}",
+            "at": NOON + timedelta(hours=1, minutes=10),
+            "user_agent": SAFARI,
+        },
+    ]
+
+
+MAIL_SOURCE = {
+    "unique_human_opens": 1,
+    "unique_human_clicks": 1,
+    "total": 3,
+    "unique": 1,
+    "human": 3,
+    "machine": 0,
+}
+MAIL_LINK = {**MAIL_SOURCE, "unique_human_opens": 0, "total": 2, "human": 2}
+
+
+def assert_mail_counted(tag: str) -> None:
+    assert figures(Kind.SOURCE, f"campaign:{tag}", NOON.date()) == MAIL_SOURCE
+    assert figures(Kind.TARGET, f"link:{tag}", NOON.date()) == MAIL_LINK
+
+
+def redeliver_every_shape(stream: Handler, ids: list[str], check: Callable[[], None]) -> None:
+    """The beacons' records again: whole, in bisected halves, and from each record on."""
+    records = [stream_record(stored_item(beacon_id)) for beacon_id in ids]
+    middle = len(records) // 2
+    shapes = [records, records[:middle], records[middle:], *(records[n:] for n in range(1, len(records)))]
+    distinct = {tuple(sequence(record) for record in shape): shape for shape in shapes}
+    for shape in distinct.values():
+        assert stream(batch(*(copy.deepcopy(r) for r in shape)), FakeContext()) == {"batchItemFailures": []}
+        check()
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["one-by-one", "one-batch"])
+def test_every_arrival_order_of_one_recipients_hits_counts_exactly(stream: Handler, together: bool) -> None:
+    """Each order a sharded stream can deliver one mail's hits in: alone (a later hit not stored yet
+    when an earlier one is processed) or in one batch (the open claimed for counting, then
+    relabelled human by the click before the batch's counts commit). Then every redelivery."""
+    for n, order in enumerate(itertools.permutations(range(3))):
+        tag = f"order-{together}-{n}"
+        specs = mail_hits(tag)
+        made: dict[int, str] = {}
+        for index in order:
+            made[index] = store(**specs[index])
+            if not together:
+                assert stream(insert_event([made[index]]), FakeContext()) == {"batchItemFailures": []}
+        if together:
+            assert stream(insert_event([made[i] for i in order]), FakeContext()) == {"batchItemFailures": []}
+        assert_mail_counted(tag)
+        redeliver_every_shape(stream, [made[i] for i in order], partial(assert_mail_counted, tag))
+
+
+class _LostCommitError(RuntimeError):
+    """The batch's commit fails (the invocation ends before its counts are written)."""
+
+
+@pytest.fixture
+def first_commit_lost(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Makes the next batch commit fail; keeps its transaction, to commit it late afterwards."""
+    from webbugger import ledger
+
+    lost: list[Any] = []
+
+    class LosingFirst(ledger.TransactWrite):
+        def _commit(self) -> Any:
+            if not lost:
+                lost.append(self)
+                raise _LostCommitError
+            return super()._commit()
+
+    monkeypatch.setattr(ledger, "TransactWrite", LosingFirst)
+    return lost
+
+
+@pytest.mark.parametrize("shape", ["whole", "halves"])
+def test_a_batch_whose_counts_never_committed_counts_once_when_delivered_again(
+    stream: Handler, first_commit_lost: list[Any], shape: str
+) -> None:
+    from pynamodb.exceptions import TransactWriteError
+    from pynamodb.transactions import TransactWrite
+
+    tag = f"lost-{shape}"
+    ids = [store(**spec) for spec in mail_hits(tag)]
+    ids += [
+        store(target=f"link:{tag}", source=f"campaign:{tag}", user_agent=a, at=NOON) for a in (UA_A, UA_B)
+    ]
+    records = [stream_record(stored_item(beacon_id)) for beacon_id in ids]
+    # The open is claimed, then relabelled human by the click in the same batch: its move is
+    # counted at once, and its claim is lost with the commit.
+    response = stream(batch(*records), FakeContext())
+    assert failures(response) == [sequence(record) for record in records]
+    assert figures(Kind.SOURCE, f"campaign:{tag}", NOON.date())["total"] == 0
+    (lost,) = first_commit_lost
+
+    parts = [records] if shape == "whole" else [records[:2], records[2:]]
+    for part in parts:
+        assert stream(batch(*(copy.deepcopy(r) for r in part)), FakeContext()) == {"batchItemFailures": []}
+    # The mail's recipient, and two visitors clicking: three people, each a human click.
+    expected_source = {**MAIL_SOURCE, "total": 5, "unique": 3, "human": 5, "unique_human_clicks": 3}
+    expected_link = {**MAIL_LINK, "total": 4, "unique": 3, "human": 4, "unique_human_clicks": 3}
+    assert figures(Kind.SOURCE, f"campaign:{tag}", NOON.date()) == expected_source
+    assert figures(Kind.TARGET, f"link:{tag}", NOON.date()) == expected_link
+    states = sorted(ledger["state"]["S"] for ledger in ledgers())
+    assert states == ["aborted", *["committed"] * len(parts)]
+
+    # The lost commit arrives after all (it was on the wire): refused, the ledger being aborted.
+    with pytest.raises(TransactWriteError):
+        TransactWrite._commit(lost)
+    redeliver_every_shape(stream, ids, lambda: None)
+    assert figures(Kind.SOURCE, f"campaign:{tag}", NOON.date()) == expected_source
+    assert figures(Kind.TARGET, f"link:{tag}", NOON.date()) == expected_link
 
 
 # --- the real local stack ---------------------------------------------------------------------------
