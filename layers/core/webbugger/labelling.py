@@ -48,6 +48,7 @@ from webbugger.ledger import (
     move_deltas,
     tallied_refs,
     tally,
+    version_is,
 )
 from webbugger.models import Beacon, beacon_key, expiry, hydrate, transaction_connection
 from webbugger.observability import MetricUnit, metrics
@@ -221,7 +222,9 @@ class ClaimMoves:
             tx.update(
                 heir,
                 actions=[bump_version()],
-                condition=(Beacon.classification == "human") & _ledger_is(heir.ledger),
+                condition=(Beacon.classification == "human")
+                & _ledger_is(heir.ledger)
+                & version_is(heir.version),
             )
 
 
@@ -246,7 +249,8 @@ def align_own_claims(
 def _relabel_stored(stored: Beacon, verdict: Verdict, salt_secret: bytes, settings: Settings) -> None:
     old: str | None = stored.classification
     label = [*label_actions(verdict, None), bump_version()]
-    condition = (Beacon.classification == old) & _ledger_is(stored.ledger)
+    # On the class, ledger and version read: any write in between makes this one start over.
+    condition = (Beacon.classification == old) & _ledger_is(stored.ledger) & version_is(stored.version)
     found = _day_of_person(stored, salt_secret) if stored.ledger is not None else None
     if stored.ledger is None or (old == "human") == verdict.human:
         # Not counted yet (its claim will count what it is then), or no count changes.
@@ -283,7 +287,7 @@ def relabel(beacon: Beacon, verdict: Verdict, salt_secret: bytes, settings: Sett
         except (TransactWriteError, UpdateError) as exc:
             if isinstance(exc, UpdateError) and not conflicted(exc):
                 raise
-            if isinstance(exc, TransactWriteError) and not _transaction_conflict(exc):
+            if isinstance(exc, TransactWriteError) and not transaction_conflict(exc):
                 raise
             continue
         metrics.add_metric(name="Relabelled", unit=MetricUnit.Count, value=1)
@@ -294,7 +298,8 @@ def relabel(beacon: Beacon, verdict: Verdict, salt_secret: bytes, settings: Sett
     raise LabelConflictError(f"beacon {beacon.id}: relabelling kept conflicting; retried by the stream")
 
 
-def _transaction_conflict(exc: TransactWriteError) -> bool:
+def transaction_conflict(exc: TransactWriteError) -> bool:
+    """Whether a transaction was cancelled by a condition or a concurrent transaction."""
     return any(
         reason is not None and reason.code in ("ConditionalCheckFailed", "TransactionConflict")
         for reason in exc.cancellation_reasons or []

@@ -103,7 +103,7 @@ class Day:
     @classmethod
     def of(cls, item: dict[str, Any]) -> Day:
         """From a raw item (a GetItem, Query or UpdateItem answer)."""
-        claims = {name: value["S"] for name, value in item.items() if name[:1] in "uh" and "S" in value}
+        claims = {name: value["S"] for name, value in item.items() if name[:1] in "uh" and "#" in name}
         hits = frozenset(item.get("hits", {}).get("SS", ()))
         return cls(item["pk"]["S"], item["sk"]["S"], hits, claims)
 

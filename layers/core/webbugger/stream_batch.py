@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pynamodb.exceptions import TransactWriteError
+
 from webbugger.classify import Hit, classify_hit, parse_device
 from webbugger.counters import LabelConflictError, counted_refs, counter_key, daily_salt, day_of
 from webbugger.deferred import apply_deferred_hooks
@@ -31,6 +33,7 @@ from webbugger.labelling import (
     neighbours_of,
     relabel,
     take_stored,
+    transaction_conflict,
     verdicts_for,
 )
 from webbugger.ledger import LedgerBatch, claim, reclaim, tallied_refs, tally
@@ -109,7 +112,13 @@ class BatchRun:
             verdicts = verdicts_for(beacon, neighbours)
             verdict = verdicts[beacon.id]
             if refs and day is not None:
-                day = align_own_claims(beacon, verdict, day, refs, self.settings)
+                try:
+                    day = align_own_claims(beacon, verdict, day, refs, self.settings)
+                except TransactWriteError as exc:
+                    if not transaction_conflict(exc):
+                        raise
+                    day = read(day.person, day.day) or day  # a neighbour registered meanwhile
+                    continue
             codes = tally(beacon, verdict.classification, day, refs) if refs else None
             ledger_id = self.ledgers.ledger_for(_keys(beacon, refs)) if codes else None
             if claim(beacon, verdict, device, codes, ledger_id):
