@@ -16,16 +16,22 @@ from webbugger.tokens import KeyRing, TokenClaims, verify
 BASE = "https://t.invalid"
 PLACEHOLDER = re.compile(r"<!--\s*webbugger:pixel\s*-->", re.IGNORECASE)
 _TOKEN = r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"
-_REWRITTEN = re.compile(
-    rf"(?P<value>([\"'])(?P<link>{re.escape(BASE)}/r/{_TOKEN})\2)"
-    rf"|(?P<insert>(?:<a href=\"(?P<honeypot>{re.escape(BASE)}/r/{_TOKEN})\" aria-hidden=\"true\" "
-    rf"tabindex=\"-1\" style=\"[^\"]*\">&#8203;</a>)?"
-    rf"<img src=\"(?P<pixel>{re.escape(BASE)}/p/{_TOKEN})\.gif\" width=\"1\" height=\"1\" alt=\"\" "
-    rf"style=\"[^\"]*\">)"
-)
+
+
+def _rewritten(base: str) -> re.Pattern[str]:
+    """A tracking URL as an attribute value, or the inserted pixel (and honeypot), of ``base``."""
+    base = re.escape(base.rstrip("/"))
+    return re.compile(
+        rf"(?P<value>([\"'])(?P<link>{base}/r/{_TOKEN})\2)"
+        rf"|(?P<insert>(?:<a href=\"(?P<honeypot>{base}/r/{_TOKEN})\" aria-hidden=\"true\" "
+        rf"tabindex=\"-1\" style=\"[^\"]*\">&#8203;</a>)?"
+        rf"<img src=\"(?P<pixel>{base}/p/{_TOKEN})\.gif\" width=\"1\" height=\"1\" alt=\"\" "
+        rf"style=\"[^\"]*\">)"
+    )
+
+
 _HREF_BEFORE = re.compile(r"\bhref[\t\n\f\r ]*=[\t\n\f\r ]*\Z", re.IGNORECASE)
 _ORIGINAL_VALUE = re.compile(r"\"[^\"]*\"|'[^']*'|[^\t\n\f\r >]+")
-_TEXT_URL = re.compile(rf"{re.escape(BASE)}/r/{_TOKEN}")
 
 
 @dataclass
@@ -39,11 +45,12 @@ class RewrittenParts:
     placeholder_replaced: bool = False
 
 
-def rewritten_parts(original: str, rewritten: str) -> RewrittenParts:
-    """Align ``rewritten`` with ``original``; AssertionError at the first difference not allowed."""
+def rewritten_parts(original: str, rewritten: str, base: str = BASE) -> RewrittenParts:
+    """Align ``rewritten`` with ``original``; AssertionError at the first difference not allowed.
+    ``base`` is the tracking URLs' base."""
     parts = RewrittenParts()
     i = j = 0
-    for match in _REWRITTEN.finditer(rewritten):
+    for match in _rewritten(base).finditer(rewritten):
         kept = rewritten[j : match.start()]
         assert original.startswith(kept, i), f"changed near offset {i}: {original[i : i + 80]!r}"
         i += len(kept)
@@ -67,14 +74,15 @@ def rewritten_parts(original: str, rewritten: str) -> RewrittenParts:
     return parts
 
 
-def text_tokens(original: str, rewritten: str) -> tuple[list[str], list[str]]:
+def text_tokens(original: str, rewritten: str, base: str = BASE) -> tuple[list[str], list[str]]:
     """The original URLs a plain-text part's tracking URLs replaced, and their tokens; the text
     around them must be unchanged."""
-    pieces = _TEXT_URL.split(rewritten)
+    url = re.compile(rf"{re.escape(base.rstrip('/'))}/r/{_TOKEN}")
+    pieces = url.split(rewritten)
     pattern = r"(https?://\S+?)".join(re.escape(piece) for piece in pieces)
     aligned = re.fullmatch(pattern, original, re.DOTALL)
     assert aligned is not None, "the text part changed outside the rewritten URLs"
-    return list(aligned.groups()), [url.rsplit("/", 1)[1] for url in _TEXT_URL.findall(rewritten)]
+    return list(aligned.groups()), [found.rsplit("/", 1)[1] for found in url.findall(rewritten)]
 
 
 def claims_of(tokens: list[str], ring: KeyRing) -> list[TokenClaims]:

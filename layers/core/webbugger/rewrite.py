@@ -22,6 +22,7 @@ per distinct destination, and :func:`render` signs and splices for each recipien
 
 from __future__ import annotations
 
+import hashlib
 import html as html_escape
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -298,6 +299,12 @@ def plan_message(
     pixel = next((Replacement(at, end) for at, end in spots), None)
     text_links = planner.text_links(text) if text is not None else []
     return MessagePlan(html, text, tuple(html_links), tuple(text_links), pixel, tuple(planner.skipped))
+
+
+def campaign_link_id(campaign: Ref, destination: str) -> str:
+    """The id of the campaign's stored link to ``destination``: the same for every recipient and
+    every run, so each link is stored once and its clicks are that campaign's."""
+    return "m-" + hashlib.blake2b(f"{campaign}\n{destination}".encode(), digest_size=10).hexdigest()
 
 
 def resolve_links(plan: MessagePlan, link_id_for: LinkIdFor) -> dict[str, str]:
