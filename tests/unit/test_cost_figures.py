@@ -105,7 +105,7 @@ STREAM_MODULE = f"webbugger_function_{STREAM_CODE_URI.name}_app"
 WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 OUT_OF_DATE = (
     "the DynamoDB calls of a hit changed: put the counted units in "
-    "cli/webbugger_cli/data/hits.json, then README's cost table "
+    "cli/webbugger_cli/data/hits.json, then docs/cost.md's table "
     "(uv run webbugger cost --hits 1000000 --markdown)"
 )
 # Issue 13's write-unit budget per hit, amortised over a batch of 100 hits of one campaign.

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
     from pynamodb.transactions import TransactWrite
 
-    from webbugger.classify import Device, Verdict
     from webbugger.models import Beacon
     from webbugger.refs import Ref
     from webbugger.settings import Settings
@@ -145,22 +144,6 @@ class Deltas:
 
 class LabelConflictError(RuntimeError):
     """Concurrent processing kept a beacon's conditional writes failing (the record is retried)."""
-
-
-def store_label(
-    beacon: Beacon, verdict: Verdict, device: Device, salt_secret: bytes, settings: Settings
-) -> None:
-    """Label a beacon (see :func:`webbugger.labelling.store_label`; kept here for its callers)."""
-    from webbugger import labelling  # the labelling module builds on this one
-
-    labelling.store_label(beacon, verdict, device, salt_secret, settings)
-
-
-def relabel(beacon: Beacon, verdict: Verdict, salt_secret: bytes, settings: Settings) -> bool:
-    """Relabel a beacon (see :func:`webbugger.labelling.relabel`; kept here for its callers)."""
-    from webbugger import labelling  # the labelling module builds on this one
-
-    return labelling.relabel(beacon, verdict, salt_secret, settings)
 
 
 @dataclass(frozen=True, slots=True)

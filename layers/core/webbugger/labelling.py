@@ -57,7 +57,7 @@ from webbugger.persons import Day, PersonDay, claim_changes, entity_beacon_ids, 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from webbugger.classify import Device, Verdict
+    from webbugger.labels import Device, Verdict
     from webbugger.registry import Kind
     from webbugger.settings import Settings
 

@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
     from pynamodb.expressions.condition import Condition
 
-    from webbugger.classify import Device, Verdict
+    from webbugger.labels import Device, Verdict
     from webbugger.persons import Day
     from webbugger.registry import Kind
     from webbugger.settings import Settings

@@ -226,19 +226,6 @@ def _connection(region: str, host: str | None) -> Connection:
     return Connection(region=region, host=host)
 
 
-def bind_core_models(settings: Settings) -> None:
-    """Bind the core's own models (beacons; counters where the function has them) to their tables."""
-    bind(Beacon, settings.beacons_table, settings)
-    if settings.counters_table:
-        # Not on the track function's path.
-        from webbugger.counters import Counter
-        from webbugger.ledger import Ledger
-        from webbugger.persons import PersonDay
-
-        for model in (Counter, PersonDay, Ledger):
-            bind(model, settings.counters_table, settings)
-
-
 def utcnow() -> datetime:
     """Now, in UTC (one place, so tests can see what time the core uses)."""
     return datetime.now(UTC)
