@@ -181,7 +181,7 @@ def test_every_hit_figure_says_where_it_comes_from() -> None:
     # No index: a beacon with references is one write unit too (docs/benchmarks.md's case (c)).
     assert figures["profiles"]["click"]["track_wru"]["value"] == 1
     assert figures["profiles"]["open"]["track_wru"]["value"] == 1
-    assert "| (c) redirect: target + entity + source | 410 | 1 | none | 1 |" in benchmarks
+    assert "| write units: redirect with target + entity + source | 1 WCU" in benchmarks
 
 
 def test_docs_cost_table_is_the_commands_output(capsys: pytest.CaptureFixture[str]) -> None:
