@@ -142,12 +142,12 @@ def take_stored(beacon: Beacon, stored: Beacon) -> None:
         setattr(beacon, name, getattr(stored, name))
 
 
-def _day_of_person(beacon: Beacon, salt_secret: bytes) -> tuple[str, Day] | None:
+def _person_day(beacon: Beacon, salt_secret: bytes) -> Day | None:
+    """The beacon's person-day as stored; None without a person, or once a visitor's day item
+    has expired (the claims are gone: a relabel then moves the class counts only)."""
     day = day_of(beacon.created_at)
     person = person_of(beacon, daily_salt(salt_secret, day))
-    if person is None:
-        return None
-    return person, read(person, day) or Day(person, day)
+    return None if person is None else read(person, day)
 
 
 class ClaimMoves:
@@ -251,13 +251,12 @@ def _relabel_stored(stored: Beacon, verdict: Verdict, salt_secret: bytes, settin
     label = [*label_actions(verdict, None), bump_version()]
     # On the class, ledger and version read: any write in between makes this one start over.
     condition = (Beacon.classification == old) & _ledger_is(stored.ledger) & version_is(stored.version)
-    found = _day_of_person(stored, salt_secret) if stored.ledger is not None else None
     if stored.ledger is None or (old == "human") == verdict.human:
         # Not counted yet (its claim will count what it is then), or no count changes.
         stored.update(actions=label, condition=condition)
         return
     refs = tallied_refs(stored, stored.tally or set())
-    day = found[1] if found else None
+    day = _person_day(stored, salt_secret)
     moves = ClaimMoves(stored, verdict.human, day, refs) if day is not None else None
     before = tally(stored, old, day, refs)
     after = tally(stored, verdict.classification, moves.after() if moves else None, refs)
