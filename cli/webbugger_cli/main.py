@@ -40,6 +40,7 @@ from webbugger_cli.commands import (
     classify,
     cost,
     doctor,
+    email_rewrite,
     erase,
     export,
     links,
@@ -240,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.set_defaults(handler=cmd_local)
 
     links.add_parsers(commands, common)
+    email_rewrite.add_parsers(commands, common)
 
     url = commands.add_parser("url", help="mint signed tracking URLs").add_subparsers(
         dest="mode", required=True, metavar="MODE"

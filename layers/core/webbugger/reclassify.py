@@ -1,7 +1,7 @@
 """Re-run classification on stored beacons (after the lists or the data file changed) and move the
 counts of each beacon whose class changes between human and machine, exactly once.
 
-The counts move through :func:`webbugger.counters.relabel`, conditional on the class it reads: a
+The counts move through :func:`webbugger.labelling.relabel`, conditional on the class it reads: a
 second run, or a run beside the stream function, finds the class already changed and moves
 nothing. Beacons the stream function has not labelled yet are left to it.
 
@@ -66,7 +66,7 @@ def _entity_verdicts(entity: str, since: datetime, until: datetime) -> list[tupl
 def _apply(
     beacon: Beacon, verdict: Verdict, salt_secret: bytes, settings: Settings, result: Reclassified
 ) -> None:
-    from webbugger.counters import relabel
+    from webbugger.labelling import relabel
 
     result.examined += 1
     old: str | None = beacon.classification  # PynamoDB types it non-null
