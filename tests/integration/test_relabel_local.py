@@ -35,17 +35,16 @@ pytestmark = pytest.mark.ddblocal
 LABELLED_WITHIN_S = 15.0
 
 
-def classes_of(stack: RunningStack, user_agent: str, *, count: int) -> list[str]:
-    """The stored classes of the beacons of ``user_agent``, once ``count`` are labelled and counted."""
+def classes_of(stack: RunningStack, user_agent: str) -> list[str]:
+    """The stored classes of the beacons of ``user_agent``."""
+    return sorted(item.get("class", {}).get("S", "-") for item in stack.beacons(user_agent))
+
+
+def counted_as(link: Ref, expected: tuple[int, int]) -> None:
+    """Wait until the stream function has counted ``link``'s hits as ``(human, machine)``."""
     deadline = time.monotonic() + LABELLED_WITHIN_S
-    while True:
-        items = stack.beacons(user_agent)
-        done = [
-            item for item in items if "class" in item and "#counters" in item.get("applied", {}).get("SS", [])
-        ]
-        if len(done) == count:
-            return sorted(item["class"]["S"] for item in done)
-        assert time.monotonic() < deadline, f"{user_agent}: {len(done)} of {count} labelled and counted"
+    while counts(link) != expected:
+        assert time.monotonic() < deadline, f"{link}: {counts(link)}, not {expected}"
         time.sleep(0.3)
 
 
@@ -58,7 +57,7 @@ def relabel(stack: RunningStack, monkeypatch: pytest.MonkeyPatch, *args: str) ->
     return answer
 
 
-def human_and_machine(ref: Ref) -> tuple[int, int]:
+def counts(ref: Ref) -> tuple[int, int]:
     """Today's counts of ``ref`` as a target (read in this process: create_link bound the tables)."""
     today = datetime.now(UTC).date()
     totals = daily_stats(Kind.TARGET, ref, today, today).totals
@@ -76,8 +75,8 @@ def test_relabel_moves_counts_once_after_a_list_update(
         TokenClaims(mode=Mode.PIXEL, target=link, entity=Ref.parse(entity)),
     ):
         assert request("GET", local_stack.mint(claims), agent)[0] == 200
-    assert classes_of(local_stack, agent, count=2) == ["human", "human"]
-    assert human_and_machine(link) == (2, 0)
+    counted_as(link, (2, 0))
+    assert classes_of(local_stack, agent) == ["human", "human"]
 
     listed = UserAgentRule("relabel-probe", "crawler", exact=False, pattern="RelabelProbe/")
     table = classify.machines()
@@ -87,12 +86,12 @@ def test_relabel_moves_counts_once_after_a_list_update(
 
     first = relabel(local_stack, monkeypatch, "--from", today)
     assert first["by_change"] == {"human -> crawler": 2}
-    assert classes_of(local_stack, agent, count=2) == ["crawler", "crawler"]
-    assert human_and_machine(link) == (0, 2)
+    assert classes_of(local_stack, agent) == ["crawler", "crawler"]
+    assert counts(link) == (0, 2)
 
     again = relabel(local_stack, monkeypatch, "--from", today)
     assert again["changed"] == 0 and again["examined"] >= 2
-    assert human_and_machine(link) == (0, 2)
+    assert counts(link) == (0, 2)
 
 
 def test_relabel_refuses_a_deployed_stack_in_one_line(local_stack: RunningStack) -> None:
