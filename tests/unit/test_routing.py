@@ -210,7 +210,9 @@ def test_the_split_is_fair_over_many_links() -> None:
     for link in range(200):
         shares = Counter(split.pick(f"link-{link}", who).name for who in identities)
         totals += shares
-        within += all(abs(shares[name] / 10 - weight) <= 3 for name, weight in zip("abc", (50, 30, 20)))
+        within += all(
+            abs(shares[name] / 10 - weight) <= 3 for name, weight in zip("abc", (50, 30, 20), strict=True)
+        )
     assert [round(totals[name] / 2000, 1) for name in "abc"] == pytest.approx([50, 30, 20], abs=0.5)
     assert 0.85 <= within / 200 <= 0.97, within
 
