@@ -119,7 +119,8 @@ def disable(link_id: str) -> LinkOut:
         409: NO_SHORT_URL,
     },
 )
-def qr(link_id: str, format: Annotated[Literal["png", "svg"], Query()] = "png") -> Response[bytes]:
+# No return annotation: Powertools would validate a Response[bytes] body as UTF-8 text.
+def qr(link_id: str, format: Annotated[Literal["png", "svg"], Query()] = "png"):  # type: ignore[no-untyped-def]
     """The short URL as a QR code; 409 while the link's short URL is off."""
     settings()
     url, image = link_qr(default_registry(), _link_id(link_id), tracking_base_url(), format)
