@@ -5,6 +5,8 @@ shares and stability (pure functions: no database)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -260,3 +262,14 @@ def test_a_split_reads_back_as_stored() -> None:
         "winner": "a",
     }
     assert check_split(stored, normalise_destination) == stored
+
+
+def test_a_cold_start_imports_no_routing_until_a_routed_link_is_hit() -> None:
+    """The track function loads the plugins at start; routing is parsed (and imported) only when a
+    routed link is loaded, so links without rules cost no import (bench/cold_start.py)."""
+    code = (
+        "import sys, webbugger.tracking, webbugger.runtime; webbugger.runtime.default_registry(); "
+        "print('webbugger.routing' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False"]

@@ -46,13 +46,13 @@ from webbugger.request import (
     truncate_utf8,
     viewer_address,
 )
-from webbugger.routing import Decision, Routing, Visitor
 from webbugger.signing import load_key_ring, load_origin_secret
 from webbugger.tokens import TokenClaims
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from webbugger.routing import Decision, Visitor
     from webbugger.settings import Settings
     from webbugger.tokens import KeyRing
 
@@ -205,8 +205,11 @@ class Tracker:
         # Rules and splits are part of the cached record: deciding costs no read.
         routing = getattr(record, "routing", None)
         decision = None
-        if isinstance(routing, Routing):
-            decision = routing.decide(ref.id or "", self._visitor(claims, incoming, from_cdn), now)
+        if routing is not None:
+            from webbugger.routing import Routing  # imported on a routed link's first hit only
+
+            if isinstance(routing, Routing):
+                decision = routing.decide(ref.id or "", self._visitor(claims, incoming, from_cdn), now)
         url = decision.url if decision is not None else resolve_target_url(record)
         if url is None:
             raise NotFoundError(f"target {ref} has nowhere to redirect to")
@@ -222,6 +225,8 @@ class Tracker:
         """What a link's rules and split look at. The split's identity: the entity the URL names,
         else the anonymised address and the user agent (never stored: the beacon keeps the
         variant's name only)."""
+        from webbugger.routing import Visitor
+
         user_agent = incoming.header("user-agent")
 
         def identity() -> str:

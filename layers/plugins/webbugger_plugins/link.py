@@ -34,13 +34,13 @@ from webbugger.ids import new_link_id
 from webbugger.models import utcnow
 from webbugger.observability import logger
 from webbugger.refs import Ref
-from webbugger.routing import Routing, check_rules, check_split, parse_rules, parse_split
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from datetime import datetime
 
     from webbugger.plugins import LinkRecord, PluginTypes
+    from webbugger.routing import Routing
 
 
 class Link(Model):
@@ -89,6 +89,9 @@ class Link(Model):
         split = self._split()
         if not self.rules and split is None:
             return None
+        # Imported here: the track function loads it on a routed link's first hit, not at start.
+        from webbugger.routing import Routing, parse_rules, parse_split
+
         utm = self._utm()
 
         def destination(url: str) -> str:
@@ -226,9 +229,11 @@ def _checked_value(name: str, value: object) -> object | None:
         return _check_utm(cast("Mapping[str, str]", value)) or None
     if name == "tags":
         return {str(tag) for tag in cast("Iterable[object]", value)} or None
-    if name == "rules":
-        return check_rules(value, normalise_destination) or None
-    if name == "split":
+    if name in ("rules", "split"):
+        from webbugger.routing import check_rules, check_split  # the admin side only
+
+        if name == "rules":
+            return check_rules(value, normalise_destination) or None
         return check_split(value, normalise_destination)
     if name == "max_hits" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
         raise WebbuggerError("max_hits must be a whole number of at least 1")
