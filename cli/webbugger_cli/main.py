@@ -37,6 +37,7 @@ from webbugger_cli.commands import (
     UsageError,
     cost,
     doctor,
+    email_rewrite,
     erase,
     export,
     link_routing,
@@ -229,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.set_defaults(handler=cmd_local)
 
     link_routing.add_parsers(links.add_parsers(commands, common), common)
+    email_rewrite.add_parsers(commands, common)
 
     url = commands.add_parser("url", help="mint signed tracking URLs").add_subparsers(
         dest="mode", required=True, metavar="MODE"

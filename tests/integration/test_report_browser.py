@@ -13,21 +13,16 @@ fetch, and background networking, QUIC, sync and component updates are off.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import os
 import re
-import shutil
-import signal
-import subprocess
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
+from browser import WINDOW, chromium, run_browser
 from PIL import Image
 from webbugger.counters import daily_stats
 from webbugger.modes import Mode
@@ -45,70 +40,10 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.ddblocal
 
-CHROMIUM_TIMEOUT_S = 90.0
 COUNTERS_TIMEOUT_S = 20.0
-WINDOW = (1200, 1600)
 COLOUR_TOLERANCE = 8  # per channel: the bars are flat fills, so their insides are exact
 # How Chromium logs the page's console and uncaught exceptions on stderr.
 CONSOLE_LINE = re.compile(r":CONSOLE[:(]|Uncaught|Refused to|violates the following Content Security Policy")
-
-
-@dataclass
-class Browser:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.skip(
-            "chromium is not installed: `make setup` installs Debian's chromium "
-            "(apt-get install chromium); without it the report cannot be checked in a browser"
-        )
-    return found
-
-
-def run_browser(binary: str, work: Path, url: str, *extra: str) -> Browser:
-    """Headless Chromium on ``url``, in its own process group, killed whole if it overruns."""
-    profile = work / f"profile-{uuid.uuid4().hex[:8]}"
-    argv = [
-        binary,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--enable-logging=stderr",
-        "--v=0",
-        f"--window-size={WINDOW[0]},{WINDOW[1]}",
-        *extra,
-        url,
-    ]
-    process = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "HOME": str(work)},
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=CHROMIUM_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate(timeout=10)
-        pytest.fail(f"chromium did not finish within {CHROMIUM_TIMEOUT_S:.0f} s on {url}")
-    finally:
-        # Whatever of its group (renderer, GPU, zygote) outlived it.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-    return Browser(process.returncode, stdout, stderr)
 
 
 def console_lines(stderr: str) -> list[str]:
