@@ -280,6 +280,8 @@ class BeaconOut(BaseModel):
     language: str | None
     country: str | None
     expires: int | None
+    rule: str | None = Field(default=None, description="the link's routing rule that chose the destination")
+    variant: str | None = Field(default=None, description="the link's A/B variant the visitor got")
 
 
 class BeaconPage(BaseModel):
