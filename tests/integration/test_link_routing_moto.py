@@ -118,3 +118,27 @@ def test_a_recipient_keeps_their_variant_from_any_device_and_the_beacon_names_it
         variant for variant in seen.values() for _ in range(2)
     )
     assert all("rule" not in item for item in items)
+
+
+def test_a_link_stored_before_short_urls_were_opt_in_has_none(handler: Handler) -> None:
+    """An item written before the field existed (no ``short`` attribute) reads as off: /l/ID is
+    404 and records nothing, while its signed URLs still work."""
+    client = boto3.client("dynamodb", region_name=moto_stack.REGION)
+    item = {
+        "id": {"S": "old-link"},
+        "url": {"S": "https://example.com/old"},
+        "created_at": {"S": "2026-01-01T00:00:00.000000+0000"},
+    }
+    client.put_item(TableName="split-LinksTable", Item=item)
+    event = moto_stack.http_event(
+        "/l/old-link", headers={"user-agent": DESKTOP}, source_ip="192.0.2.7", request_id="old"
+    )
+    assert handler(event, moto_stack.FakeContext())["statusCode"] == 404
+    assert client.scan(TableName="split-BeaconsTable")["Items"] == []
+    signed = redirect_path(TokenClaims(mode=Mode.REDIRECT, target=Ref("link", "old-link")))
+    assert visit(handler, signed, "192.0.2.7") == "old"
+    # The same item with the attribute set (as `link update --short-url` writes it) answers.
+    client.put_item(
+        TableName="split-LinksTable", Item=item | {"id": {"S": "old-on"}, "short": {"BOOL": True}}
+    )
+    assert visit(handler, "/l/old-on", "192.0.2.7") == "old"
