@@ -1,6 +1,6 @@
-"""Routing rules and A/B splits (webbugger.routing): the hot path's substring device rules checked
-against ua-parser, language and query matching, the checks on stored rules, and the split's
-shares and stability (pure functions: no database)."""
+"""Routing rules and A/B splits (webbugger.routing, webbugger.routing_fields): the hot path's
+substring device rules checked against ua-parser, language and query matching, the checks on
+stored rules, and the split's shares and stability (pure functions: no database)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,8 @@ import pytest
 from webbugger.classify import parse_device
 from webbugger.destinations import normalise_destination
 from webbugger.errors import InvalidRoutingError, UnsafeDestinationError
-from webbugger.routing import (
-    Routing,
-    Visitor,
-    check_rules,
-    check_split,
-    device_family,
-    operating_system,
-    parse_rules,
-    parse_split,
-    preferred_language,
-)
+from webbugger.routing import Routing, Visitor, device_family, operating_system, preferred_language
+from webbugger.routing_fields import check_rules, check_split, parse_rules, parse_split
 
 CORPUS = json.loads((Path(__file__).parent / "corpus" / "requests.json").read_text())
 # ua-parser's OS families (what the stream function stores) → our OS names.

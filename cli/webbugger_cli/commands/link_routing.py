@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from webbugger.destinations import normalise_destination
-from webbugger.routing import DEVICES, MAX_VARIANTS, MAX_WEIGHT, SYSTEMS, check_rules, check_split
+from webbugger.routing import DEVICES, SYSTEMS
+from webbugger.routing_fields import MAX_VARIANTS, MAX_WEIGHT, check_rules, check_split
 from webbugger.service.links import with_rule, without_rule
 
 from webbugger_cli.commands import UsageError, display, print_table

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from webbugger.routing import (
+from webbugger.routing_fields import (
     MAX_QUERY_CONDITIONS,
     MAX_QUERY_TEXT,
     MAX_RULES,

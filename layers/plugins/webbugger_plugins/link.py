@@ -90,7 +90,8 @@ class Link(Model):
         if not self.rules and split is None:
             return None
         # Imported here: the track function loads it on a routed link's first hit, not at start.
-        from webbugger.routing import Routing, parse_rules, parse_split
+        from webbugger.routing import Routing
+        from webbugger.routing_fields import parse_rules, parse_split
 
         utm = self._utm()
 
@@ -230,7 +231,7 @@ def _checked_value(name: str, value: object) -> object | None:
     if name == "tags":
         return {str(tag) for tag in cast("Iterable[object]", value)} or None
     if name in ("rules", "split"):
-        from webbugger.routing import check_rules, check_split  # the admin side only
+        from webbugger.routing_fields import check_rules, check_split  # the admin side only
 
         if name == "rules":
             return check_rules(value, normalise_destination) or None

@@ -4,7 +4,7 @@ that the short-link target type (``link``) registers.
 Checks made here, so that the admin API and the CLI refuse the same things: a link's
 ``valid_from`` must be before its ``expires_at`` (a change is checked against the stored link),
 its fallback URL and the destinations of its routing rules and split must be ones a redirect may
-go to (:mod:`webbugger.routing` checks the rest of them), and ``url``, ``forward_query``,
+go to (:mod:`webbugger.routing_fields` checks the rest of them), and ``url``, ``forward_query``,
 ``disabled`` and ``short_url_enabled`` cannot be removed.
 
 A link's short URL (``/l/ID``) is off unless ``short_url_enabled`` is set: :func:`short_url`
@@ -28,7 +28,7 @@ from webbugger.errors import (
     NoShortUrlError,
     WebbuggerError,
 )
-from webbugger.routing import MAX_RULES, check_rules, check_split, parse_rules
+from webbugger.routing_fields import MAX_RULES, check_rules, check_split, parse_rules
 from webbugger.tracking import SHORT_LINK_TYPE, SHORT_URL_FLAG
 
 if TYPE_CHECKING:
