@@ -3,7 +3,7 @@
 DynamoDB Local runs in memory on 127.0.0.1 (stopped at the end, whatever happens) with the
 tables of template.yaml. The script puts ``--beacons`` beacons into the beacons table with
 PynamoDB's ``Beacon.batch_write()`` (BatchWriteItem, 25 items a request), spread over the last
-``--days`` UTC days, each with a link target (so the by_target index is written too, as in real
+``--days`` UTC days, each with a link target (as in real
 use). Then a CHILD process exports every one of them, newest first, through
 :func:`webbugger.beacon_queries.beacons_between` and ``Beacon.to_record()`` into a CSV writer on
 /dev/null, and reports its own peak resident set (``VmHWM`` of /proc/self/status, read at the

@@ -5,8 +5,8 @@ One process, moto's ``mock_aws`` with the tables of template.yaml, the whole tra
 Gateway HTTP API (payload 2.0) pixel events. Four sides, interleaved after a warm-up:
 
 - **(a) no entity**: a pixel with no target, entity or source (the baseline: one PutItem);
-- **(b) recipient:<id>**: a DEFERRED entity: nothing but the beacon on the hot path (its
-  by_entity index entry included); the stream function applies the hook later;
+- **(b) recipient:<id>**: a DEFERRED entity: nothing but the beacon on the hot path (the
+  beacons table has no index); the stream function applies the hook later;
 - **(c) ip:<id>, existing**: an INLINE entity that exists: get_or_create (GetItem), the beacon,
   then ``beacon_update`` (UpdateItem), each hook call in the hook thread pool within the budget;
 - **(d) ip, no id**: an INLINE entity created on every hit: PutItem of the entity, the beacon,
@@ -14,8 +14,8 @@ Gateway HTTP API (payload 2.0) pixel events. Four sides, interleaved after a war
 
 A fifth side, interleaved with them, times what (b) moves off the hot path:
 ``webbugger.deferred.apply_deferred_hooks`` for one stored, not yet applied, recipient beacon
-(GetItem of the recipient, then one TransactWriteItems: the recipient's UpdateItem and the
-beacon's "applied" mark), as the stream function calls it per record.
+(GetItem of the recipient, then one UpdateItem of it carrying the beacon's id in its applied
+map, ``webbugger.plugins.update_once``), as the stream function calls it per record.
 
 moto does its server-side work in this process, so every side includes it; in Lambda each call
 is a network round trip instead (a few ms), so count calls as well as µs. moto's tables keep no
@@ -341,7 +341,7 @@ def units_text(units: dict[str, float], per: int) -> str:
 
 def unit_run(key_ring_json: str, modes: list[Mode], requests: int) -> tuple[list[list[str]], str]:
     """The same requests (and the deferred apply) against DynamoDB Local, with capacity counted."""
-    from webbugger.models import Beacon, hydrate, transaction_connection
+    from webbugger.models import Beacon, transaction_connection
     from webbugger.runtime import default_settings
     from webbugger_cli.template import load_handler
 
@@ -374,7 +374,7 @@ def unit_run(key_ring_json: str, modes: list[Mode], requests: int) -> tuple[list
                     ]
                 )
             # What the stream function does for each (b) beacon: the beacons (b) just stored.
-            beacons = list(hydrate(Beacon.by_entity.query(f"recipient:{RECIPIENT_ID}")))
+            beacons = list(Beacon.scan(Beacon.entity == f"recipient:{RECIPIENT_ID}", consistent_read=True))
             # The deferred hooks' transactions go through the core's one transaction connection.
             probe.watch(transaction_connection(default_settings()).client)
             probe.clear()
@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
 
     (bare,) = info
     rows = [row(side, mode.dynamo_calls) for mode, side in zip(modes, sides, strict=True)]
-    rows.append(row(deferred, "GetItem, TransactWriteItems(2)"))
+    rows.append(row(deferred, "GetItem, UpdateItem"))
     rows.append(row(bare, "GetItem, UpdateItem"))
     baseline = sides[0]
     ratios = []
@@ -478,16 +478,16 @@ def main(argv: list[str] | None = None) -> None:
     print(s.table(["hot path, mode / no entity", "median", "p90", "diff µs"], ratios))
     print(
         f"  (b) deferred adds {med['(b)'] - med['(a)']:+.0f} µs to the visitor's request (an entity in the "
-        "token, a by_entity index entry);\n"
+        "token);\n"
         f"  it moves apply_deferred_hooks off the hot path: median {s.median(deferred.times):.0f} µs per "
         "beacon, in the stream function\n"
-        "  (a GetItem of the recipient, one TransactWriteItems: its UpdateItem and the beacon's mark)."
+        "  (a GetItem of the recipient, one UpdateItem of it carrying the beacon's id)."
     )
     print(
         f"  (c) inline adds {med['(c)'] - med['(a)']:+.0f} µs; the same plugin work called bare in this "
         f"thread takes {s.median(bare.times):.0f} µs (info row):\n"
         f"  the rest, {med['(c)'] - med['(a)'] - s.median(bare.times):+.0f} µs, is the inline machinery "
-        "(two hook thread-pool handoffs, the by_entity index entry)."
+        "(two hook thread-pool handoffs)."
     )
     print("  Every side includes moto's server-side work, done in this process (moto's UpdateItem is slow);")
     print("  in Lambda each DynamoDB call is a network round trip instead, so (c) and (d) add two round")

@@ -6,10 +6,11 @@ track function writes them (the conditional PutItem included); a botocore hook o
 client adds ``ReturnConsumedCapacity=INDEXES`` to that PutItem and keeps the item and the answer.
 
 Cases: (a) a pixel with no target, entity or source and a typical browser; (a') the same pixel
-with a link target (one index: by_target); (b) a pixel with the longest headers the core keeps
-(user agent and referer at the core's maxima, language 64, an IPv6 address, a country); (c) a redirect
-with target, entity and source (three index writes); (d) the same redirect to a link with an A/B
-split, whose beacon records its variant (``var``). Target: (a) ≤ 1 write unit.
+with a link target; (b) a pixel with the longest headers the core keeps (user agent and referer
+at the core's maxima, language 64, an IPv6 address, a country); (c) a redirect with target,
+entity and source; (d) the same redirect to a link with an A/B split, whose beacon records its
+variant (``var``). The beacons table has no index, so a reference costs no index entry (the
+"index WCU" column shows any DynamoDB Local reports). Target: (a) ≤ 1 write unit.
 
 Run: ``uv run python bench/write_units.py [--beacons N]``
 """

@@ -1,30 +1,28 @@
 """Stream function: new beacons from the beacons table's stream → deferred entity hooks, then
 classification (human or which machine, with reasons; browser, OS and device), then the per-day
-counters of their references, which count the stored class.
+counters of their references, one ``ADD`` per counter item per batch (webbugger.stream_batch).
 
-Powertools batch processing reports partial batch failures, so a failed record is retried alone
-(the event source mapping bisects and finally sends it to the dead-letter queue).
+A failed record is reported alone (a partial batch response): Lambda delivers it again, with
+the records after it; what was done for a record before is recognised and not done twice. An
+invocation that raises fails the whole batch, which the event source mapping bisects and
+finally sends to the dead-letter queue.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from webbugger.classify import label_beacon, warm_up
-from webbugger.counters import count_beacon
-from webbugger.deferred import apply_deferred_hooks
+from webbugger.classify import warm_up
 from webbugger.models import Beacon
 from webbugger.observability import logger, metrics
 from webbugger.plugins import PluginLoadError
 from webbugger.runtime import default_registry, default_settings
 from webbugger.signing import load_visitor_salt
+from webbugger.stream_batch import process_batch
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 # Plugins load at init: a broken plugin stops the container here, not on every record.
 try:
     registry = default_registry()
@@ -35,27 +33,28 @@ except PluginLoadError as exc:
 warm_up()
 
 
-def record_handler(record: DynamoDBRecord) -> None:
-    """Apply the deferred hooks of one new beacon (other stream events are filtered out upstream)."""
-    if record.raw_event.get("eventName") != "INSERT":
-        return
-    image = record.raw_event["dynamodb"]["NewImage"]
-    beacon = Beacon.from_raw_data(image)
-    settings = default_settings()
-    apply_deferred_hooks(beacon, registry, settings)
-    salt = load_visitor_salt(settings)
-    # Labelled before counting, so the counters split human from machine; a replay finds the label
-    # stored. Counters last: a failure retries the record, and what was done before is skipped.
-    label_beacon(beacon, salt, settings)
-    count_beacon(beacon, salt, settings)
+def _new_beacons(records: list[dict[str, Any]]) -> tuple[list[tuple[str, Beacon]], list[str]]:
+    """(sequence number, beacon) of each INSERT record, and the records that are not beacons."""
+    beacons, unreadable = [], []
+    for record in records:
+        if record.get("eventName") != "INSERT":
+            continue  # the marks the stream function writes, and TTL deletions: not hits
+        sequence = record["dynamodb"]["SequenceNumber"]
+        try:
+            beacons.append((sequence, Beacon.from_raw_data(record["dynamodb"]["NewImage"])))
+        except Exception:  # noqa: BLE001 - one unreadable record fails alone (and is dead-lettered)
+            logger.exception("a stream record is not a beacon", extra={"sequence": sequence})
+            unreadable.append(sequence)
+    return beacons, unreadable
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Lambda entry point."""
-    return dict(
-        process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    )
+    """Lambda entry point: a partial batch response naming the records to deliver again."""
+    beacons, failed = _new_beacons(event.get("Records", []))
+    settings = default_settings()
+    salt = load_visitor_salt(settings)
+    retry = process_batch([beacon for _, beacon in beacons], registry, salt, settings)
+    failed += [sequence for sequence, beacon in beacons if beacon.id in retry]
+    return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in failed]}

@@ -299,13 +299,15 @@ def test_recipient_is_left_to_the_stream_then_counted_once_per_beacon(handler: H
     registry, settings = runtime.default_registry(), runtime.default_settings()
     assert apply_deferred_hooks(opened, registry, settings) is True
     # Delivered again (the stream is at least once), with the item as first read: applied once.
+    # The recipient's one write carries the beacon's id (no transaction, no mark on the beacon).
     assert apply_deferred_hooks(opened, registry, settings) is False
     reread = Beacon.get(opened.pk, opened.id, consistent_read=True)
-    assert reread.hooks_applied == {"recipient"}
+    assert reread.hooks_applied is None
     assert apply_deferred_hooks(reread, registry, settings) is False
     recipient = Recipient.get("r-1", consistent_read=True)
     assert (recipient.opens, recipient.clicks) == (1, 0)
     assert recipient.first_open == recipient.last_open == opened.created_at
+    assert set(recipient.applied.as_dict()) == {opened.id}
 
     link = create_link("https://example.com/click")
     response = handler(event(redirect(f"link:{link.id}", entity=Ref("recipient", "r-1"))), FakeContext())
@@ -326,3 +328,32 @@ def test_recipient_without_an_id_gets_one_in_the_beacon_and_the_stream_creates_i
     assert not recipient_exists(recipient_id)
     assert apply_deferred_hooks(beacon, runtime.default_registry(), runtime.default_settings()) is True
     assert Recipient.get(recipient_id, consistent_read=True).opens == 1
+
+
+def test_a_recipients_applied_beacons_forget_what_no_redelivery_can_bring_back(aws: dict[str, str]) -> None:
+    """update_once keeps the ids applied in the last 26 hours (the stream redelivers a record
+    within 24): older ones are dropped by the next write, recent ones still refuse a redelivery."""
+    import time
+
+    from webbugger.applied import RETAIN_SECONDS, applying
+    from webbugger.ids import new_beacon_id
+    from webbugger.models import utcnow
+    from webbugger.plugins import update_once
+
+    now = int(time.time())
+    old, recent, new = new_beacon_id(), new_beacon_id(), new_beacon_id()
+    Recipient(
+        id="r-applied",
+        created_at=utcnow(),
+        opens=2,
+        applied={old: now - RETAIN_SECONDS - 60, recent: now - 60},
+    ).save()
+    recipient = Recipient.get("r-applied")
+    with applying(new):
+        assert update_once(recipient, [Recipient.opens.add(1)]) is True
+    with applying(recent) as again:
+        assert update_once(Recipient.get("r-applied"), [Recipient.opens.add(1)]) is False
+    assert again.refused
+    stored = Recipient.get("r-applied", consistent_read=True)
+    assert stored.opens == 3
+    assert set(stored.applied.as_dict()) == {recent, new}

@@ -18,6 +18,7 @@ import http.client
 import itertools
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -32,10 +33,9 @@ import moto_stack
 import pytest
 from moto import mock_aws
 from moto_stack import Handler
-from pynamodb.transactions import TransactWrite
 from stream_test_plugins import probe
-from webbugger import runtime
-from webbugger.counters import COUNTED_MARK, count_beacon, daily_salt, daily_stats, visitor_key
+from webbugger import runtime, stream_batch
+from webbugger.counters import daily_salt, daily_stats, visitor_key
 from webbugger.ids import epoch_ms, new_beacon_id
 from webbugger.minting import tracking_url
 from webbugger.models import Beacon, beacon_partition, expiry
@@ -161,6 +161,7 @@ def store(
     ip: str | None = "198.51.100.0",
     user_agent: str | None = UA_A,
     at: datetime | None = None,
+    mode: str = "redirect",
 ) -> str:
     """Store a beacon with Beacon.save, as the track function would; its id."""
     moment = at or datetime.now(UTC)
@@ -169,7 +170,7 @@ def store(
         pk=beacon_partition(beacon_id),
         id=beacon_id,
         created_at=moment,
-        mode="redirect",
+        mode=mode,
         method="GET",
         target=target,
         entity=entity,
@@ -257,6 +258,11 @@ def all_counter_items() -> list[dict[str, Any]]:
     return items
 
 
+def ledgers() -> list[dict[str, Any]]:
+    """Every batch ledger in the counters table."""
+    return [item for item in all_counter_items() if item["pk"]["S"].startswith("l#")]
+
+
 def failures(response: dict[str, Any]) -> list[str]:
     return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
 
@@ -279,7 +285,7 @@ def redirect_event(path: str, user_agent: str, source_ip: str) -> dict[str, Any]
 # --- (1) counts after a batch -------------------------------------------------------------------
 
 
-def test_a_batch_of_tracked_hits_counts_totals_and_distinct_visitors(track: Handler, stream: Handler) -> None:
+def test_a_batch_of_tracked_hits_counts_totals_and_distinct_people(track: Handler, stream: Handler) -> None:
     link = create_link(DESTINATION)
     create_campaign("spring")
     probe_id = f"c-{uuid.uuid4().hex[:12]}"
@@ -296,21 +302,23 @@ def test_a_batch_of_tracked_hits_counts_totals_and_distinct_visitors(track: Hand
     response = stream(batch(*(stream_record(item) for item in items)), FakeContext())
 
     assert response == {"batchItemFailures": []}
-    assert counts(Kind.TARGET, str(target)) == (5, 2)
-    # The entity and the source are counted under their own kinds, not as targets.
-    assert counts(Kind.ENTITY, str(entity)) == (5, 2)
-    assert counts(Kind.SOURCE, str(source)) == (5, 2)
-    assert counts(Kind.TARGET, str(entity)) == (0, 0)
+    # One person (the entity), whatever the two agents: unique 1.
+    assert counts(Kind.TARGET, str(target)) == (5, 1)
+    # The source is counted under its own kind, not as a target; entities are not counted by
+    # default (COUNTED_KINDS): the entity's own record counts its hits.
+    assert counts(Kind.SOURCE, str(source)) == (5, 1)
+    assert counts(Kind.ENTITY, str(entity)) == (0, 0)
     assert counts(Kind.TARGET, str(source)) == (0, 0)
     assert counts(Kind.SOURCE, str(target)) == (0, 0)
-    # The deferred hook ran first, once per beacon; every beacon carries both marks.
+    # The deferred hook ran first, once per beacon (its transaction marked each beacon); every
+    # beacon is claimed to the batch's one ledger.
     applied = probe.load(probe_id)
     assert applied is not None
     assert applied.applied == 5
-    assert all(
-        set(stored_item(item["id"]["S"])["applied"]["SS"]) == {probe.TYPE_NAME, COUNTED_MARK}
-        for item in items
-    )
+    stored = [stored_item(item["id"]["S"]) for item in items]
+    assert all(set(item["applied"]["SS"]) == {probe.TYPE_NAME} for item in stored)
+    assert len({item["lg"]["S"] for item in stored}) == 1
+    assert [ledger["state"]["S"] for ledger in ledgers()] == ["committed"]
 
 
 def test_same_visitor_on_two_references_is_unique_on_each(stream: Handler) -> None:
@@ -348,18 +356,6 @@ def test_replaying_a_batch_changes_nothing(stream: Handler) -> None:
     assert sorted(map(json.dumps, all_counter_items())) == before
 
 
-def test_count_beacon_counts_each_beacon_once(aws: None) -> None:
-    settings = runtime.default_settings()
-    beacon_id = store(target="link:once")
-    beacon = Beacon.from_raw_data(stored_item(beacon_id))
-    assert count_beacon(beacon, SALT, settings) is True
-    assert count_beacon(beacon, SALT, settings) is False  # the item as first read: refused by the mark
-    reread = Beacon.from_raw_data(stored_item(beacon_id))
-    assert COUNTED_MARK in reread.hooks_applied
-    assert count_beacon(reread, SALT, settings) is False  # the mark seen: not even tried
-    assert counts(Kind.TARGET, "link:once") == (1, 1)
-
-
 # --- (3) partial batch failures ------------------------------------------------------------------
 
 
@@ -376,17 +372,17 @@ def test_a_failing_record_is_reported_alone_and_counted_once_when_redelivered(st
 
     assert failures(response) == [sequence(records[1])]
     assert probe.CALLS[flaky] == 1
-    assert counts(Kind.TARGET, "link:partial") == (2, 1)  # the two others, once
-    assert COUNTED_MARK not in stored_item(bad).get("applied", {}).get("SS", [])
+    # The two others, once: two people (an entity, and a visitor without one).
+    assert counts(Kind.TARGET, "link:partial") == (2, 2)
+    assert "lg" not in stored_item(bad)  # not claimed for counting
 
     # Lambda resumes a stream from the failed record: it and those after it come again.
     response = stream(batch(*(copy.deepcopy(r) for r in records[1:])), FakeContext())
     assert response == {"batchItemFailures": []}
-    assert counts(Kind.TARGET, "link:partial") == (3, 2)
-    assert counts(Kind.ENTITY, f"{probe.TYPE_NAME}:{flaky}") == (1, 1)
+    assert counts(Kind.TARGET, "link:partial") == (3, 3)
     # And once more, just the record that failed: counted once still.
     assert stream(batch(copy.deepcopy(records[1])), FakeContext()) == {"batchItemFailures": []}
-    assert counts(Kind.TARGET, "link:partial") == (3, 2)
+    assert counts(Kind.TARGET, "link:partial") == (3, 3)
     applied = probe.load(flaky)
     assert applied is not None
     assert applied.applied == 1
@@ -397,17 +393,17 @@ def test_counting_that_fails_for_one_beacon_fails_only_its_record(
 ) -> None:
     ids = [store(target="link:cfail", user_agent=agent) for agent in (UA_A, UA_B, UA_A)]
     poison = ids[1]
-    real = stream_module.count_beacon
+    real = stream_batch.claim
     attempts: list[str] = []
 
-    def failing_once(beacon: Beacon, ring: KeyRing, settings: Any) -> bool:
+    def failing_once(beacon: Beacon, *args: Any) -> bool:
         attempts.append(beacon.id)
         if beacon.id == poison and attempts.count(poison) == 1:
-            raise RuntimeError("counters unavailable")
-        result: bool = real(beacon, ring, settings)
+            raise RuntimeError("beacons table unavailable")
+        result: bool = real(beacon, *args)
         return result
 
-    monkeypatch.setattr(stream_module, "count_beacon", failing_once)
+    monkeypatch.setattr(stream_batch, "claim", failing_once)
     records = [stream_record(stored_item(beacon_id)) for beacon_id in ids]
 
     response = stream(batch(*records), FakeContext())
@@ -420,34 +416,31 @@ def test_counting_that_fails_for_one_beacon_fails_only_its_record(
     assert counts(Kind.TARGET, "link:cfail") == (3, 2)
 
 
-def test_a_beacon_whose_first_count_failed_after_claiming_its_visitor_still_counts_unique(
-    aws: None, monkeypatch: pytest.MonkeyPatch
+def test_a_beacon_whose_processing_stopped_after_its_unique_claim_still_counts_unique(
+    stream: Handler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The visitor marker is claimed before the transaction commits: a retry of the same beacon
-    must find its own claim and still count the visitor, and a later beacon of that visitor not."""
-    settings = runtime.default_settings()
-    first = Beacon.from_raw_data(stored_item(store(target="link:claimed")))
-    second = Beacon.from_raw_data(stored_item(store(target="link:claimed")))
+    """The person-day claim is made before the beacon is claimed for counting: a retry of the
+    same beacon must find its own claim and still count the visitor, and a later beacon of that
+    visitor not."""
+    first, second = store(target="link:claimed"), store(target="link:claimed")
+    real = stream_batch.claim
 
-    class CommitInterruptedError(Exception):
-        pass
-
-    real_update = TransactWrite.update
-
-    def interrupted_update(self: Any, model: Any, *args: Any, **kwargs: Any) -> None:
-        if isinstance(model, Beacon):
-            raise CommitInterruptedError  # after the claims, before the commit
-        real_update(self, model, *args, **kwargs)
+    def interrupted(beacon: Beacon, *args: Any) -> bool:
+        if beacon.id == first:
+            raise RuntimeError("after the person-day claim, before the beacon's own write")
+        result: bool = real(beacon, *args)
+        return result
 
     with monkeypatch.context() as patch:
-        patch.setattr(TransactWrite, "update", interrupted_update)
-        with pytest.raises(CommitInterruptedError):
-            count_beacon(first, SALT, settings)
+        patch.setattr(stream_batch, "claim", interrupted)
+        response = stream(insert_event([first]), FakeContext())
+    assert len(failures(response)) == 1
     assert counts(Kind.TARGET, "link:claimed") == (0, 0)  # nothing committed
 
-    assert count_beacon(second, SALT, settings) is True  # the marker is the first beacon's
-    assert count_beacon(first, SALT, settings) is True  # its retry finds its own marker
-    assert counts(Kind.TARGET, "link:claimed") == (2, 1)
+    assert stream(insert_event([second]), FakeContext()) == {"batchItemFailures": []}
+    assert counts(Kind.TARGET, "link:claimed") == (1, 0)  # the unique claim is the first beacon's
+    assert stream(insert_event([first]), FakeContext()) == {"batchItemFailures": []}
+    assert counts(Kind.TARGET, "link:claimed") == (2, 1)  # its retry finds its own claim
 
 
 # --- (4) visitors that cannot be told apart -----------------------------------------------------
@@ -557,18 +550,25 @@ def test_the_counters_table_holds_no_address_or_user_agent(track: Handler, strea
     assert all_counter_items()  # counters and visitor markers were written
     for secret in secrets:
         assert secret not in dump, secret
+    counted = {"total", "unique", "human", "machine", "unique_human_opens", "unique_human_clicks"}
     for item in all_counter_items():
-        assert set(item) <= {"pk", "sk", "total", "unique", "human", "machine", "expires", "beacon"}
+        # Counters, batch ledgers, and person-days: their beacons' ids and their claims (named
+        # by kind and reference, holding a beacon id).
+        fixed = {"pk", "sk", "expires", "state", "hits", *counted}
+        claims = {name for name in item if re.match(r"(u[tes]|h[oc][tes])#", name)}
+        assert set(item) - fixed == claims, item
 
 
 def test_visitor_markers_do_not_outlive_their_day(stream: Handler) -> None:
     moment = datetime(2024, 3, 9, 15, 0, tzinfo=UTC)
     beacon_id = store(target="link:marker", at=moment, ip="198.51.100.0", user_agent=UA_A)
     assert stream(insert_event([beacon_id]), FakeContext()) == {"batchItemFailures": []}
-    (marker,) = [item for item in all_counter_items() if item["pk"]["S"].startswith("v#target#link:marker#")]
-    # Anyone holding the key ring and the marker can still tell who it was (what a marker allows).
+    (marker,) = [item for item in all_counter_items() if "ut#link:marker" in item]
+    # Anyone holding the salt secret and the marker can still tell who it was (what a marker allows).
     guess = Beacon(ip="198.51.100.0", user_agent=UA_A)
-    assert marker["sk"]["S"] == visitor_key(guess, daily_salt(SALT, "2024-03-09"))
+    assert marker["pk"]["S"] == f"p#v#{visitor_key(guess, daily_salt(SALT, '2024-03-09'))}"
+    assert marker["sk"]["S"] == "2024-03-09"
+    assert marker["ut#link:marker"]["S"] == beacon_id
     end_of_day = datetime(2024, 3, 10, tzinfo=UTC)
     assert int(marker["expires"]["N"]) <= (end_of_day + timedelta(days=2)).timestamp()
 
@@ -609,6 +609,141 @@ def test_a_key_rotation_mid_day_keeps_uniques_exact(aws: None, stream: Handler) 
     second = store(target="link:rotate")
     assert stream(insert_event([second]), FakeContext()) == {"batchItemFailures": []}
     assert counts(Kind.TARGET, "link:rotate") == (2, 1)
+
+
+# --- (7) redelivery: every shape counts each beacon once ------------------------------------------
+
+MPP = "Mozilla/5.0"  # Apple Mail Privacy Protection's prefetch
+SAFARI = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 Version/18.1 Mobile"
+NOON = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def figures(kind: Kind, ref: str, day: date) -> dict[str, int]:
+    totals: dict[str, int] = daily_stats(kind, ref, day, day).as_dict()["totals"]
+    return totals
+
+
+def mail_hits(tag: str) -> list[dict[str, Any]]:
+    """One recipient's mail: Apple's prefetch of the pixel, the person's click an hour later (which
+    makes that open human), another click ten minutes after."""
+    person = {"entity": f"recipient:{tag}", "source": f"campaign:{tag}"}
+    return [
+        {**person, "mode": "pixel", "at": NOON, "user_agent": MPP, "ip": "17.58.97.0"},
+        {**person, "target": f"link:{tag}", "at": NOON + timedelta(hours=1), "user_agent": SAFARI},
+        {
+            **person,
+            "target": f"link:{tag}",
+            "at": NOON + timedelta(hours=1, minutes=10),
+            "user_agent": SAFARI,
+        },
+    ]
+
+
+MAIL_SOURCE = {
+    "unique_human_opens": 1,
+    "unique_human_clicks": 1,
+    "total": 3,
+    "unique": 1,
+    "human": 3,
+    "machine": 0,
+}
+MAIL_LINK = {**MAIL_SOURCE, "unique_human_opens": 0, "total": 2, "human": 2}
+
+
+def assert_mail_counted(tag: str) -> None:
+    assert figures(Kind.SOURCE, f"campaign:{tag}", NOON.date()) == MAIL_SOURCE
+    assert figures(Kind.TARGET, f"link:{tag}", NOON.date()) == MAIL_LINK
+
+
+def redeliver_every_shape(stream: Handler, ids: list[str], check: Callable[[], None]) -> None:
+    """The beacons' records again: whole, in bisected halves, and from each record on."""
+    records = [stream_record(stored_item(beacon_id)) for beacon_id in ids]
+    middle = len(records) // 2
+    shapes = [records, records[:middle], records[middle:], *(records[n:] for n in range(1, len(records)))]
+    distinct = {tuple(sequence(record) for record in shape): shape for shape in shapes}
+    for shape in distinct.values():
+        assert stream(batch(*(copy.deepcopy(r) for r in shape)), FakeContext()) == {"batchItemFailures": []}
+        check()
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["one-by-one", "one-batch"])
+def test_every_arrival_order_of_one_recipients_hits_counts_exactly(stream: Handler, together: bool) -> None:
+    """Each order a sharded stream can deliver one mail's hits in: alone (a later hit not stored yet
+    when an earlier one is processed) or in one batch (the open claimed for counting, then
+    relabelled human by the click before the batch's counts commit). Then every redelivery."""
+    for n, order in enumerate(itertools.permutations(range(3))):
+        tag = f"order-{together}-{n}"
+        specs = mail_hits(tag)
+        made: dict[int, str] = {}
+        for index in order:
+            made[index] = store(**specs[index])
+            if not together:
+                assert stream(insert_event([made[index]]), FakeContext()) == {"batchItemFailures": []}
+        if together:
+            assert stream(insert_event([made[i] for i in order]), FakeContext()) == {"batchItemFailures": []}
+        assert_mail_counted(tag)
+        redeliver_every_shape(stream, [made[i] for i in order], partial(assert_mail_counted, tag))
+
+
+class _LostCommitError(RuntimeError):
+    """The batch's commit fails (the invocation ends before its counts are written)."""
+
+
+@pytest.fixture
+def first_commit_lost(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Makes the next batch commit fail; keeps its transaction, to commit it late afterwards."""
+    from webbugger import ledger
+
+    lost: list[Any] = []
+
+    class LosingFirst(ledger.TransactWrite):
+        def _commit(self) -> Any:
+            if not lost:
+                lost.append(self)
+                raise _LostCommitError
+            return super()._commit()
+
+    monkeypatch.setattr(ledger, "TransactWrite", LosingFirst)
+    return lost
+
+
+@pytest.mark.parametrize("shape", ["whole", "halves"])
+def test_a_batch_whose_counts_never_committed_counts_once_when_delivered_again(
+    stream: Handler, first_commit_lost: list[Any], shape: str
+) -> None:
+    from pynamodb.exceptions import TransactWriteError
+    from pynamodb.transactions import TransactWrite
+
+    tag = f"lost-{shape}"
+    ids = [store(**spec) for spec in mail_hits(tag)]
+    ids += [
+        store(target=f"link:{tag}", source=f"campaign:{tag}", user_agent=a, at=NOON) for a in (UA_A, UA_B)
+    ]
+    records = [stream_record(stored_item(beacon_id)) for beacon_id in ids]
+    # The open is claimed, then relabelled human by the click in the same batch: its move is
+    # counted at once, and its claim is lost with the commit.
+    response = stream(batch(*records), FakeContext())
+    assert failures(response) == [sequence(record) for record in records]
+    assert figures(Kind.SOURCE, f"campaign:{tag}", NOON.date())["total"] == 0
+    (lost,) = first_commit_lost
+
+    parts = [records] if shape == "whole" else [records[:2], records[2:]]
+    for part in parts:
+        assert stream(batch(*(copy.deepcopy(r) for r in part)), FakeContext()) == {"batchItemFailures": []}
+    # The mail's recipient, and two visitors clicking: three people, each a human click.
+    expected_source = {**MAIL_SOURCE, "total": 5, "unique": 3, "human": 5, "unique_human_clicks": 3}
+    expected_link = {**MAIL_LINK, "total": 4, "unique": 3, "human": 4, "unique_human_clicks": 3}
+    assert figures(Kind.SOURCE, f"campaign:{tag}", NOON.date()) == expected_source
+    assert figures(Kind.TARGET, f"link:{tag}", NOON.date()) == expected_link
+    states = sorted(ledger["state"]["S"] for ledger in ledgers())
+    assert states == ["aborted", *["committed"] * len(parts)]
+
+    # The lost commit arrives after all (it was on the wire): refused, the ledger being aborted.
+    with pytest.raises(TransactWriteError):
+        TransactWrite._commit(lost)
+    redeliver_every_shape(stream, ids, lambda: None)
+    assert figures(Kind.SOURCE, f"campaign:{tag}", NOON.date()) == expected_source
+    assert figures(Kind.TARGET, f"link:{tag}", NOON.date()) == expected_link
 
 
 # --- the real local stack ---------------------------------------------------------------------------

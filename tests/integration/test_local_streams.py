@@ -298,3 +298,14 @@ def test_event_name_filters_add_up(tmp_path: Path) -> None:
     assert source.accepts({"eventName": "REMOVE"})
     assert not source.accepts({"eventName": "MODIFY"})
     assert source.max_retries > 0  # -1 (until the record expires, in AWS) is bounded locally
+
+
+def test_the_feed_drops_a_beacon_with_no_reference_as_the_template_filter_says() -> None:
+    (source,) = stream_sources(load_template())
+    plain = {"id": {"S": "01ABC"}, "pk": {"S": "2026-12-03#1"}, "mode": {"S": "pixel"}}
+    assert not source.accepts({"eventName": "INSERT", "dynamodb": {"NewImage": plain}})
+    for name in ("target", "entity", "source"):
+        image = {**plain, name: {"S": "campaign:x"}}
+        assert source.accepts({"eventName": "INSERT", "dynamodb": {"NewImage": image}}), name
+        assert not source.accepts({"eventName": "MODIFY", "dynamodb": {"NewImage": image}}), name
+    assert source.batching_window_s == 1.0  # the template's 60 s, capped locally

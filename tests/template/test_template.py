@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from template_tools import ROOT, arn, grants
 from template_tools import sam as _sam
-from webbugger.counters import Counter, VisitorMark
+from webbugger.counters import Counter
+from webbugger.ledger import Ledger
 from webbugger.models import Beacon
+from webbugger.persons import PersonDay
 from webbugger_cli.template import Template, load_template
 from webbugger_plugins.link import Link
 
@@ -67,7 +70,8 @@ def _key_schema(schema: list[dict[str, str]]) -> dict[str, str]:
         (Beacon, "BeaconsTable"),
         (Link, "LinksTable"),
         (Counter, "CountersTable"),
-        (VisitorMark, "CountersTable"),
+        (PersonDay, "CountersTable"),
+        (Ledger, "CountersTable"),
     ],
 )
 def test_models_match_the_template_tables(template: Template, model: type[Model], table: str) -> None:
@@ -118,18 +122,16 @@ def test_track_function_has_least_privilege(template: Template) -> None:
 
 def test_stream_function_has_least_privilege(template: Template) -> None:
     assert grants(template, "StreamFunction") == {
+        # Labels and counting claims; a beacon read back, an entity's beacons fetched by id.
         ("dynamodb:UpdateItem", arn("BeaconsTable")),
-        # Classification: a beacon read back and checked, the entity's hits read from by_entity.
         ("dynamodb:GetItem", arn("BeaconsTable")),
-        ("dynamodb:ConditionCheckItem", arn("BeaconsTable")),
         ("dynamodb:BatchGetItem", arn("BeaconsTable")),
-        ("dynamodb:Query", str({"Fn::Sub": "${BeaconsTable.Arn}/index/by_entity"})),
+        # Counters and person-days updated, batch ledgers put, both read, an entity's days queried;
+        # no scan, no delete.
         ("dynamodb:UpdateItem", arn("CountersTable")),
         ("dynamodb:PutItem", arn("CountersTable")),
-        # Unique human marks, handed on or dropped when a counted hit is relabelled.
         ("dynamodb:GetItem", arn("CountersTable")),
-        ("dynamodb:DeleteItem", arn("CountersTable")),
-        ("dynamodb:ConditionCheckItem", arn("CountersTable")),
+        ("dynamodb:Query", arn("CountersTable")),
         ("secretsmanager:GetSecretValue", str({"Ref": "VisitorSaltSecret"})),
         *{
             (action, arn(table))
@@ -146,7 +148,28 @@ def test_stream_retries_failed_records_alone_and_keeps_poison_ones(template: Tem
     assert event["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": ["StreamDeadLetterQueue", "Arn"]
     }
-    assert event["FilterCriteria"]["Filters"] == [{"Pattern": '{"eventName": ["INSERT"]}'}]
+    # One batch at a time per shard: webbugger.ledger's argument rests on it.
+    assert event["ParallelizationFactor"] == 1
+
+
+def test_stream_batches_are_full_and_only_new_beacons_with_a_reference(template: Template) -> None:
+    event = template.resources["StreamFunction"]["Properties"]["Events"]["NewBeacons"]["Properties"]
+    assert event["BatchSize"] == 100
+    assert event["MaximumBatchingWindowInSeconds"] == {"Ref": "StreamBatchWindowSeconds"}
+    assert 0 < int(template.parameter_default("StreamBatchWindowSeconds") or 0) <= 300
+    patterns = [json.loads(item["Pattern"]) for item in event["FilterCriteria"]["Filters"]]
+    assert patterns == [
+        {"eventName": ["INSERT"], "dynamodb": {"NewImage": {name: {"S": [{"exists": True}]}}}}
+        for name in ("target", "entity", "source")
+    ]
+    # The beacons table has no index: each entry would cost a write unit on every hit.
+    assert "GlobalSecondaryIndexes" not in template.resources["BeaconsTable"]["Properties"]
+
+
+def test_counted_kinds_reach_the_stream_function(template: Template) -> None:
+    assert template.parameter_default("CountedKinds") == "target,source"
+    variables = template.resources["StreamFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["COUNTED_KINDS"] == {"Ref": "CountedKinds"}
 
 
 def test_signing_key_is_generated_at_deploy_time(template: Template) -> None:

@@ -87,11 +87,16 @@ def test_per_million_figures_are_the_prices_times_the_units() -> None:
         assert found.per_million(services["API Gateway"]) == pytest.approx(
             1e6 * cost.unit_price(prices, "http_api_request")
         )
+        # A batch's own units are shared by the beacons of a batch (as full as the traffic allows).
+        rate = 3_000_000 / cost.SECONDS_PER_MONTH
+        batch = min(max(rate * settings.batching_window_s, 1), settings.batch_size)
         wru = units["track_wru"]["value"] + units["stream_wru"]["value"]
+        wru += units["stream_wru_per_batch"]["value"] / batch
+        rru = units["track_rru"]["value"] + units["stream_rru"]["value"]
+        rru += units["stream_rru_per_batch"]["value"] / batch
         dynamodb = 1e6 * (
             wru * cost.unit_price(prices, "dynamodb_on_demand_wru")
-            + (units["track_rru"]["value"] + units["stream_rru"]["value"])
-            * cost.unit_price(prices, "dynamodb_on_demand_rru")
+            + rru * cost.unit_price(prices, "dynamodb_on_demand_rru")
         )
         assert found.per_million(services["DynamoDB"]) == pytest.approx(dynamodb)
         assert found.total == pytest.approx(sum(services.values()))
@@ -108,13 +113,34 @@ def test_stream_batches_fill_with_traffic() -> None:
     settings = cost.stack_settings()
 
     def stream_requests_per_million(hits: int) -> float:
-        found = cost.estimate(hits, "pixel", settings)
+        found = cost.estimate(hits, "click", settings)
         line = next(line for line in found.lines if line.what.startswith("stream: requests"))
         return found.per_million(line.dollars)
 
-    low, high = stream_requests_per_million(1_000_000), stream_requests_per_million(10_000_000_000)
+    low, high = stream_requests_per_million(10_000), stream_requests_per_million(10_000_000_000)
     assert low == pytest.approx(1e6 * cost.unit_price(cost.load_prices(), "lambda_request"))  # one a beacon
     assert high == pytest.approx(low / settings.batch_size)  # full batches
+
+
+def test_a_hit_the_stream_filters_out_costs_no_stream_invocation() -> None:
+    pixel = cost.estimate(1_000_000, "pixel", cost.stack_settings())
+    stream = [line for line in pixel.lines if line.what.startswith("stream: ")]
+    assert stream and all(line.dollars == 0 for line in stream)
+
+
+def test_a_batch_shares_its_write_units_among_its_beacons() -> None:
+    settings = cost.stack_settings()
+    click = cost.load_hit_figures()["profiles"]["click"]
+
+    def write_units(hits: int) -> float:
+        found = cost.estimate(hits, "click", settings)
+        line = next(line for line in found.lines if line.what.endswith("write units a hit"))
+        return float(line.what.split()[0])
+
+    per_beacon = click["track_wru"]["value"] + click["stream_wru"]["value"]
+    assert write_units(10_000) == pytest.approx(per_beacon + click["stream_wru_per_batch"]["value"], rel=1e-2)
+    full = per_beacon + click["stream_wru_per_batch"]["value"] / settings.batch_size
+    assert write_units(10_000_000_000) == pytest.approx(full, rel=1e-2)
 
 
 def test_every_price_is_dated_and_has_its_source() -> None:
@@ -152,8 +178,10 @@ def test_every_hit_figure_says_where_it_comes_from() -> None:
     benchmarks = (ROOT / "docs" / "benchmarks.md").read_text()
     assert figures["profiles"]["pixel"]["track_wru"]["value"] == 1
     assert "| **1 WCU**" in benchmarks
-    assert figures["profiles"]["click"]["track_wru"]["value"] == 4
-    assert "| 4 WCU (1 table + 3 sparse indexes)" in benchmarks
+    # No index: a beacon with references is one write unit too (docs/benchmarks.md's case (c)).
+    assert figures["profiles"]["click"]["track_wru"]["value"] == 1
+    assert figures["profiles"]["open"]["track_wru"]["value"] == 1
+    assert "| write units: redirect with target + entity + source | 1 WCU" in benchmarks
 
 
 def test_docs_cost_table_is_the_commands_output(capsys: pytest.CaptureFixture[str]) -> None:

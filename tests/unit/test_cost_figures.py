@@ -13,6 +13,7 @@ import io
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,16 +98,19 @@ def test_track_log_bytes_per_pixel_is_measured(track: Any) -> None:
     assert recorded["value"] == pytest.approx(plain[0], rel=0.1)
 
 
-# --- the stream function's writes per beacon, counted from the calls it makes -------------------
+# --- the DynamoDB calls of a hit, track and stream function, counted from the calls they make ---
 
 STREAM_CODE_URI = ROOT / "functions" / "stream"
 STREAM_MODULE = f"webbugger_function_{STREAM_CODE_URI.name}_app"
 WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 OUT_OF_DATE = (
-    "the stream function's DynamoDB calls changed: put the counted units in "
+    "the DynamoDB calls of a hit changed: put the counted units in "
     "cli/webbugger_cli/data/hits.json, then docs/cost.md's table "
     "(uv run webbugger cost --hits 1000000 --markdown)"
 )
+# Issue 13's write-unit budget per hit, amortised over a batch of 100 hits of one campaign.
+BUDGET = {"pixel": 2, "open": 5, "click": 6}
+BATCH = 100
 
 
 class _Calls:
@@ -124,32 +128,16 @@ class _Calls:
         return call
 
 
-def _rewritten_indexes() -> set[str]:
-    """The partition key attributes of the beacons table's indexes whose entries an update of
-    other attributes rewrites: those that project more than the keys (template.yaml). The stream
-    never changes a beacon's references, so a keys-only index entry is never rewritten."""
-    from webbugger_cli.template import load_template
-
-    spec = load_template(ROOT).tables()["BeaconsTable"]
-    return {
-        next(k["AttributeName"] for k in index["KeySchema"] if k["KeyType"] == "HASH")
-        for index in spec.get("GlobalSecondaryIndexes", [])
-        if index.get("Projection", {}).get("ProjectionType") != "KEYS_ONLY"
-    }
-
-
-def _write_units(calls: list[tuple[str, dict[str, Any]]], beacons: str, in_indexes: int) -> float:
+def _write_units(calls: list[tuple[str, dict[str, Any]]]) -> float:
     """Write request units of ``calls`` by DynamoDB's rules for items under 1 KB: 1 a standard
-    write, 2 a transactional one (a condition check too); a write to the beacon also rewrites
-    its entries in ``in_indexes`` indexes, 1 each."""
+    write, 2 a transactional one (a condition check too). The tables have no secondary index
+    (checked below), so a write costs no index entry."""
     units = 0.0
     for operation, params in calls:
         if operation in WRITES:
-            units += 1 + (in_indexes if params["TableName"] == beacons else 0)
+            units += 1
         elif operation == "TransactWriteItems":
-            for item in params["TransactItems"]:
-                ((kind, body),) = item.items()
-                units += 2 + (in_indexes if body["TableName"] == beacons and kind != "ConditionCheck" else 0)
+            units += 2 * len(params["TransactItems"])
     return units
 
 
@@ -169,16 +157,27 @@ def _read_units(calls: list[tuple[str, dict[str, Any]]]) -> float:
     return units
 
 
+@dataclass(frozen=True)
+class _Units:
+    track_writes: float
+    stream_writes: float
+    stream_reads: float
+
+
 @pytest.fixture
 def stream_stack(track: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The track fixture's fake AWS with the stream function's environment too, and its handler."""
     from webbugger_cli.template import load_handler
+    from webbugger_plugins.campaign import create_campaign
+    from webbugger_plugins.link import create_link
 
     names = track.template_table_names("cost-")
     track.set_function_environment(monkeypatch, names, "TrackFunction", "StreamFunction")
     monkeypatch.setenv("WEBBUGGER_VISITOR_SALT", "visitor-salt-" + "x" * 40)
     runtime.reset()
     runtime.default_settings()
+    create_link("https://example.com/sale", "sale")
+    create_campaign("spring")
     previous = sys.modules.pop(STREAM_MODULE, None)
     try:
         yield load_handler(STREAM_CODE_URI, "app.lambda_handler"), names
@@ -188,74 +187,129 @@ def stream_stack(track: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             sys.modules[STREAM_MODULE] = previous
 
 
-def _stream_units(track: Any, stream_stack: Any, claims: TokenClaims) -> tuple[float, float]:
-    """The write and read request units the stream function spends on the beacon of one hit."""
-    from unittest import mock
+def _claims(profile: str, count: int, tag: str) -> list[TokenClaims]:
+    """``count`` hits of a profile (data/hits.json): one campaign, a recipient each, an hour after
+    the mail was sent (a person's hits, not a scanner's)."""
+    if profile == "pixel":
+        return [TokenClaims(mode=Mode.PIXEL)] * count
+    sent = int(time.time()) - 3600
+    mode, target = (Mode.PIXEL, None) if profile == "open" else (Mode.REDIRECT, Ref("link", "sale"))
+    return [
+        TokenClaims(
+            mode=mode,
+            target=target,
+            entity=Ref("recipient", f"{tag}-{n}@example.com"),
+            source=Ref("campaign", "spring"),
+            issued_at=sent,
+        )
+        for n in range(count)
+    ]
 
-    import botocore.client
 
-    handler, names = stream_stack
-    beacons = names["BeaconsTable"]
-    path = tracking_url("https://t.example", claims, KeyRing.from_json(RING_JSON)).removeprefix(
-        "https://t.example"
-    )
-    event = track.http_event(
-        path,
-        headers={"user-agent": BROWSER, "accept-language": "en-GB"},
-        source_ip="203.0.113.9",
-        request_id="r",
-    )
-    with contextlib.redirect_stdout(io.StringIO()):
-        answer = track.load_track_handler()(event, track.FakeContext())
-    assert answer["statusCode"] in (200, 302), answer
-    client = boto3.client("dynamodb", region_name=track.REGION)
-    (item,) = client.scan(TableName=beacons)["Items"]
-    in_indexes = sum(attribute in item for attribute in _rewritten_indexes())
-    record = {
-        "eventID": "1",
+def _record(item: dict[str, Any], beacons: str, number: int) -> dict[str, Any]:
+    return {
+        "eventID": str(number),
         "eventName": "INSERT",
         "eventSource": "aws:dynamodb",
         "eventSourceARN": f"arn:aws:dynamodb:us-east-1:123456789012:table/{beacons}/stream/2026-01-01",
         "dynamodb": {
             "Keys": {"pk": item["pk"], "id": item["id"]},
             "NewImage": item,
-            "SequenceNumber": "1",
+            "SequenceNumber": f"{number:021d}",
             "StreamViewType": "NEW_IMAGE",
             "SizeBytes": 500,
         },
     }
+
+
+def _hits_units(track: Any, stream_stack: Any, claims: list[TokenClaims]) -> _Units:
+    """The DynamoDB request units of ``claims`` hit once each, then their beacons delivered to
+    the stream function as one batch, as the template's event source mapping would (its filter
+    applied as the local stack applies it)."""
+    from unittest import mock
+
+    import botocore.client
+    from webbugger_cli.local.streams import stream_sources
+    from webbugger_cli.template import load_template
+
+    handler, names = stream_stack
+    beacons = names["BeaconsTable"]
+    client = boto3.client("dynamodb", region_name=track.REGION)
+    before = {item["id"]["S"] for item in client.scan(TableName=beacons)["Items"]}
     calls = _Calls()
     wrapped = calls.wrap(botocore.client.BaseClient._make_api_call)
-    with (
-        mock.patch.object(botocore.client.BaseClient, "_make_api_call", wrapped),
-        contextlib.redirect_stdout(io.StringIO()),
-    ):
-        result = handler(
-            json.loads(json.dumps({"Records": [record]})), track.FakeContext(function_name="StreamFunction")
-        )
-    assert result == {"batchItemFailures": []}
-    return _write_units(calls.calls, beacons, in_indexes), _read_units(calls.calls)
-
-
-def test_stream_request_units_of_a_pixel(track: Any, stream_stack: Any) -> None:
-    writes, reads = _stream_units(track, stream_stack, TokenClaims(mode=Mode.PIXEL))
-    pixel = cost.load_hit_figures()["profiles"]["pixel"]
-    assert (pixel["stream_wru"]["value"], pixel["stream_rru"]["value"]) == (writes, reads), OUT_OF_DATE
-
-
-def test_stream_request_units_of_a_human_click(track: Any, stream_stack: Any) -> None:
-    from webbugger_plugins.campaign import create_campaign
-    from webbugger_plugins.link import create_link
-
-    create_link("https://example.com/sale", "sale")
-    create_campaign("spring")
-    claims = TokenClaims(
-        mode=Mode.REDIRECT,
-        target=Ref("link", "sale"),
-        entity=Ref("recipient", "alice@example.com"),
-        source=Ref("campaign", "spring"),
-        issued_at=int(time.time()) - 3600,  # sent an hour ago: a person's click, not a scanner's
+    track_handler = track.load_track_handler()
+    with mock.patch.object(botocore.client.BaseClient, "_make_api_call", wrapped):
+        for claim in claims:
+            path = tracking_url("https://t.example", claim, KeyRing.from_json(RING_JSON)).removeprefix(
+                "https://t.example"
+            )
+            event = track.http_event(
+                path,
+                headers={"user-agent": BROWSER, "accept-language": "en-GB"},
+                source_ip="203.0.113.9",
+                request_id="r",
+            )
+            with contextlib.redirect_stdout(io.StringIO()):
+                answer = track_handler(event, track.FakeContext())
+            assert answer["statusCode"] in (200, 302), answer
+    track_writes = _write_units(calls.calls)
+    items = sorted(
+        (item for item in client.scan(TableName=beacons)["Items"] if item["id"]["S"] not in before),
+        key=lambda item: item["id"]["S"],
     )
-    writes, reads = _stream_units(track, stream_stack, claims)
-    click = cost.load_hit_figures()["profiles"]["click"]
-    assert (click["stream_wru"]["value"], click["stream_rru"]["value"]) == (writes, reads), OUT_OF_DATE
+    assert len(items) == len(claims)
+    (source,) = stream_sources(load_template(ROOT))
+    records = [_record(item, beacons, n) for n, item in enumerate(items, 1)]
+    records = [record for record in records if source.accepts(record)]
+    calls = _Calls()
+    wrapped = calls.wrap(botocore.client.BaseClient._make_api_call)
+    if records:  # the filter drops beacons with nothing to hook or count: no invocation at all
+        with (
+            mock.patch.object(botocore.client.BaseClient, "_make_api_call", wrapped),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
+            result = handler(
+                json.loads(json.dumps({"Records": records})),
+                track.FakeContext(function_name="StreamFunction"),
+            )
+        assert result == {"batchItemFailures": []}
+    return _Units(track_writes, _write_units(calls.calls), _read_units(calls.calls))
+
+
+def test_the_beacons_table_has_no_index() -> None:
+    """Every index entry would cost a write unit per hit: the counts above assume none."""
+    from webbugger_cli.template import load_template
+
+    for name, spec in load_template(ROOT).tables().items():
+        assert not spec.get("GlobalSecondaryIndexes"), name
+
+
+@pytest.mark.parametrize("profile", ["pixel", "open", "click"])
+def test_request_units_of_a_hit_are_the_recorded_ones_and_within_budget(
+    track: Any, stream_stack: Any, profile: str
+) -> None:
+    one = _hits_units(track, stream_stack, _claims(profile, 1, "one"))
+    full = _hits_units(track, stream_stack, _claims(profile, BATCH, "full"))
+    # What a batch of one and a full batch cost: so much a beacon, so much a batch.
+    per_beacon = (full.stream_writes - one.stream_writes) / (BATCH - 1)
+    per_batch = one.stream_writes - per_beacon
+    reads_per_beacon = (full.stream_reads - one.stream_reads) / (BATCH - 1)
+    recorded = cost.load_hit_figures()["profiles"][profile]
+    assert full.track_writes == BATCH * one.track_writes
+    measured = (
+        one.track_writes,
+        per_beacon,
+        per_batch,
+        reads_per_beacon,
+        one.stream_reads - reads_per_beacon,
+    )
+    assert measured == (
+        recorded["track_wru"]["value"],
+        recorded["stream_wru"]["value"],
+        recorded["stream_wru_per_batch"]["value"],
+        recorded["stream_rru"]["value"],
+        recorded["stream_rru_per_batch"]["value"],
+    ), OUT_OF_DATE
+    amortised = one.track_writes + per_beacon + per_batch / BATCH
+    assert amortised <= BUDGET[profile], (profile, amortised)

@@ -9,14 +9,13 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from webbugger import counters
 from webbugger.counters import (
-    COUNTED_MARK,
     Counter,
     DayCounts,
+    Deltas,
     Stats,
     beacon_refs,
-    count_beacon,
+    counted_refs,
     counter_key,
     daily_salt,
     daily_stats,
@@ -24,7 +23,9 @@ from webbugger.counters import (
     visitor_key,
 )
 from webbugger.ids import epoch_ms, new_beacon_id
+from webbugger.ledger import move_deltas, tally, tally_deltas
 from webbugger.models import Beacon, beacon_partition
+from webbugger.persons import Day, human_claim, person_of, unique_claim
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.settings import Settings
@@ -195,13 +196,62 @@ def test_beacon_refs_have_their_own_kinds() -> None:
     assert beacon_refs(beacon(target=None)) == []
 
 
-def test_a_beacon_read_with_its_mark_is_not_counted_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_database(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("count_beacon reached the database")
+def test_only_the_deployments_counted_kinds_are_counted() -> None:
+    full = beacon(target="link:a", entity="recipient:r", source="campaign:c")
+    default = Settings(beacons_table="b", region="us-east-1")
+    assert counted_refs(full, default) == [(Kind.TARGET, "link:a"), (Kind.SOURCE, "campaign:c")]
+    every = Settings(beacons_table="b", region="us-east-1", counted_kinds=("target", "entity", "source"))
+    assert counted_refs(full, every) == beacon_refs(full)
+    assert counted_refs(full, Settings(beacons_table="b", region="us-east-1", counted_kinds=())) == []
 
-    monkeypatch.setattr(counters, "TransactWrite", no_database)
-    settings = Settings(beacons_table="b", region="us-east-1", counters_table="c")
-    assert count_beacon(beacon(applied={"recipient", COUNTED_MARK}), SALT_SECRET, settings) is False
+
+def test_a_person_is_the_entity_else_the_visitor(salt: bytes) -> None:
+    assert person_of(beacon(entity="recipient:r"), salt) == "p#e#recipient:r"
+    assert person_of(beacon(entity="recipient:r", ip=None, user_agent=None), salt) == "p#e#recipient:r"
+    assert person_of(beacon(), salt) == f"p#v#{visitor_key(beacon(), salt)}"
+    assert person_of(beacon(ip=None, user_agent=None), salt) is None
+
+
+def test_a_tally_says_what_a_beacon_adds_to_which_counter() -> None:
+    hit = beacon(target="link:a", source="campaign:c")  # a pixel: an open
+    refs = beacon_refs(hit)
+    day = Day(
+        "p#v#x",
+        DAY,
+        frozenset({hit.id}),
+        {
+            unique_claim(Kind.TARGET, "link:a"): hit.id,
+            unique_claim(Kind.SOURCE, "campaign:c"): "someone-else",
+            human_claim("pixel", Kind.SOURCE, "campaign:c"): hit.id,
+        },
+    )
+    codes = tally(hit, "human", day, refs)
+    assert codes == {"human", "t", "s", "ut", "hs"}
+    deltas = tally_deltas(hit, codes, 1, 400)
+    assert deltas.changes == {
+        ("c#target#link:a", DAY): {"total": 1, "human": 1, "unique": 1},
+        ("c#source#campaign:c", DAY): {"total": 1, "human": 1, "unique_human_opens": 1},
+    }
+    # Relabelled machine, the claim given up: human to machine, one unique human open less.
+    moved = move_deltas(hit, codes, {"machine", "t", "s", "ut"}, 400)
+    assert moved.changes == {
+        ("c#target#link:a", DAY): {"total": 0, "human": -1, "unique": 0, "machine": 1},
+        ("c#source#campaign:c", DAY): {"total": 0, "human": -1, "unique_human_opens": -1, "machine": 1},
+    }
+
+
+def test_deltas_add_up_per_counter_item_and_keep_the_latest_expiry() -> None:
+    deltas = Deltas()
+    deltas.add(("c#target#link:a", DAY), "total", 1, 100)
+    other = Deltas()
+    other.add(("c#target#link:a", DAY), "total", 2, 300)
+    other.add(("c#source#campaign:c", DAY), "human", 1, 200)
+    deltas.merge(other)
+    assert deltas.changes == {
+        ("c#target#link:a", DAY): {"total": 3},
+        ("c#source#campaign:c", DAY): {"human": 1},
+    }
+    assert deltas.expires == {("c#target#link:a", DAY): 300, ("c#source#campaign:c", DAY): 200}
 
 
 # --- Stats --------------------------------------------------------------------------------------------

@@ -203,16 +203,22 @@ def estimate(
             track_gbs * _lambda_gb_second(prices, track),
         )
     )
-    # Stream function: batches of what arrived within the window (at least one beacon, at most BatchSize).
+    # Stream function: batches of what arrived within the window (at least one beacon, at most
+    # BatchSize); none at all for a hit its event filter drops (a beacon with no reference).
+    streamed = bool(units.get("stream", True))
     batch = min(max(rate * settings.batching_window_s, 1.0), float(settings.batch_size))
-    invocations = hits / batch
+    invocations = hits / batch if streamed else 0.0
     stream = settings.stream
-    stream_ms_total = hits * per_beacon_ms + invocations * _value(figures, "stream_ms_per_invocation")
+    stream_ms_total = (
+        hits * per_beacon_ms + invocations * _value(figures, "stream_ms_per_invocation") if streamed else 0.0
+    )
     stream_gbs = stream_ms_total / 1000 * stream.memory_mb / 1024
     lines.append(
         Line(
             "Lambda",
-            f"stream: requests ({batch:.1f} beacons a batch)",
+            f"stream: requests ({batch:.1f} beacons a batch)"
+            if streamed
+            else "stream: not invoked (filtered out)",
             invocations * unit_price(prices, "lambda_request"),
         )
     )
@@ -224,18 +230,23 @@ def estimate(
         )
     )
 
-    wru = _value(units, "track_wru") + _value(units, "stream_wru")
+    # Per beacon, plus what a batch costs once (its counters and ledger), shared by its beacons.
+    per_batch = _value(units, "stream_wru_per_batch") / batch if streamed else 0.0
+    wru = _value(units, "track_wru") + _value(units, "stream_wru") + per_batch
     lines.append(
         Line(
             "DynamoDB",
-            f"{wru:g} write units a hit",
+            f"{wru:.3g} write units a hit",
             hits * wru * unit_price(prices, "dynamodb_on_demand_wru"),
         )
     )
     rru = _value(units, "track_rru") + _value(units, "stream_rru")
+    rru += _value(units, "stream_rru_per_batch") / batch if streamed else 0.0
     lines.append(
         Line(
-            "DynamoDB", f"{rru:g} read units a hit", hits * rru * unit_price(prices, "dynamodb_on_demand_rru")
+            "DynamoDB",
+            f"{rru:.3g} read units a hit",
+            hits * rru * unit_price(prices, "dynamodb_on_demand_rru"),
         )
     )
     lines.append(

@@ -5,15 +5,20 @@ For every function event of ``Type: DynamoDB`` whose ``Stream`` is ``!GetAtt Som
 through the ``dynamodbstreams`` API of DynamoDB Local and invokes the function's own handler with
 the Lambda DynamoDB stream event, as the event source mapping does in AWS:
 
-- ``FilterCriteria``: only ``{"eventName": [...]}`` patterns are understood (any one filter
-  matching lets a record through, as in AWS); anything else is refused at start-up
-  (:class:`StreamConfigError`) rather than silently ignored. Filtered-out records are dropped.
+- ``FilterCriteria``: patterns of ``{"eventName": [...]}``, optionally with
+  ``"dynamodb": {"NewImage": {"<attribute>": {"S": [{"exists": true}]}}}`` (the attribute must be
+  there), are understood (any one filter matching lets a record through, as in AWS); anything
+  else is refused at start-up (:class:`StreamConfigError`) rather than silently ignored.
+  Filtered-out records are dropped.
 - ``BatchSize``: at most that many records per invocation (DynamoDB Streams returns at most 1000
-  per read, so larger sizes act as 1000). ``MaximumBatchingWindowInSeconds`` is not modelled:
-  records are delivered within one poll (about 250 ms).
+  per read, so larger sizes act as 1000). ``MaximumBatchingWindowInSeconds`` (a number or a
+  parameter's default): records are gathered until the batch is full or the window has passed
+  since the first, the window capped at :data:`LOCAL_WINDOW_CAP_S` so that a developer sees a
+  hit's counts within seconds.
 - ``FunctionResponseTypes: [ReportBatchItemFailures]``: a ``batchItemFailures`` answer retries
-  the failed records *alone*; an invocation that raises, or names an unknown item, fails the
-  whole batch. Without it, only a raise fails the batch.
+  from the first failed record on (it and the records after it, as Lambda does); an invocation
+  that raises, or names an unknown item, fails the whole batch. Without it, only a raise fails
+  the batch.
 - ``MaximumRetryAttempts``: retries after the first attempt (short exponential back-off); after
   the last one the records are dead-lettered. There is no SQS locally: each record goes, with its
   coordinates, as one JSON line to ``<state dir>/stream-dead-letters.jsonl``, and one line is
@@ -65,6 +70,8 @@ POLL_INTERVAL_S = 0.25
 # DynamoDB Streams' GetRecords returns at most this many records.
 MAX_READ = 1000
 DEFAULT_BATCH_SIZE = 100
+# The batching window locally: at most this long (AWS's may be minutes).
+LOCAL_WINDOW_CAP_S = 1.0
 # AWS retries a failing record until it leaves the stream (24 h) when MaximumRetryAttempts is -1
 # or absent; locally that would block the shard for a day.
 LOCAL_RETRY_CAP = 10
@@ -101,16 +108,40 @@ class StreamSource:
     max_retries: int = LOCAL_RETRY_CAP
     report_item_failures: bool = False
     # None: no FilterCriteria (every record passes).
-    event_names: frozenset[str] | None = None
+    filters: tuple[RecordFilter, ...] | None = None
+    batching_window_s: float = 0.0
 
     @property
     def label(self) -> str:
         """``Function.Event``, for messages."""
         return f"{self.function}.{self.event}"
 
+    @property
+    def event_names(self) -> frozenset[str] | None:
+        """The event names some filter lets through (None: no filter)."""
+        if self.filters is None:
+            return None
+        return frozenset(name for item in self.filters for name in item.event_names)
+
     def accepts(self, record: dict[str, Any]) -> bool:
         """Whether the event's filter lets ``record`` through."""
-        return self.event_names is None or record.get("eventName") in self.event_names
+        return self.filters is None or any(item.matches(record) for item in self.filters)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFilter:
+    """One filter pattern: the event names it lets through, and the NewImage attributes (of type
+    S) a record must carry."""
+
+    event_names: frozenset[str]
+    present: frozenset[str] = frozenset()
+
+    def matches(self, record: dict[str, Any]) -> bool:
+        """Whether ``record`` passes this filter."""
+        image = (record.get("dynamodb") or {}).get("NewImage") or {}
+        return record.get("eventName") in self.event_names and all(
+            "S" in (image.get(name) or {}) for name in self.present
+        )
 
 
 def stream_functions(template: Template) -> set[str]:
@@ -125,28 +156,53 @@ def stream_functions(template: Template) -> set[str]:
     return found
 
 
-def _event_names(label: str, criteria: Any) -> frozenset[str] | None:
+def _present(label: str, pattern: str, dynamodb: Any) -> frozenset[str]:
+    """The attributes of ``{"NewImage": {"<attribute>": {"S": [{"exists": true}]}}}``."""
+    image = dynamodb.get("NewImage") if isinstance(dynamodb, dict) and set(dynamodb) == {"NewImage"} else None
+    exists = [{"exists": True}]
+    if not isinstance(image, dict) or not image or any(test != {"S": exists} for test in image.values()):
+        raise StreamConfigError(
+            f"{label}: filter pattern {pattern!r} is not supported locally "
+            '(only {"eventName": [...]} and NewImage attributes that exist)'
+        )
+    return frozenset(image)
+
+
+def _filters(label: str, criteria: Any) -> tuple[RecordFilter, ...] | None:
     if criteria is None:
         return None
     filters = criteria.get("Filters") if isinstance(criteria, dict) else None
     if not isinstance(filters, list) or not filters:
         raise StreamConfigError(f"{label}: FilterCriteria needs a non-empty Filters list")
-    names: set[str] = set()
+    found = []
     for item in filters:
         pattern = item.get("Pattern") if isinstance(item, dict) else None
         try:
-            parsed = json.loads(pattern) if isinstance(pattern, str) else pattern
+            parsed: Any = json.loads(pattern) if isinstance(pattern, str) else pattern
         except ValueError as exc:
             raise StreamConfigError(f"{label}: filter pattern {pattern!r} is not JSON") from exc
-        values = (
-            parsed.get("eventName") if isinstance(parsed, dict) and set(parsed) == {"eventName"} else None
-        )
+        keys = set(parsed) if isinstance(parsed, dict) else set()
+        values = parsed["eventName"] if keys in ({"eventName"}, {"eventName", "dynamodb"}) else None
         if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
             raise StreamConfigError(
                 f'{label}: filter pattern {pattern!r} is not supported locally (only {{"eventName": [...]}})'
             )
-        names.update(values)
-    return frozenset(names)
+        present = _present(label, str(pattern), parsed["dynamodb"]) if "dynamodb" in keys else frozenset()
+        found.append(RecordFilter(frozenset(values), present))
+    return tuple(found)
+
+
+def _window(template: Template, label: str, props: dict[str, Any]) -> float:
+    value = props.get("MaximumBatchingWindowInSeconds", 0)
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        value = template.parameter_default(str(value["Ref"]))
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError) as exc:
+        raise StreamConfigError(
+            f"{label}: MaximumBatchingWindowInSeconds must be a number, got {value!r}"
+        ) from exc
+    return min(max(seconds, 0.0), LOCAL_WINDOW_CAP_S)
 
 
 def _int_property(label: str, props: dict[str, Any], name: str, default: int) -> int:
@@ -193,7 +249,8 @@ def _source(template: Template, function: str, event: str, props: dict[str, Any]
         starting_position=position,
         max_retries=retries,
         report_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
-        event_names=_event_names(label, props.get("FilterCriteria")),
+        filters=_filters(label, props.get("FilterCriteria")),
+        batching_window_s=_window(template, label, props),
     )
 
 
@@ -541,14 +598,12 @@ class StreamFeed:
         if shard.iterator is None:
             shard.iterator = self._iterator(stream, shard.shard_id, first_time=False)
         try:
-            page = self._streams_api.get_records(ShardIterator=shard.iterator, Limit=stream.source.batch_size)
+            records, next_iterator = self._gather(stream.source, shard.iterator)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ExpiredIteratorException":
                 raise
             shard.iterator = None  # from the saved position, next time
             return True
-        records: list[dict[str, Any]] = page.get("Records", [])
-        next_iterator = page.get("NextShardIterator")
         if records:
             try:
                 self._deliver(stream.source, stream.arn, shard.shard_id, records)
@@ -559,6 +614,24 @@ class StreamFeed:
         shard.iterator = next_iterator
         shard.finished = next_iterator is None
         return bool(records)
+
+    def _gather(self, source: StreamSource, iterator: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Records of one shard for one batch: until it is full, or the batching window has
+        passed since the first record read."""
+        records: list[dict[str, Any]] = []
+        next_iterator: str | None = iterator
+        deadline: float | None = None
+        while next_iterator is not None and len(records) < source.batch_size:
+            left = source.batch_size - len(records)
+            page = self._streams_api.get_records(ShardIterator=next_iterator, Limit=left)
+            records += page.get("Records", [])
+            next_iterator = page.get("NextShardIterator")
+            if records and deadline is None:
+                deadline = time.monotonic() + source.batching_window_s
+            if deadline is None or time.monotonic() >= deadline or self._interrupted():
+                break
+            self._stop.wait(min(POLL_INTERVAL_S, max(0.0, deadline - time.monotonic())))
+        return records, next_iterator
 
     # delivering
 
@@ -579,7 +652,8 @@ class StreamFeed:
             self._stop.wait(backoff)
             if self._interrupted():
                 raise _InterruptedError
-            pending = failed
+            # As in AWS: the batch resumes from its first failed record, with every record after it.
+            pending = pending[min(pending.index(record) for record in failed) :]
 
     def _invoke_once(self, source: StreamSource, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Invoke once; the records that failed."""

@@ -1,14 +1,24 @@
 """Reading beacons back, newest first: all of them, or those of one target, entity or source,
-over a time range, resumable from a cursor (the last beacon id a page ended on)."""
+over a time range, resumable from a cursor (the last beacon id a page ended on).
+
+The beacons table has no index (each entry would cost a write unit a hit): an entity's beacons
+are listed on its day items (:mod:`webbugger.persons`, written by the stream function, so a
+beacon appears there once the stream has processed it); a target's or a source's are read from
+the day partitions of the range with a filter, so their cost is that of reading every beacon of
+the range.
+
+A beacon with no reference is not written by the stream function at all (nothing to count or
+hook, and its class depends on itself alone): its class and device are computed as it is read.
+"""
 
 from __future__ import annotations
 
 import heapq
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from webbugger.ids import beacon_id_floor
-from webbugger.models import Beacon, day_partitions, hydrate
+from webbugger.models import Beacon, beacon_key, day_partitions, hydrate
 from webbugger.registry import Kind
 
 if TYPE_CHECKING:
@@ -24,16 +34,29 @@ def _ceiling(until: datetime) -> str:
     return beacon_id_floor(until + timedelta(milliseconds=1))
 
 
-def _by_ref(kind: Kind, ref: Ref, low: str, high: str) -> Iterator[Beacon]:
-    index = {Kind.TARGET: Beacon.by_target, Kind.ENTITY: Beacon.by_entity, Kind.SOURCE: Beacon.by_source}
-    yield from hydrate(index[kind].query(str(ref), Beacon.id.between(low, high), scan_index_forward=False))
+def _of_entity(ref: Ref, since: datetime, until: datetime, low: str, high: str) -> Iterator[Beacon]:
+    from webbugger.persons import entity_beacon_ids  # the counters table: not every caller's
+
+    ids = entity_beacon_ids(str(ref), since - timedelta(seconds=1), until + timedelta(seconds=1))
+    yield from hydrate(beacon_key(beacon_id) for beacon_id in ids if low <= beacon_id <= high)
 
 
-def _all(since: datetime, until: datetime, low: str, high: str) -> Iterator[Beacon]:
+def _ref_filter(kind: Kind, ref: Ref) -> Any:
+    attribute = {Kind.TARGET: Beacon.target, Kind.ENTITY: Beacon.entity, Kind.SOURCE: Beacon.source}[kind]
+    return attribute == str(ref)
+
+
+def scanned_beacons(since: datetime, until: datetime, kind: Kind, ref: Ref) -> Iterator[Beacon]:
+    """``ref``'s beacons (as ``kind``) from ``since`` to ``until``, newest first, read from the day
+    partitions with a filter (whether the stream listed them yet or not)."""
+    return _all(since, until, beacon_id_floor(since), _ceiling(until), _ref_filter(kind, ref))
+
+
+def _all(since: datetime, until: datetime, low: str, high: str, only: Any = None) -> Iterator[Beacon]:
     day = until.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     while day >= since.astimezone(UTC) - timedelta(days=1):
         shards = [
-            Beacon.query(pk, Beacon.id.between(low, high), scan_index_forward=False)
+            Beacon.query(pk, Beacon.id.between(low, high), filter_condition=only, scan_index_forward=False)
             for pk in day_partitions(day)
         ]
         # Each shard is newest first; merging keeps the whole day newest first.
@@ -56,12 +79,28 @@ def beacons_between(
     """
     low = beacon_id_floor(since)
     high = min(_ceiling(until), before_id or _MAX_ID)
-    found = (
-        _by_ref(kind, ref, low, high)
-        if kind is not None and ref is not None
-        else _all(since, until, low, high)
-    )
-    return (beacon for beacon in found if beacon.id != before_id)
+    if kind is None or ref is None:
+        found = _all(since, until, low, high)
+    elif kind is Kind.ENTITY:
+        found = _of_entity(ref, since, until, low, high)
+    else:
+        found = _all(since, until, low, high, _ref_filter(kind, ref))
+    return (labelled(beacon) for beacon in found if beacon.id != before_id)
+
+
+def labelled(beacon: Beacon) -> Beacon:
+    """The beacon with its class, reasons and device: as stored, or, for a beacon with no
+    reference (which the stream function leaves alone), computed now (not stored)."""
+    stored: str | None = beacon.classification  # PynamoDB types it non-null
+    if stored is None and not (beacon.target or beacon.entity or beacon.source):
+        from webbugger.classify import Hit, classify_hit, parse_device  # off the hot path
+
+        verdict = classify_hit(Hit.of(beacon))
+        device = parse_device(beacon.user_agent)
+        beacon.classification = verdict.classification
+        beacon.reasons = cast("Any", list(verdict.reasons) or None)
+        beacon.browser, beacon.os, beacon.device = device.browser, device.os, device.device
+    return beacon
 
 
 def latest_beacons(

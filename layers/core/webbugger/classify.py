@@ -34,7 +34,7 @@ agent, so the hashed visitor key cannot pair them, while the entity (one recipie
 exactly the person. Both rules read only the hits' own classes and the honeypot hints, which never
 change once stored, so the settled class of each hit is a function of which hits exist, not of the
 order the stream delivers them in: whichever hit arrives last sees the others and corrects them
-(:func:`label_beacon`).
+(:mod:`webbugger.labelling` stores the labels).
 """
 
 from __future__ import annotations
@@ -51,10 +51,9 @@ from webbugger.labels import HUMAN, Device, Verdict
 from webbugger.modes import Mode
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
     from webbugger.models import Beacon
-    from webbugger.settings import Settings
 
 MAIL_PROXY = "mail-proxy"
 PRIVACY_PREFETCH = "privacy-prefetch"
@@ -378,56 +377,3 @@ def settle(hit: EntityHit, hits: Sequence[EntityHit]) -> Verdict:
     """The class of ``hit`` given every hit of its entity (``hits``, which may include it)."""
     others = [other for other in hits if other.id != hit.id]
     return settle_all([*others, hit])[hit.id]
-
-
-# --- storing labels (stream function) ---------------------------------------------------------
-
-
-def entity_beacons(entity: str, around: datetime) -> list[Beacon]:
-    """The entity's beacons whose class can depend on a hit at ``around`` (newest first, capped)."""
-    from webbugger.ids import beacon_id_floor
-    from webbugger.models import Beacon, hydrate
-
-    low = beacon_id_floor(around - REACH)
-    high = beacon_id_floor(around + REACH + timedelta(milliseconds=1))
-    query = Beacon.by_entity.query(
-        entity, Beacon.id.between(low, high), scan_index_forward=False, limit=MAX_NEIGHBOURS
-    )
-    return list(hydrate(query, consistent_read=True))
-
-
-def _affected(beacon: Beacon, others: Iterable[Beacon]) -> list[Beacon]:
-    # The hits whose class the arrival of `beacon` can change.
-    span = EVIDENCE_WINDOW + HONEYPOT_WINDOW
-    return [other for other in others if abs(other.created_at - beacon.created_at) <= span]
-
-
-def label_beacon(beacon: Beacon, salt_secret: bytes, settings: Settings) -> Beacon:
-    """Classify and device-parse a new beacon, store the result once, and return the beacon with
-    the class that is stored (which the counters then count).
-
-    A beacon of an entity is settled with the entity's other hits, which are corrected where the
-    new hit changes their class (counters included, see :func:`webbugger.counters.relabel`).
-    Safe to repeat: a replayed beacon finds its label stored and the others already corrected.
-    """
-    from webbugger.counters import relabel, store_label
-
-    device = parse_device(beacon.user_agent)
-    if not beacon.entity:
-        store_label(beacon, classify_hit(Hit.of(beacon)), device, salt_secret, settings)
-        return beacon
-    stored = entity_beacons(beacon.entity, beacon.created_at)
-    if all(other.id != beacon.id for other in stored):
-        stored.append(beacon)  # an index read may lag the table's own write
-    verdicts = settle_all([entity_hit(other) for other in stored])
-    store_label(beacon, verdicts[beacon.id], device, salt_secret, settings)
-    for other in _affected(beacon, stored):
-        if other.id == beacon.id:
-            continue
-        verdict = verdicts[other.id]
-        current: str | None = other.classification  # PynamoDB types it non-null
-        if current is None:
-            store_label(other, verdict, parse_device(other.user_agent), salt_secret, settings)
-        elif current != verdict.classification:
-            relabel(other, verdict, salt_secret, settings)
-    return beacon

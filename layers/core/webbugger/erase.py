@@ -1,8 +1,11 @@
 """Erasing a data subject: every beacon of one entity, and what was counted under its name.
 
 For a data-subject request ("delete what you hold about recipient:alice@example.com"). Removed:
-- every beacon whose entity is the reference (found through the ``by_entity`` index);
-- the entity's own per-day counters, and its unique-visitor marks on the days of those beacons;
+- every beacon whose entity is the reference: those listed on the entity's day items
+  (:mod:`webbugger.persons`), and those of the last :data:`UNLISTED_HOURS` hours, which the
+  stream function may not have listed yet (its records wait up to a day in the stream), read
+  from the day partitions with a filter;
+- the entity's day items (its beacon ids and unique claims) and its own per-day counters;
 - the entity's own record, when its type can load it and it is a stored item (has ``delete()``).
 Counters of targets and sources keep their sums: they are aggregates that name nobody. The stream
 function ignores deletions, so erasing triggers no hooks and no counting.
@@ -11,16 +14,20 @@ function ignores deletions, so erasing triggers no hooks and no counting.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from webbugger.counters import Counter, VisitorMark, counter_key, day_of, visitor_mark_key
-from webbugger.ids import beacon_id_time
-from webbugger.models import Beacon
+from webbugger.beacon_queries import scanned_beacons
+from webbugger.counters import Counter, counter_key
+from webbugger.models import Beacon, beacon_key, utcnow
+from webbugger.persons import PersonDay, all_entity_days
 from webbugger.registry import Kind
 
 if TYPE_CHECKING:
     from webbugger.refs import Ref
     from webbugger.registry import Registry
+
+UNLISTED_HOURS = 26
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +37,7 @@ class Erased:
     entity: str
     beacons: int
     counters: int
+    # The entity's day items (its unique claims and beacon list; the name is the API's, kept).
     visitor_marks: int
     record: bool
     # Why the entity's own record could not be deleted (its table unreachable from here), if so.
@@ -53,19 +61,15 @@ def _delete_all(model: type[Any], items: Any) -> int:
 def erase_entity(ref: Ref, registry: Registry) -> Erased:
     """Erase everything held about entity ``ref``. Safe to repeat: a second run finds nothing."""
     entity_type = registry.entity(ref.type)  # UnknownTypeError for a type nobody registered
-    days: set[str] = set()
-
-    def beacons() -> Any:
-        for beacon in Beacon.by_entity.query(str(ref)):  # keys only: enough to delete
-            days.add(day_of(beacon_id_time(beacon.id)))
-            yield beacon
-
-    erased_beacons = _delete_all(Beacon, beacons())
+    days = all_entity_days(str(ref))
+    listed = {beacon_id for day in days for beacon_id in day.hits}
+    now = utcnow()
+    recent = {
+        beacon.id for beacon in scanned_beacons(now - timedelta(hours=UNLISTED_HOURS), now, Kind.ENTITY, ref)
+    }
+    erased_beacons = _delete_all(Beacon, (beacon_key(beacon_id) for beacon_id in sorted(listed | recent)))
     counters = _delete_all(Counter, Counter.query(counter_key(Kind.ENTITY, ref)))
-    marks = sum(
-        _delete_all(VisitorMark, VisitorMark.query(visitor_mark_key(Kind.ENTITY, ref, day)))
-        for day in sorted(days)
-    )
+    marks = _delete_all(PersonDay, (PersonDay(day.person, day.day) for day in days))
     try:
         record = None if entity_type.load is None or ref.id is None else entity_type.load(ref.id)
         delete = getattr(record, "delete", None)

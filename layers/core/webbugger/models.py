@@ -6,12 +6,13 @@ that importing this module reads no environment and opens no connection.
 Beacons table layout: partition key ``pk`` = ``DAY#SHARD`` (the beacon's UTC day and one of
 :data:`BEACON_SHARDS` shards derived from its id), sort key ``id`` (a ULID, so time-ordered).
 A day's beacons can be read newest first with one query per shard, writes spread over the
-shards, and a beacon's key follows from its id alone (which makes writes idempotent). Three
-sparse indexes list the beacons of a target, an entity or a source, newest first; a beacon
-without such a reference costs no index write. The indexes hold keys only: the stream function's
-later updates of a beacon (its class, its hooks' marks) then rewrite no index entry, which would
-cost a write unit per index each time; a query through an index fetches whole beacons with
-:func:`hydrate`.
+shards, and a beacon's key follows from its id alone (which makes writes idempotent).
+
+The table has no index: each index entry would cost a write unit on every hit. An entity's
+beacons are listed instead by the stream function on the entity's day items
+(:mod:`webbugger.persons`), which it writes anyway for the day's unique counts; the beacons of a
+target or a source are read from the day partitions with a filter
+(:mod:`webbugger.beacon_queries`). Found keys become whole beacons with :func:`hydrate`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from pynamodb.attributes import (
 )
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError
-from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from webbugger.ids import beacon_id_time
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from webbugger.settings import Settings
 
 BEACON_SHARDS = 8
-# Keys per BatchGetItem when fetching the beacons an index query found (DynamoDB's maximum).
+# Keys per BatchGetItem when fetching whole beacons from their keys (DynamoDB's maximum).
 HYDRATE_PAGE = 100
 
 
@@ -55,33 +55,6 @@ def day_partitions(day: datetime) -> list[str]:
     """Every partition key of one UTC day."""
     label = day.astimezone(UTC).strftime("%Y-%m-%d")
     return [f"{label}#{shard}" for shard in range(BEACON_SHARDS)]
-
-
-class _ByTarget(GlobalSecondaryIndex["Beacon"]):  # type: ignore[no-untyped-call]
-    class Meta:
-        index_name = "by_target"
-        projection = KeysOnlyProjection()
-
-    target = UnicodeAttribute(hash_key=True)
-    id = UnicodeAttribute(range_key=True)
-
-
-class _ByEntity(GlobalSecondaryIndex["Beacon"]):  # type: ignore[no-untyped-call]
-    class Meta:
-        index_name = "by_entity"
-        projection = KeysOnlyProjection()
-
-    entity = UnicodeAttribute(hash_key=True)
-    id = UnicodeAttribute(range_key=True)
-
-
-class _BySource(GlobalSecondaryIndex["Beacon"]):  # type: ignore[no-untyped-call]
-    class Meta:
-        index_name = "by_source"
-        projection = KeysOnlyProjection()
-
-    source = UnicodeAttribute(hash_key=True)
-    id = UnicodeAttribute(range_key=True)
 
 
 # The fields of Beacon.to_record(), in order: the columns of every export.
@@ -156,10 +129,13 @@ class Beacon(Model):
     # Deferred hooks (entity type names) already applied to this beacon: the stream's
     # at-least-once delivery must not apply one twice.
     hooks_applied = UnicodeSetAttribute(attr_name="applied", null=True)
-
-    by_target = _ByTarget()
-    by_entity = _ByEntity()
-    by_source = _BySource()
+    # Counting (webbugger.ledger): the batch ledger the beacon's counts commit through, and what
+    # they add (the tally, fixed when claimed); ``version`` goes up with every write of another
+    # beacon's processing (a neighbour's label, a unique mark handed on), so that the beacon's
+    # own claim, conditional on it, sees those writes.
+    ledger = UnicodeAttribute(attr_name="lg", null=True)
+    tally = UnicodeSetAttribute(null=True)
+    version = NumberAttribute(attr_name="ver", null=True)
 
     def to_record(self) -> dict[str, Any]:
         """The beacon as a plain JSON-ready dict (for logs, the CLI and exports)."""
@@ -205,8 +181,13 @@ def put_beacon(beacon: Beacon) -> bool:
     return True
 
 
+def beacon_key(beacon_id: str) -> Beacon:
+    """A beacon holding only its key (for :func:`hydrate` and key-only writes)."""
+    return Beacon(pk=beacon_partition(beacon_id), id=beacon_id)
+
+
 def hydrate(found: Iterable[Beacon], *, consistent_read: bool = False) -> Iterator[Beacon]:
-    """Whole beacons for the keys an index query yields, in the query's order, a page of
+    """Whole beacons for the keys of ``found``, in that order, a page of
     :data:`HYDRATE_PAGE` keys at a time. A beacon deleted in between (TTL, erasure) is skipped."""
     page: list[Beacon] = []
     for key in found:

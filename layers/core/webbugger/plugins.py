@@ -31,6 +31,7 @@ from contextvars import ContextVar
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
+from webbugger.applied import AppliedBeacons, update_once
 from webbugger.errors import TypeClashError, WebbuggerError
 from webbugger.modes import Mode
 from webbugger.refs import Ref
@@ -59,6 +60,7 @@ PLUGINS_VARIABLE = "WEBBUGGER_PLUGINS"
 __all__ = [
     "ENTRY_POINT_GROUP",
     "PLUGINS_VARIABLE",
+    "AppliedBeacons",
     "HitRequest",
     "HookMode",
     "IdCheck",
@@ -74,6 +76,7 @@ __all__ = [
     "discover_plugin_modules",
     "joining_transaction",
     "load_plugins",
+    "update_once",
 ]
 
 
@@ -130,7 +133,9 @@ def current_transaction() -> TransactWrite | None:
     """The transaction of the deferred hook now running, if any.
 
     Writes added to it commit together with the beacon's "applied" mark, so a beacon delivered
-    twice by the stream is applied once. Hooks that write elsewhere are applied at least once.
+    twice by the stream is applied once (a transaction costs twice the write units of each of
+    its items). A hook that writes one record can use :func:`update_once` instead: applied once
+    too, in one plain write. Hooks that write elsewhere are applied at least once.
     """
     return _transaction.get()
 

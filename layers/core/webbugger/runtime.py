@@ -29,10 +29,13 @@ def bind_core_models(settings: Settings) -> None:
     """Bind the core's own models (beacons; counters where the function has them) to their tables."""
     bind(Beacon, settings.beacons_table, settings)
     if settings.counters_table:
-        from webbugger.counters import Counter, VisitorMark  # not on the track function's path
+        # Not on the track function's path.
+        from webbugger.counters import Counter
+        from webbugger.ledger import Ledger
+        from webbugger.persons import PersonDay
 
-        bind(Counter, settings.counters_table, settings)
-        bind(VisitorMark, settings.counters_table, settings)
+        for model in (Counter, PersonDay, Ledger):
+            bind(model, settings.counters_table, settings)
 
 
 def bind_tables(registry: Registry, settings: Settings) -> None:

@@ -13,6 +13,11 @@ from webbugger.errors import ConfigurationError
 
 _TRUE = {"1", "true", "yes", "on"}
 IP_ADDRESS_MODES = ("anonymised", "full", "none")
+# The kinds of reference with per-day counters (COUNTED_KINDS). An entity's own record (a
+# recipient) already counts its opens and clicks, and per-entity counters cost a transactional
+# write for nearly every hit (each recipient is a counter of its own): off by default.
+COUNTABLE_KINDS = ("target", "entity", "source")
+DEFAULT_COUNTED_KINDS = ("target", "source")
 _FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -35,6 +40,7 @@ class Settings:
     # The counters table (stream and admin functions only; the track function never needs it).
     counters_table: str | None = None
     counter_retention_days: int = 400
+    counted_kinds: tuple[str, ...] = DEFAULT_COUNTED_KINDS
     # Client addresses on beacons: "anonymised" (IPv4 /24, IPv6 /48), "full" or "none".
     ip_addresses: str = "anonymised"
     # Honour DNT: 1 and Sec-GPC: 1 (the hit is kept without IP, user agent or visitor key).
@@ -93,6 +99,20 @@ def _choice(name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _kinds(name: str) -> tuple[str, ...]:
+    """A comma-separated subset of :data:`COUNTABLE_KINDS` ("none" or empty: no counters)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return DEFAULT_COUNTED_KINDS
+    kinds = {part.strip().lower() for part in raw.split(",") if part.strip()} - {"none"}
+    unknown = kinds - set(COUNTABLE_KINDS)
+    if unknown:
+        raise ConfigurationError(
+            f"{name} names unknown kinds {sorted(unknown)}: use {', '.join(COUNTABLE_KINDS)}"
+        )
+    return tuple(kind for kind in COUNTABLE_KINDS if kind in kinds)
+
+
 def _required(name: str) -> str:
     value = os.environ.get(name)
     if not value:
@@ -113,6 +133,7 @@ def load_settings() -> Settings:
         retention_days=int(_number("BEACON_RETENTION_DAYS", 400, minimum=1)),
         counters_table=os.environ.get("COUNTERS_TABLE") or None,
         counter_retention_days=int(_number("COUNTER_RETENTION_DAYS", 400, minimum=1)),
+        counted_kinds=_kinds("COUNTED_KINDS"),
         ip_addresses=_choice("IP_ADDRESSES", IP_ADDRESS_MODES),
         honour_opt_out=_flag("HONOUR_OPT_OUT", True),
         origin_secret_arn=os.environ.get("ORIGIN_SECRET_ARN") or None,

@@ -1,7 +1,9 @@
 """The ``recipient`` entity, for email: first/last open, first/last click, open and click counts.
 
 Its hook is deferred: it runs from the beacons stream, so the visitor waits for one write only;
-counts are atomic updates (``ADD``), applied once per beacon.
+counts are atomic updates (``ADD``), applied once per beacon in one write: the record keeps the
+ids of the beacons applied to it in the last day (``applied``), and a recipient seen for the
+first time is created by that same write.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.models import Model
-from webbugger.plugins import HookMode, Mode
+from webbugger.plugins import AppliedBeacons, HookMode, Mode
 
-from webbugger_plugins.records import get_or_create, update
+from webbugger_plugins.records import new_unless_stored, update
 
 if TYPE_CHECKING:
     from webbugger.plugins import HitRequest, PluginTypes
@@ -32,17 +34,21 @@ class Recipient(Model):
     last_open = UTCDateTimeAttribute(null=True)
     first_click = UTCDateTimeAttribute(null=True)
     last_click = UTCDateTimeAttribute(null=True)
+    applied = AppliedBeacons(null=True)
 
     def beacon_update(self, request: HitRequest) -> None:
         """Count an open (pixel) or a click (redirect)."""
+        created = Recipient.created_at.set(Recipient.created_at | self.created_at)
         if request.mode is Mode.PIXEL:
             actions = [
+                created,
                 Recipient.opens.add(1),
                 Recipient.first_open.set(Recipient.first_open | request.time),
                 Recipient.last_open.set(request.time),
             ]
         else:
             actions = [
+                created,
                 Recipient.clicks.add(1),
                 Recipient.first_click.set(Recipient.first_click | request.time),
                 Recipient.last_click.set(request.time),
@@ -68,7 +74,9 @@ class Recipient(Model):
 
 
 def _get_or_create(entity_id: str | None) -> Recipient:
-    return get_or_create(Recipient, entity_id)
+    # Deferred: the stream calls this with the id the track function gave (never None), and the
+    # hook's update creates a recipient seen for the first time.
+    return new_unless_stored(Recipient, entity_id or "")
 
 
 def load(entity_id: str) -> Recipient | None:

@@ -1,5 +1,5 @@
 """Helpers the built-in entity and source types share: race-free get-or-create, and writes that
-join the stream's transaction when a deferred hook runs (so a beacon is applied once)."""
+a deferred hook applies once per beacon (so a beacon the stream delivers twice counts once)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pynamodb.exceptions import PutError
 from webbugger.ids import new_beacon_id
 from webbugger.models import utcnow
-from webbugger.plugins import current_transaction
+from webbugger.plugins import AppliedBeacons, current_transaction, update_once
 
 if TYPE_CHECKING:
     from pynamodb.models import Model
@@ -34,9 +34,22 @@ def get_or_create(model: type[M], record_id: str | None) -> M:
     return record
 
 
+def new_unless_stored(model: type[M], record_id: str) -> M:
+    """The stored record with ``record_id``, or a new one not stored yet: for a deferred hook that
+    creates it with its first :func:`update` (one write instead of a put and an update)."""
+    try:
+        return model.get(record_id)
+    except model.DoesNotExist:
+        return model(id=record_id, created_at=utcnow())
+
+
 def update(record: Model, actions: list[Any]) -> None:
-    """Apply update ``actions`` atomically: inside the deferred hook's transaction when there is
-    one (applied together with the beacon's "done" mark), directly otherwise."""
+    """Apply update ``actions`` atomically. In a deferred hook, once per beacon: in the same write
+    when the model keeps the beacons applied to it (an ``AppliedBeacons`` attribute), else inside
+    the hook's transaction (applied together with the beacon's "done" mark); directly otherwise."""
+    if any(isinstance(attribute, AppliedBeacons) for attribute in type(record).get_attributes().values()):
+        update_once(record, actions)
+        return
     transaction = current_transaction()
     if transaction is not None:
         transaction.update(record, actions=actions)

@@ -101,9 +101,10 @@ def variant_clicks(
     records its variant), over ``first`` to ``last`` (default: the last 30 days); ``human_clicks``
     those labelled human. A link without a split reads no beacon and lists no variant.
 
-    This reads every click of the link in the range (a query of the by-target index, then the
-    beacons): fine for a campaign, slow for millions of clicks. :class:`NotFoundError` when there
-    is no such link.
+    This reads every beacon of the range (the beacons table has no index: the day partitions,
+    filtered to this link, :func:`webbugger.beacon_queries.beacons_between`): fine for a
+    campaign's weeks, slow over millions of beacons. :class:`NotFoundError` when there is no such
+    link.
     """
     start, end = day_range(first, last, today)
     record = get_link(registry, link_id)

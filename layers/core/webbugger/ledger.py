@@ -1,0 +1,288 @@
+"""Counting a stream batch exactly once: one ``ADD`` per counter item per batch, with a ledger.
+
+What a beacon adds to its counters is its *tally*: the kinds of reference it counts for, its
+class (human or machine), and which of its person-day's claims are its own
+(:mod:`webbugger.persons`): unique for a reference, or the unique human open or click.
+
+1. **Claim.** The beacon's own write stores its label and, in the same conditional update, the
+   id of the batch's ledger and its tally (:func:`claim`): conditional on no ledger on the
+   beacon yet, and on its ``version`` being the one read (every other beacon's processing that
+   writes this beacon, labelling it or handing it a claim, raises the version, so that the
+   tally is computed from what is stored).
+2. **Commit.** The batch's tallies, summed per counter item, commit in one TransactWriteItems
+   with the conditional put of the ledger item (``l#ID``), a ledger per 99 counter items
+   (DynamoDB's limit of 100 items a transaction).
+
+Delivery is at least once: a batch comes again whole, bisected, or from a failed record on. A
+beacon that comes again has a ledger already, so its claim is refused, and:
+
+- its ledger is committed: it was counted; nothing more;
+- its ledger is not there: that batch never committed. Its invocation ended (Lambda does not
+  retry a batch while it runs, and a beacon's record is in one shard), but its commit could
+  still be on the wire, so the ledger is first *aborted*: put as ``aborted``, conditional on
+  its absence. From then on that commit must fail; the beacon is claimed anew to this batch's
+  ledger (conditional on the old one), with its tally unchanged;
+- its ledger was aborted: claimed anew likewise.
+
+So each beacon's tally is in exactly one committed ledger. The ledgers of a batch name no
+beacons: a half of a bisected batch, or the records from a failed one on, resolve each beacon
+by its own ledger. A beacon claimed to a ledger is then counted in that ledger's commit
+whatever happens to the rest of its record (a failure after the claim retries the record,
+which finds the claim).
+
+**Relabelling** (:mod:`webbugger.labelling`) never waits for a ledger: a claimed beacon whose
+class or claims change moves its counts at once, in one transaction with the change
+(conditional on the state read). Its tally stays as claimed: if its ledger commits, the tally
+and the moves add up to its current state; if it is aborted, the new claim commits the same
+tally, and the moves already made still add up. A beacon not claimed yet moves nothing: its
+claim will count what it is then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from webbugger.counters import (
+    KIND_CODES,
+    Deltas,
+    beacon_refs,
+    class_field,
+    counter_key,
+    day_of,
+    unique_human_field,
+)
+from webbugger.ids import new_beacon_id
+from webbugger.models import Beacon, expiry, transaction_connection
+from webbugger.persons import human_claim, unique_claim
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from pynamodb.expressions.condition import Condition
+
+    from webbugger.labels import Device, Verdict
+    from webbugger.persons import Day
+    from webbugger.registry import Kind
+    from webbugger.settings import Settings
+
+COMMITTED = "committed"
+ABORTED = "aborted"
+# A ledger is read only while its batch's records can come again (24 hours in the stream).
+LEDGER_RETENTION_DAYS = 3
+# Counter items per ledger: a transaction holds at most 100 items, one of them the ledger.
+MAX_COUNTERS = 99
+
+
+class Ledger(Model):
+    """That a batch's counts committed (``state`` = committed), or never will (aborted)."""
+
+    class Meta:
+        table_name = "unbound-counters"
+
+    pk = UnicodeAttribute(hash_key=True)  # l#ID
+    sk = UnicodeAttribute(range_key=True)
+    state = UnicodeAttribute()
+    expires = NumberAttribute(null=True)
+
+
+def _ledger_item(ledger_id: str, state: str) -> Ledger:
+    from webbugger.models import utcnow
+
+    return Ledger(f"l#{ledger_id}", "ledger", state=state, expires=expiry(utcnow(), LEDGER_RETENTION_DAYS))
+
+
+# --- tallies ---------------------------------------------------------------------------------
+
+
+def tally(
+    beacon: Beacon, classification: str | None, day: Day | None, refs: Iterable[tuple[Kind, str]]
+) -> set[str]:
+    """What the beacon adds to the counters of ``refs`` as ``classification``, holding the
+    claims of ``day`` (its person-day as stored) that name it."""
+    codes = {class_field(classification)}
+    for kind, ref in refs:
+        code = KIND_CODES[kind]
+        codes.add(code)
+        if day is not None and day.holds(unique_claim(kind, ref), beacon.id):
+            codes.add(f"u{code}")
+        if day is not None and day.holds(human_claim(beacon.mode, kind, ref), beacon.id):
+            codes.add(f"h{code}")
+    return codes
+
+
+def tallied_refs(beacon: Beacon, codes: Iterable[str]) -> list[tuple[Kind, str]]:
+    """The references a tally counts for."""
+    kept = set(codes)
+    return [(kind, ref) for kind, ref in beacon_refs(beacon) if KIND_CODES[kind] in kept]
+
+
+def tally_deltas(beacon: Beacon, codes: Iterable[str], step: int, retention_days: int) -> Deltas:
+    """The counter changes of adding (``step`` 1) or taking away (-1) a tally."""
+    kept = set(codes)
+    deltas = Deltas()
+    expires = expiry(beacon.created_at, retention_days)
+    day = day_of(beacon.created_at)
+    for kind, ref in tallied_refs(beacon, kept):
+        code, key = KIND_CODES[kind], (counter_key(kind, ref), day)
+        deltas.add(key, "total", step, expires)
+        deltas.add(key, "human" if "human" in kept else "machine", step)
+        if f"u{code}" in kept:
+            deltas.add(key, "unique", step)
+        if f"h{code}" in kept:
+            deltas.add(key, unique_human_field(beacon.mode), step)
+    return deltas
+
+
+def move_deltas(beacon: Beacon, before: set[str], after: set[str], retention_days: int) -> Deltas:
+    """The counter changes of a counted beacon going from tally ``before`` to ``after``."""
+    deltas = tally_deltas(beacon, after, 1, retention_days)
+    deltas.merge(tally_deltas(beacon, before, -1, retention_days))
+    return deltas
+
+
+# --- the beacon's own writes -------------------------------------------------------------------
+
+
+def label_actions(verdict: Verdict, device: Device | None) -> list[Any]:
+    """Update actions storing a label (and the device, when parsed)."""
+    actions: list[Any] = [Beacon.classification.set(verdict.classification)]
+    actions.append(
+        Beacon.reasons.set(cast("Any", list(verdict.reasons))) if verdict.reasons else Beacon.reasons.remove()
+    )
+    if device is not None:
+        for attribute, value in (
+            (Beacon.browser, device.browser),
+            (Beacon.os, device.os),
+            (Beacon.device, device.device),
+        ):
+            actions.append(attribute.set(value) if value else attribute.remove())
+    return actions
+
+
+def version_is(version: float | None) -> Condition:
+    """That no other beacon's processing wrote the beacon since it was read at ``version``."""
+    return Beacon.version.does_not_exist() if version is None else Beacon.version == version
+
+
+def bump_version() -> Any:
+    """The action every write of one beacon's processing to another beacon carries."""
+    return Beacon.version.set((Beacon.version | 0) + 1)
+
+
+def conflicted(exc: UpdateError | PutError) -> bool:
+    """Whether a single-item write failed on its condition."""
+    return exc.cause_response_code == "ConditionalCheckFailedException"
+
+
+def claim(
+    beacon: Beacon, verdict: Verdict, device: Device, codes: set[str] | None, ledger_id: str | None
+) -> bool:
+    """Store the beacon's label and, when it counts (``codes``), claim its tally to the ledger,
+    in one update conditional on no ledger yet and on the version read. False on conflict."""
+    actions = label_actions(verdict, device)
+    if codes is not None and ledger_id is not None:
+        actions += [Beacon.ledger.set(ledger_id), Beacon.tally.set(codes)]
+    condition = Beacon.id.exists() & Beacon.ledger.does_not_exist() & version_is(beacon.version)
+    try:
+        beacon.update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if not conflicted(exc):
+            raise
+        return False
+    return True
+
+
+def reclaim(stored: Beacon, ledger_id: str) -> bool:
+    """Claim a beacon whose ledger was aborted to ``ledger_id``, its tally unchanged."""
+    try:
+        stored.update(actions=[Beacon.ledger.set(ledger_id)], condition=Beacon.ledger == stored.ledger)
+    except UpdateError as exc:
+        if not conflicted(exc):
+            raise
+        return False
+    return True
+
+
+# --- a batch's ledgers -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Chunk:
+    ledger_id: str
+    deltas: Deltas = field(default_factory=Deltas)
+    reserved: set[tuple[str, str]] = field(default_factory=set)
+    beacons: list[str] = field(default_factory=list)
+
+
+class LedgerBatch:
+    """One stream batch's ledgers and the tallies claimed to them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._chunks: list[_Chunk] = []
+        self._states: dict[str, str] = {}
+
+    def ledger_for(self, keys: set[tuple[str, str]]) -> str:
+        """The ledger to claim a beacon counting in counter items ``keys`` to."""
+        chunk = self._chunks[-1] if self._chunks else None
+        if chunk is None or len(chunk.reserved | keys) > MAX_COUNTERS:
+            chunk = _Chunk(new_beacon_id())
+            self._chunks.append(chunk)
+        chunk.reserved |= keys
+        return chunk.ledger_id
+
+    def add(self, ledger_id: str, beacon: Beacon, codes: Iterable[str]) -> None:
+        """Count a beacon claimed to ``ledger_id`` (one of this batch's) in its commit."""
+        chunk = next(chunk for chunk in self._chunks if chunk.ledger_id == ledger_id)
+        chunk.deltas.merge(tally_deltas(beacon, codes, 1, self.settings.counter_retention_days))
+        chunk.beacons.append(beacon.id)
+
+    def counted(self, ledger_id: str) -> bool:
+        """Whether a beacon claimed to ``ledger_id`` (not this batch's) is counted: its ledger
+        committed. One that is not there is aborted first, so that it never commits."""
+        if any(chunk.ledger_id == ledger_id for chunk in self._chunks):
+            return True  # the same record twice in this batch
+        state = self._states.get(ledger_id) or self._state(ledger_id)
+        if state is None:
+            try:
+                _ledger_item(ledger_id, ABORTED).save(condition=Ledger.pk.does_not_exist())
+                state = ABORTED
+            except PutError as exc:
+                if not conflicted(exc):
+                    raise
+                state = self._state(ledger_id) or ABORTED
+        self._states[ledger_id] = state
+        return state == COMMITTED
+
+    @staticmethod
+    def _state(ledger_id: str) -> str | None:
+        try:
+            return str(Ledger.get(f"l#{ledger_id}", "ledger", consistent_read=True).state)
+        except Ledger.DoesNotExist:
+            return None
+
+    def commit(self) -> set[str]:
+        """Commit every ledger with its counter changes; the ids of the beacons of those that
+        failed (their records are to be retried)."""
+        from webbugger.observability import logger
+
+        failed: set[str] = set()
+        for chunk in self._chunks:
+            if not chunk.beacons:
+                continue
+            try:
+                with TransactWrite(
+                    connection=transaction_connection(self.settings), client_request_token=chunk.ledger_id
+                ) as tx:
+                    chunk.deltas.write(tx)
+                    tx.save(_ledger_item(chunk.ledger_id, COMMITTED), condition=Ledger.pk.does_not_exist())
+            except Exception:  # noqa: BLE001 - the records are retried; the next batch aborts the ledger
+                logger.exception("counting a batch failed", extra={"ledger": chunk.ledger_id})
+                failed.update(chunk.beacons)
+        return failed

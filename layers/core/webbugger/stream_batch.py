@@ -1,0 +1,167 @@
+"""One batch of new beacons from the beacons table's stream: deferred hooks, labels, counts.
+
+Per beacon, in this order (each step safe to repeat, so a record delivered again is harmless):
+
+1. its entity's deferred hook, once (:mod:`webbugger.deferred`);
+2. its registration on its person-day with its unique claims (:func:`webbugger.persons.register`:
+   one write), unless it has no person or counts for nothing;
+3. its class, settled with its entity's other hits (:mod:`webbugger.labelling`), and its human
+   claims made to agree with it;
+4. its own write: the label, and its tally claimed to the batch's ledger (one write);
+5. the corrections its arrival makes to its entity's other hits.
+
+Then the batch's counts commit, one ``ADD`` per counter item (:class:`webbugger.ledger.LedgerBatch`).
+A beacon that fails is reported alone; its record comes again, with those after it.
+
+Write units of a hit with a recipient and a campaign: its registration 1, its own write 1, the
+recipient's hook 1; per batch, 2 per counter item and 2 for the ledger.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pynamodb.exceptions import TransactWriteError
+
+from webbugger.classify import Hit, classify_hit, parse_device
+from webbugger.counters import LabelConflictError, counted_refs, counter_key, daily_salt, day_of
+from webbugger.deferred import apply_deferred_hooks
+from webbugger.labelling import (
+    MAX_ATTEMPTS,
+    align_own_claims,
+    correct_neighbours,
+    neighbours_of,
+    relabel,
+    take_stored,
+    transaction_conflict,
+    verdicts_for,
+)
+from webbugger.ledger import LedgerBatch, claim, reclaim, tallied_refs, tally
+from webbugger.models import Beacon
+from webbugger.observability import MetricUnit, logger, metrics
+from webbugger.persons import Day, person_of, read, register
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from webbugger.registry import Kind, Registry
+    from webbugger.settings import Settings
+
+
+def _keys(beacon: Beacon, refs: Iterable[tuple[Kind, str]]) -> set[tuple[str, str]]:
+    day = day_of(beacon.created_at)
+    return {(counter_key(kind, ref), day) for kind, ref in refs}
+
+
+def _reload(beacon: Beacon) -> Beacon | None:
+    try:
+        return Beacon.get(beacon.pk, beacon.id, consistent_read=True)
+    except Beacon.DoesNotExist:
+        return None
+
+
+class BatchRun:
+    """The processing of one batch."""
+
+    def __init__(self, registry: Registry, salt_secret: bytes, settings: Settings) -> None:
+        self.registry, self.salt_secret, self.settings = registry, salt_secret, settings
+        self.ledgers = LedgerBatch(settings)
+
+    def process(self, beacons: list[Beacon]) -> set[str]:
+        """Process every beacon, then commit the counts; the ids of the beacons that failed."""
+        failed: set[str] = set()
+        for beacon in beacons:
+            try:
+                self.process_one(beacon)
+            except Exception:  # noqa: BLE001 - one beacon's failure must not stop the others
+                logger.exception(
+                    "processing a beacon failed; its record is retried", extra={"beacon_id": beacon.id}
+                )
+                metrics.add_metric(name="StreamRecordFailures", unit=MetricUnit.Count, value=1)
+                failed.add(beacon.id)
+        return failed | self.ledgers.commit()
+
+    def process_one(self, beacon: Beacon) -> None:
+        """Hooks, label and counts of one beacon."""
+        apply_deferred_hooks(beacon, self.registry, self.settings)
+        day_label = day_of(beacon.created_at)
+        person = person_of(beacon, daily_salt(self.salt_secret, day_label))
+        refs = counted_refs(beacon, self.settings)
+        own = classify_hit(Hit.of(beacon))
+        day: Day | None = None
+        if person is not None and (refs or beacon.entity):
+            day = register(beacon, person, own.human, self.settings)
+            if day is None:  # registered before: the record came again
+                stored = _reload(beacon)
+                if stored is None:
+                    return
+                take_stored(beacon, stored)
+                day = read(person, day_label) or Day(person, day_label)
+        claimed: str | None = beacon.ledger  # PynamoDB types it non-null
+        if claimed is None:
+            self._label_and_claim(beacon, person, day, refs)
+        else:
+            self._counted_again(beacon)
+
+    def _label_and_claim(
+        self, beacon: Beacon, person: str | None, day: Day | None, refs: list[tuple[Kind, str]]
+    ) -> None:
+        device = parse_device(beacon.user_agent)
+        for _ in range(MAX_ATTEMPTS):
+            neighbours = neighbours_of(beacon)
+            verdicts = verdicts_for(beacon, neighbours)
+            verdict = verdicts[beacon.id]
+            if refs and day is not None:
+                try:
+                    day = align_own_claims(beacon, verdict, day, refs, self.settings)
+                except TransactWriteError as exc:
+                    if not transaction_conflict(exc):
+                        raise
+                    day = read(day.person, day.day) or day  # a neighbour registered meanwhile
+                    continue
+            codes = tally(beacon, verdict.classification, day, refs) if refs else None
+            ledger_id = self.ledgers.ledger_for(_keys(beacon, refs)) if codes else None
+            if claim(beacon, verdict, device, codes, ledger_id):
+                if codes and ledger_id:
+                    self.ledgers.add(ledger_id, beacon, codes)
+                correct_neighbours(beacon, neighbours, verdicts, self.salt_secret, self.settings)
+                return
+            # Another beacon's processing wrote this one (or its claim) since it was read.
+            stored = _reload(beacon)
+            if stored is None:
+                return
+            take_stored(beacon, stored)
+            claimed: str | None = beacon.ledger
+            if claimed is not None:
+                self._counted_again(beacon)
+                return
+            if person is not None and day is not None:
+                day = read(person, day.day) or Day(person, day.day)
+        raise LabelConflictError(f"beacon {beacon.id}: its claim kept conflicting; retried by the stream")
+
+    def _counted_again(self, stored: Beacon) -> None:
+        """A beacon claimed before: counted if its ledger committed, else claimed to this batch's;
+        then its class and its neighbours' settled again (a correction may have been cut short)."""
+        old: str = stored.ledger
+        if not self.ledgers.counted(old):
+            codes = set(stored.tally or ())
+            ledger_id = self.ledgers.ledger_for(_keys(stored, tallied_refs(stored, codes)))
+            if not reclaim(stored, ledger_id):
+                raise LabelConflictError(f"beacon {stored.id}: claimed anew meanwhile; retried by the stream")
+            stored.ledger = ledger_id
+            self.ledgers.add(ledger_id, stored, codes)
+            metrics.add_metric(name="CountsReclaimed", unit=MetricUnit.Count, value=1)
+        else:
+            metrics.add_metric(name="CounterDuplicates", unit=MetricUnit.Count, value=1)
+        neighbours = neighbours_of(stored)
+        verdicts = verdicts_for(stored, neighbours)
+        if stored.classification != verdicts[stored.id].classification:
+            relabel(stored, verdicts[stored.id], self.salt_secret, self.settings)
+        correct_neighbours(stored, neighbours, verdicts, self.salt_secret, self.settings)
+
+
+def process_batch(
+    beacons: list[Beacon], registry: Registry, salt_secret: bytes, settings: Settings
+) -> set[str]:
+    """Process a stream batch's new beacons; the ids of those whose records are to be retried."""
+    return BatchRun(registry, salt_secret, settings).process(beacons)
