@@ -8,8 +8,16 @@ warm-up of both, and compares medians:
 - **pixel**: a pixel with no target, entity or source (target: ratio ≤ 1.3);
 - **redirect, cached**: a redirect to a stored link whose lookup is in the tracker's cache
   (LOOKUP_CACHE_SECONDS, default 30 s), the state of nearly every hit of a busy link;
+- **redirect, routed link cached**: the same for a link with five routing rules (country,
+  language, query, two device rules) of which none matches this desktop visitor, and an A/B split
+  of two variants: every condition is evaluated, then the split's hash (the worst case);
 - **redirect, uncached**: the same with LOOKUP_CACHE_SECONDS=0, so every hit reads the link too
   (GetItem + PutItem against one PutItem: for information).
+
+Then **one routing decision** alone (``Routing.decide`` of that link, for a new visitor each
+time: the user agent parsed by the substring rules, Accept-Language parsed, the split hashed),
+against a decision on the same link where the first rule matches, and as a share of the routed
+redirect's median.
 
 moto does its server-side work in this process, so both sides include it; in Lambda it is a
 network wait instead. The ``diff`` column is what the handler adds per request.
@@ -34,6 +42,20 @@ if TYPE_CHECKING:
 PIXEL_ROUTE = "GET /p/{token}"
 REDIRECT_ROUTE = "GET /r/{token}"
 LINK_URL = "https://www.example.com/spring-sale?utm_source=newsletter&utm_medium=email"
+# Five rules that a desktop visitor from nowhere in particular meets none of, then a split.
+ROUTED_RULES = [
+    {"name": "dach", "url": "https://www.example.de/", "country": ["DE", "AT", "CH"]},
+    {"name": "fr", "url": "https://www.example.fr/", "language": ["fr"]},
+    {"name": "qr", "url": "https://www.example.com/qr", "query": {"from": "qr"}},
+    {"name": "ios", "url": "https://apps.example.com/ios", "device": ["ios"]},
+    {"name": "android", "url": "https://apps.example.com/android", "device": ["android"]},
+]
+ROUTED_SPLIT = {
+    "variants": [
+        {"name": "a", "url": "https://www.example.com/a", "weight": 1},
+        {"name": "b", "url": "https://www.example.com/b", "weight": 1},
+    ]
+}
 
 
 def interleave(sides: list[Side], requests: int, warmup: int) -> None:
@@ -77,6 +99,46 @@ def summarise(results: list[tuple[str, list[Side], str]]) -> tuple[list[list[str
     return rows, ratios
 
 
+def time_decisions(routing: Any, link_id: str, count: int) -> dict[str, list[float]]:
+    """µs per ``routing.decide`` call: no rule matches (every condition, then the split), and the
+    first rule matches; each call with a new visitor, so nothing derived is reused."""
+    import time
+    from datetime import UTC, datetime
+
+    from webbugger.routing import Visitor
+
+    now = datetime.now(UTC)
+    cases = {"no rule matches, then the split": None, "the first rule matches": "DE"}
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for n in range(count):
+        for name, country in cases.items():
+            visitor = Visitor(
+                s.TYPICAL_USER_AGENT, country, s.TYPICAL_LANGUAGE, {}, lambda n=n: f"198.51.100.0\x00{n}"
+            )
+            started = time.perf_counter()
+            decision = routing.decide(link_id, visitor, now)
+            times[name].append((time.perf_counter() - started) * 1e6)
+            if decision is None:
+                raise RuntimeError("the routed link decided nothing")
+    return times
+
+
+def print_decisions(times: dict[str, list[float]], handler_median_us: float) -> None:
+    """The routing decision's table: its cost alone, and its share of a routed redirect."""
+    rows = [
+        [
+            name,
+            str(len(values)),
+            f"{s.median(values):.1f}",
+            f"{s.percentile(values, 0.9):.1f}",
+            f"{100 * s.median(values) / handler_median_us:.2f}%",
+        ]
+        for name, values in times.items()
+    ]
+    print("One routing decision (Routing.decide, a new visitor each call; 5 rules and a 2-variant split)")
+    print(s.table(["decision", "n", "median µs", "p90 µs", "of a routed redirect"], rows))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print its tables."""
     parser = argparse.ArgumentParser(
@@ -97,11 +159,12 @@ def main(argv: list[str] | None = None) -> None:
     from webbugger.models import Beacon, beacon_partition, expiry, utcnow
     from webbugger.modes import Mode
     from webbugger.refs import Ref
+    from webbugger.routing import Routing
     from webbugger.runtime import default_tracker
     from webbugger.settings import get_settings
     from webbugger.tokens import KeyRing, TokenClaims
     from webbugger_cli.template import load_handler
-    from webbugger_plugins.link import create_link
+    from webbugger_plugins.link import create_link, load, update_link
 
     ring = KeyRing.from_json(key_ring_json)
     context = s.FakeLambdaContext()
@@ -120,6 +183,12 @@ def main(argv: list[str] | None = None) -> None:
             target = Ref("link", link.id)
             redirect_path = tracking_url(
                 s.BASE_URL, TokenClaims(mode=Mode.REDIRECT, target=target), ring
+            ).removeprefix(s.BASE_URL)
+            routed = create_link(LINK_URL)
+            update_link(routed.id, {"rules": ROUTED_RULES, "split": ROUTED_SPLIT})
+            routed_target = Ref("link", routed.id)
+            routed_path = tracking_url(
+                s.BASE_URL, TokenClaims(mode=Mode.REDIRECT, target=routed_target), ring
             ).removeprefix(s.BASE_URL)
             retention = get_settings().retention_days
 
@@ -160,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
             scenarios = [
                 ("pixel", pixel_path, PIXEL_ROUTE, 200, None, "<= 1.3"),
                 ("redirect, link cached", redirect_path, REDIRECT_ROUTE, 302, target, "<= 1.3"),
+                ("redirect, routed link cached", routed_path, REDIRECT_ROUTE, 302, routed_target, "<= 1.3"),
                 ("redirect, uncached", redirect_path, REDIRECT_ROUTE, 302, target, "(info)"),
             ]
             for name, path, route, status, ref, bar in scenarios:
@@ -179,6 +249,11 @@ def main(argv: list[str] | None = None) -> None:
                 ]
                 interleave(sides, opts.requests, opts.warmup)
                 results.append((name, sides, bar))
+            stored_link = load(routed.id)
+            routing = stored_link.routing if stored_link is not None else None
+            if not isinstance(routing, Routing):
+                raise RuntimeError("the routed link has no routing")
+            decisions = time_decisions(routing, routed.id, opts.requests * 10)
         finally:
             sys.stdout = real_stdout
         stored = s.count_items(client, s.BEACONS_TABLE)
@@ -201,6 +276,11 @@ def main(argv: list[str] | None = None) -> None:
     print("  Every side includes moto's server-side work, done in this process. The conditional save")
     print("  (attribute_not_exists(id), as the core writes) isolates moto's condition parsing from the")
     print("  handler's own overhead; in DynamoDB a condition costs no extra write unit.")
+    print()
+    routed_handler = next(sides[0] for name, sides, _ in results if name == "redirect, routed link cached")
+    print_decisions(decisions, s.median(routed_handler.times))
+    print("  'redirect, routed link cached': the same five rules and split; the rules and split are")
+    print("  parsed once, when the link is loaded, and cached with it: a hit reads nothing more.")
     print()
     print(f"rerun: {s.rerun_command(argv)}")
 

@@ -8,7 +8,8 @@ client adds ``ReturnConsumedCapacity=INDEXES`` to that PutItem and keeps the ite
 Cases: (a) a pixel with no target, entity or source and a typical browser; (a') the same pixel
 with a link target; (b) a pixel with the longest headers the core keeps (user agent and referer
 at the core's maxima, language 64, an IPv6 address, a country); (c) a redirect with target,
-entity and source. The beacons table has no index, so a reference costs no index entry (the
+entity and source; (d) the same redirect to a link with an A/B split, whose beacon records its
+variant (``var``). The beacons table has no index, so a reference costs no index entry (the
 "index WCU" column shows any DynamoDB Local reports). Target: (a) ≤ 1 write unit.
 
 Run: ``uv run python bench/write_units.py [--beacons N]``
@@ -90,8 +91,8 @@ class CapacityProbe:
         self.calls.append(Measured(self._item, parsed.get("ConsumedCapacity", {})))
 
 
-def build_cases(key_ring_json: str, link_id: str) -> list[Case]:
-    """The four cases, with tokens minted by the core."""
+def build_cases(key_ring_json: str, link_id: str, split_link_id: str) -> list[Case]:
+    """The five cases, with tokens minted by the core."""
     from webbugger.minting import tracking_url
     from webbugger.modes import Mode
     from webbugger.refs import Ref
@@ -113,6 +114,7 @@ def build_cases(key_ring_json: str, link_id: str) -> list[Case]:
         "sec-purpose": "prefetch",
     }
     link = Ref("link", link_id)
+    entity, source = Ref("subscriber", "sub-0042917"), Ref("campaign", "spring-newsletter-2024")
 
     def path(claims: TokenClaims) -> str:
         return tracking_url(s.BASE_URL, claims, ring).removeprefix(s.BASE_URL)
@@ -135,14 +137,14 @@ def build_cases(key_ring_json: str, link_id: str) -> list[Case]:
         ),
         Case(
             "(c) redirect: target + entity + source",
-            path(
-                TokenClaims(
-                    Mode.REDIRECT,
-                    target=link,
-                    entity=Ref("subscriber", "sub-0042917"),
-                    source=Ref("campaign", "spring-newsletter-2024"),
-                )
-            ),
+            path(TokenClaims(Mode.REDIRECT, target=link, entity=entity, source=source)),
+            "r",
+            typical,
+            s.SOURCE_IP,
+        ),
+        Case(
+            "(d) as (c), to a split link (variant)",
+            path(TokenClaims(Mode.REDIRECT, target=Ref("link", split_link_id), entity=entity, source=source)),
             "r",
             typical,
             s.SOURCE_IP,
@@ -174,7 +176,7 @@ def run_cases(endpoint: str, key_ring_json: str, beacons: int) -> list[tuple[Cas
     from webbugger.settings import get_settings
     from webbugger.tokens import KeyRing
     from webbugger.tracking import Tracker
-    from webbugger_plugins.link import create_link
+    from webbugger_plugins.link import create_link, update_link
 
     settings = get_settings()
     registry = bench_registry()
@@ -182,10 +184,14 @@ def run_cases(endpoint: str, key_ring_json: str, beacons: int) -> list[tuple[Cas
     ring = KeyRing.from_json(key_ring_json)
     tracker = Tracker(settings, registry, key_ring=lambda: ring)
     link = create_link(LINK_URL)
+    # The longest variant name a split allows (32 characters): the most a routed beacon adds.
+    variants = [{"name": name * 32, "url": LINK_URL, "weight": 1} for name in ("a", "b")]
+    split_link = create_link(LINK_URL)
+    update_link(split_link.id, {"split": {"variants": variants}})
     probe = CapacityProbe(Beacon._get_connection().connection.client)
 
     results = []
-    for case in build_cases(key_ring_json, link.id):
+    for case in build_cases(key_ring_json, link.id, split_link.id):
         probe.calls.clear()
         mode = Mode.PIXEL if case.mode == "p" else Mode.REDIRECT
         token = case.path.rsplit("/", 1)[1].removesuffix(".gif")

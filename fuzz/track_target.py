@@ -253,10 +253,11 @@ def _start(dynamodb: Any) -> TrackStack:
     os.environ.update(environment | _OVERRIDES)
     _forget_caches()
     runtime.default_settings()  # binds every model to its table
+    # Their short URLs are on: /l/ID is part of what the hostile suites send.
     links = {
-        "plain": create_link(LINK_URL).id,
-        "forwarding": create_link(LINK_URL, forward_query=True).id,
-        "expired": create_link(LINK_URL).id,
+        "plain": create_link(LINK_URL, short_url_enabled=True).id,
+        "forwarding": create_link(LINK_URL, forward_query=True, short_url_enabled=True).id,
+        "expired": create_link(LINK_URL, short_url_enabled=True).id,
     }
     update_link(links["expired"], {"expires_at": utcnow() - timedelta(days=1), "fallback_url": FALLBACK_URL})
     route = next(r for r in template.routes() if r.function == "TrackFunction")

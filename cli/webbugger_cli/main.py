@@ -43,6 +43,7 @@ from webbugger_cli.commands import (
     email_rewrite,
     erase,
     export,
+    link_routing,
     links,
     print_table,
     records,
@@ -240,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--port", type=_port, default=None, help="HTTP port (default: $PORT, else 3000)")
     local.set_defaults(handler=cmd_local)
 
-    links.add_parsers(commands, common)
+    link_routing.add_parsers(links.add_parsers(commands, common), common)
     email_rewrite.add_parsers(commands, common)
 
     url = commands.add_parser("url", help="mint signed tracking URLs").add_subparsers(

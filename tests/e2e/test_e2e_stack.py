@@ -45,7 +45,12 @@ def _beacons_of(stack: E2EStack, source: str, count: int, since: datetime) -> li
 def e2e_link(e2e_stack: E2EStack) -> Iterator[dict[str, Any]]:
     """A new stored link (through the admin API), disabled after the test."""
     link_id = f"e2e-{_run_id()}"
-    payload = {"url": f"https://example.com/e2e/{link_id}", "id": link_id, "tags": ["e2e"]}
+    payload = {
+        "url": f"https://example.com/e2e/{link_id}",
+        "id": link_id,
+        "tags": ["e2e"],
+        "short_url_enabled": True,
+    }
     link: dict[str, Any] = e2e_stack.admin.request("POST", "/links", payload=payload).json()
     yield link
     e2e_stack.admin.request("POST", f"/links/{link_id}/disable")

@@ -118,14 +118,15 @@ class RunningStack:
             check=False,
         )
 
-    def create_link(self, url: str) -> str:
-        """Store a link to ``url`` through the core, as the CLI would; its id."""
+    def create_link(self, url: str, *, short_url_enabled: bool = True) -> str:
+        """Store a link to ``url`` through the core, as the CLI would; its id. Its short URL
+        ``/l/ID`` is on unless told otherwise (off is a new link's default; tests hit /l/ID)."""
         from webbugger_plugins.link import create_link
 
         settings = dataclasses.replace(load_settings(), ddb_connect_timeout=3, ddb_read_timeout=10)
         runtime.bind_tables(runtime.default_registry(), settings)
         link_id = f"t-{uuid.uuid4().hex[:12]}"
-        create_link(url, link_id)
+        create_link(url, link_id, short_url_enabled=short_url_enabled)
         return link_id
 
     def restart_dynamodb(self) -> None:

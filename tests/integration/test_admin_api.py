@@ -121,7 +121,7 @@ def test_create_and_get_a_link(local_stack: RunningStack) -> None:
     )
     assert created["id"] == link_id
     assert created["url"] == "https://xn--bcher-kva.example/%C3%BCber?a=1"
-    assert created["short_url"] == f"{local_stack.api_url}/l/{link_id}"
+    assert (created["short_url_enabled"], created["short_url"]) == (False, None)  # opt-in
     assert created["utm"] == {"utm_source": "news"}
     assert created["tags"] == ["a", "b"]
     assert created["max_hits"] == 10
@@ -258,7 +258,13 @@ def test_disable_a_link(local_stack: RunningStack) -> None:
 
 
 def test_the_short_url_redirects_without_a_token(local_stack: RunningStack) -> None:
-    created = create(local_stack, url="https://example.org/short", id=new_id(), utm={"utm_medium": "sms"})
+    created = create(
+        local_stack,
+        url="https://example.org/short",
+        id=new_id(),
+        utm={"utm_medium": "sms"},
+        short_url_enabled=True,
+    )
     hit = call("GET", created["short_url"])
     assert hit.status == 302, hit.body
     assert hit.headers["location"] == "https://example.org/short?utm_medium=sms"
@@ -268,7 +274,9 @@ def test_the_short_url_redirects_without_a_token(local_stack: RunningStack) -> N
 
 def test_an_expired_link_is_404_or_its_fallback(local_stack: RunningStack) -> None:
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-    expired = create(local_stack, url="https://example.org/", id=new_id(), expires_at=past)
+    expired = create(
+        local_stack, url="https://example.org/", id=new_id(), expires_at=past, short_url_enabled=True
+    )
     assert call("GET", expired["short_url"]).status == 404
     with_fallback = create(
         local_stack,
@@ -276,6 +284,7 @@ def test_an_expired_link_is_404_or_its_fallback(local_stack: RunningStack) -> No
         id=new_id(),
         expires_at=past,
         fallback_url="https://example.net/sorry",
+        short_url_enabled=True,
     )
     hit = call("GET", with_fallback["short_url"])
     assert hit.status == 302
@@ -283,7 +292,10 @@ def test_an_expired_link_is_404_or_its_fallback(local_stack: RunningStack) -> No
 
 
 def test_a_capped_link_stops_after_max_hits(local_stack: RunningStack) -> None:
-    created = create(local_stack, url="https://example.org/capped", id=new_id(), max_hits=2)
+    # Its short URL turned on: the owner published it, so its hits count against the cap.
+    created = create(
+        local_stack, url="https://example.org/capped", id=new_id(), max_hits=2, short_url_enabled=True
+    )
     statuses = [call("GET", created["short_url"]).status for _ in range(3)]
     assert statuses == [302, 302, 404]
     assert call("GET", f"{local_stack.admin_url}/links/{created['id']}").json()["hits"] == 2
@@ -381,7 +393,7 @@ def test_a_batch_over_1000_is_400(local_stack: RunningStack) -> None:
 
 def _hits(stack: RunningStack, count: int) -> tuple[str, list[str]]:
     """A new link hit ``count`` times through its short URL; its id and the agents, in order."""
-    created = create(stack, url="https://example.org/counted", id=new_id("h"))
+    created = create(stack, url="https://example.org/counted", id=new_id("h"), short_url_enabled=True)
     agents = []
     for _ in range(count):
         agents.append(agent())

@@ -48,6 +48,8 @@ OPERATIONS = [
     ("GET", "/links/{link_id}"),
     ("PATCH", "/links/{link_id}"),
     ("POST", "/links/{link_id}/disable"),
+    ("GET", "/links/{link_id}/qr"),
+    ("GET", "/links/{link_id}/variants"),
     ("POST", "/mint"),
     ("POST", "/mint/batch"),
     ("GET", "/beacons"),

@@ -115,7 +115,7 @@ def test_link_hits_stats_chart_and_export(local_stack: RunningStack) -> None:
     link_id = new_id("stats")
     ref = f"link:{link_id}"
     started = datetime.now(UTC) - timedelta(seconds=1)
-    created = ok(local_stack, "link", "create", DESTINATION, "--id", link_id, "--tag", "issue")
+    created = ok(local_stack, "link", "create", DESTINATION, "--id", link_id, "--tag", "issue", "--short-url")
     assert created.strip() == link_id
     # The link's short public URL, as `link show` gives it.
     url = json.loads(ok(local_stack, "link", "show", link_id, "--json"))["short_url"]
@@ -200,6 +200,7 @@ def test_link_show_list_and_update(local_stack: RunningStack) -> None:
         "--tag",
         "email",
         "--forward-query",
+        "--short-url",
     )
     shown = json.loads(ok(local_stack, "link", "show", link_id, "--json"))
     assert shown["short_url"] == f"{local_stack.api_url.rstrip('/')}/l/{link_id}"
@@ -220,8 +221,9 @@ def test_link_show_list_and_update(local_stack: RunningStack) -> None:
     assert shown in listed
     assert len(ok(local_stack, "link", "list", "--json", "--limit", "1").splitlines()) == 1
     rows = ok(local_stack, "link", "list", "--limit", "10000").splitlines()
-    assert rows[0].split() == ["ID", "STATE", "HITS", "MAX", "EXPIRES", "TAGS", "URL"]
+    assert rows[0].split() == ["ID", "STATE", "HITS", "MAX", "EXPIRES", "TAGS", "SHORT", "URL"]
     assert any(row.split()[:4] == [link_id, "active", "0", "10"] for row in rows[1:])
+    assert any(row.split()[0] == link_id and row.split()[-2] == "yes" for row in rows[1:])
 
     updated = json.loads(
         ok(
@@ -336,7 +338,9 @@ def test_admin_backend_against_the_admin_api(local_stack: RunningStack, admin: A
     assert (created["id"], created["max_hits"], created["tags"]) == (link_id, 5, ["a"])
     assert created["expires_at"] == expires.isoformat()
     assert created["utm"] == {"utm_source": "cli"}
-    assert admin.get_link(link_id)["short_url"] == f"{local_stack.api_url.rstrip('/')}/l/{link_id}"
+    assert admin.get_link(link_id)["short_url"] is None  # off until turned on
+    turned_on = admin.update_link(link_id, {"short_url_enabled": True})
+    assert turned_on["short_url"] == f"{local_stack.api_url.rstrip('/')}/l/{link_id}"
     assert (
         admin.update_link(link_id, {"url": "https://example.com/other"})["url"] == "https://example.com/other"
     )

@@ -24,6 +24,8 @@ ADMIN_ROUTES = {
     ("GET", "/links/{id}"),
     ("PATCH", "/links/{id}"),
     ("POST", "/links/{id}/disable"),
+    ("GET", "/links/{id}/qr"),
+    ("GET", "/links/{id}/variants"),
     ("POST", "/mint"),
     ("POST", "/mint/batch"),
     ("POST", "/erase"),

@@ -257,6 +257,8 @@ RECORD = {
     "os": "Linux",
     "device": "Other",
     "expires": 1767225600,
+    "rule": "ios",
+    "variant": None,
 }
 
 
@@ -424,6 +426,7 @@ class AdminStub(BaseHTTPRequestHandler):
             self._answer(200, Stats(query["ref"], Kind(query["kind"]), days).as_dict())
         elif parts.path == "/links/abc" and self.command in ("GET", "PATCH"):
             link = {"id": "abc", "url": "https://example.com/", "disabled": False, "hits": 0, "tags": []}
+            link["short_url_enabled"] = True
             self._answer(200, {**link, **(json.loads(body) if body else {})})
         elif parts.path.startswith("/links/"):
             self._answer(404, {"error": {"code": "not_found", "message": "no link with id 'nope'"}})

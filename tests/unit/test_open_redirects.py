@@ -133,7 +133,13 @@ def redirect_to(stack: track_target.TrackStack, target: Ref, ring: KeyRing | Non
 
 def stored_directly(url: str, fallback: str | None = None, *, expired: bool = False) -> str:
     """A link written straight to the table, past create_link's checks (an old or hand-made item)."""
-    link = Link(id=f"raw-{uuid.uuid4().hex[:10]}", url=url, created_at=utcnow(), fallback_url=fallback)
+    link = Link(
+        id=f"raw-{uuid.uuid4().hex[:10]}",
+        url=url,
+        created_at=utcnow(),
+        fallback_url=fallback,
+        short_url_enabled=True,
+    )
     if expired:
         link.expires_at = utcnow() - timedelta(days=1)
     link.save()
@@ -278,7 +284,7 @@ def test_a_chained_link_cannot_launder_a_foreign_or_disallowed_token(stack: trac
         redirect_to(stack, Ref("url", "https://evil.example/"), OTHER_RING),
         redirect_to(stack, Ref("url", "https://evil.example/")),
     ):
-        link_id = create_link(f"https://t.example{inner}").id
+        link_id = create_link(f"https://t.example{inner}", short_url_enabled=True).id
         assert_refused(stack, f"/l/{link_id}", headers={"host": "t.example"})
 
 

@@ -59,6 +59,8 @@ def full_beacon() -> Beacon:
         os="Linux",
         device="Other",
         expires=1_830_000_000,
+        rule="ios",
+        variant="b",
     )
 
 

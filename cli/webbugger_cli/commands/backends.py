@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from webbugger.counters import DayCounts, Stats
+from webbugger.errors import NotFoundError
 from webbugger.registry import Kind
 from webbugger.runtime import default_registry
 from webbugger.service import links
 from webbugger.service.beacons import BeaconQuery, beacon_records, erase
-from webbugger.service.stats import read_stats
+from webbugger.service.qr import link_qr
+from webbugger.service.stats import read_stats, variant_clicks
 
 from webbugger_cli.admin_client import AdminApiError, AdminClient, deployed_admin
 from webbugger_cli.commands import UsageError
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     from webbugger.refs import Ref
+    from webbugger.service.qr import QrFormat
 
     from webbugger_cli.stack import Stack
 
@@ -64,6 +67,12 @@ class Backend(Protocol):
 
     def disable_link(self, link_id: str) -> Record:
         """Disable a link; :class:`UsageError` when there is none."""
+
+    def link_qr(self, link_id: str, fmt: QrFormat) -> tuple[str, bytes]:
+        """The link's short URL and its QR code; :class:`UsageError` when there is no link."""
+
+    def variant_clicks(self, link_id: str, first: date, last: date) -> Record:
+        """A link's clicks per A/B variant (:meth:`VariantClicks.as_dict`)."""
 
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         """A reference's daily counters."""
@@ -119,6 +128,18 @@ class LocalBackend:
 
     def disable_link(self, link_id: str) -> Record:
         return _found(links.disable_link(default_registry(), link_id), link_id)
+
+    def link_qr(self, link_id: str, fmt: QrFormat) -> tuple[str, bytes]:
+        try:
+            return link_qr(default_registry(), link_id, self.stack.api_url, fmt)
+        except NotFoundError:
+            raise _no_link(link_id) from None
+
+    def variant_clicks(self, link_id: str, first: date, last: date) -> Record:
+        try:
+            return variant_clicks(default_registry(), link_id, first, last).as_dict()
+        except NotFoundError:
+            raise _no_link(link_id) from None
 
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         require_counters(self.stack)
@@ -226,6 +247,27 @@ class AdminBackend:
 
     def disable_link(self, link_id: str) -> Record:
         return self._link_call(link_id, "POST", f"{_link_path(link_id)}/disable")
+
+    def link_qr(self, link_id: str, fmt: QrFormat) -> tuple[str, bytes]:
+        try:
+            page = self.client.request("GET", f"{_link_path(link_id)}/qr", {"format": fmt})
+        except AdminApiError as exc:
+            if exc.status == 404:
+                raise _no_link(link_id) from None
+            raise
+        return page.headers.get("x-short-url", ""), page.body
+
+    def variant_clicks(self, link_id: str, first: date, last: date) -> Record:
+        query = {"from": first.isoformat(), "to": last.isoformat()}
+        try:
+            answer = self.client.get_json(f"{_link_path(link_id)}/variants", query)
+        except AdminApiError as exc:
+            if exc.status == 404:
+                raise _no_link(link_id) from None
+            raise
+        if not isinstance(answer, dict) or not isinstance(answer.get("variants"), list):
+            raise AdminApiError("the admin API's variant clicks answer is malformed")
+        return answer
 
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         query = {"ref": str(ref), "kind": str(kind), "from": first.isoformat(), "to": last.isoformat()}

@@ -1,4 +1,5 @@
-"""``webbugger link create|list|show|update|disable``: stored links.
+"""``webbugger link create|list|show|update|disable``: stored links (``link rule``, ``link split``
+and ``link qr``: :mod:`webbugger_cli.commands.link_routing`).
 
 The local stack is changed through the core (:mod:`webbugger.service.links`); a deployed one
 through its admin API. Every option is checked before any stack is looked for: a mistake is the news.
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from webbugger.destinations import UTM_KEYS, normalise_destination
 from webbugger.refs import Ref
+from webbugger.service.links import short_url
 
 from webbugger_cli.commands import UsageError, display, print_table
 from webbugger_cli.commands.backends import open_backend
@@ -28,13 +30,7 @@ DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 10_000
 MAX_HITS = 10**12
 URL_WIDTH = 60
-SHORT_PATH = "/l/"
-_LIST_COLUMNS = ("ID", "STATE", "HITS", "MAX", "EXPIRES", "TAGS", "URL")
-
-
-def short_url(api_url: str, link_id: str) -> str:
-    """The link's short public URL."""
-    return f"{api_url.rstrip('/')}{SHORT_PATH}{link_id}"
+_LIST_COLUMNS = ("ID", "STATE", "HITS", "MAX", "EXPIRES", "TAGS", "SHORT", "URL")
 
 
 def _utm(pairs: Sequence[str]) -> dict[str, str]:
@@ -55,7 +51,8 @@ def _utm(pairs: Sequence[str]) -> dict[str, str]:
     return utm
 
 
-def _link_id(text: str) -> str:
+def link_id(text: str) -> str:
+    """A link id given on the command line, checked (one line for an id no link can have)."""
     Ref("link", text)  # InvalidReferenceError (one line) for an id no link can have
     return text
 
@@ -91,6 +88,8 @@ def link_changes(args: argparse.Namespace) -> dict[str, object]:
         changes["tags"] = _tags(args.tag)
     if args.forward_query is not None:
         changes["forward_query"] = bool(args.forward_query)
+    if args.short_url is not None:
+        changes["short_url_enabled"] = bool(args.short_url)
     if getattr(args, "enable", False):
         changes["disabled"] = False
     return changes
@@ -119,7 +118,7 @@ def state(record: Record, now: datetime | None = None) -> str:
 
 def _shown(record: Record, api_url: str) -> dict[str, Any]:
     # The admin API names the short URL itself (its tracking base may be a custom domain).
-    short = record.get("short_url") or short_url(api_url, str(record["id"]))
+    short = record["short_url"] if "short_url" in record else short_url(record, api_url)
     shown = {"id": record["id"], "short_url": short}
     shown.update((key, value) for key, value in record.items() if key not in shown)
     return shown
@@ -140,7 +139,7 @@ def cmd_link_create(args: argparse.Namespace) -> int:
     url = normalise_destination(args.url)
     utm = _utm(args.utm or ())
     if args.id is not None:
-        _link_id(args.id)
+        link_id(args.id)
     changes = link_changes(args)
     backend = open_backend(args.stack, args.region)
     print(backend.create_link(url, args.id, utm, changes)["id"])
@@ -169,6 +168,7 @@ def cmd_link_list(args: argparse.Namespace) -> int:
                 display(record.get("max_hits")),
                 str(expires)[:16].replace("T", " ") if expires else "-",
                 display(record.get("tags")),
+                display(bool(record.get("short_url_enabled"))),
                 url,
             )
         )
@@ -179,33 +179,38 @@ def cmd_link_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_link(record: Record, api_url: str, *, as_json: bool) -> None:
+    """One link, as a table of fields (with its state) or as one JSON object."""
+    _print_link(record, api_url, as_json=as_json)
+
+
 def cmd_link_show(args: argparse.Namespace) -> int:
     """Print one link (with its short URL)."""
-    link_id = _link_id(args.link_id)
+    wanted = link_id(args.link_id)
     backend = open_backend(args.stack, args.region)
-    _print_link(backend.get_link(link_id), backend.api_url, as_json=args.json)
+    _print_link(backend.get_link(wanted), backend.api_url, as_json=args.json)
     return 0
 
 
 def cmd_link_update(args: argparse.Namespace) -> int:
     """Change some fields of a link and print it."""
-    link_id = _link_id(args.link_id)
+    wanted = link_id(args.link_id)
     changes = link_changes(args)
     if not changes:
         raise UsageError(
             "nothing to change: give --url, --expires-at, --valid-from, --max-hits, --fallback-url, "
-            "--tag, --forward-query/--no-forward-query or --enable"
+            "--tag, --forward-query/--no-forward-query, --short-url/--no-short-url or --enable"
         )
     backend = open_backend(args.stack, args.region)
-    _print_link(backend.update_link(link_id, changes), backend.api_url, as_json=args.json)
+    _print_link(backend.update_link(wanted, changes), backend.api_url, as_json=args.json)
     return 0
 
 
 def cmd_link_disable(args: argparse.Namespace) -> int:
     """Disable a link: its hits answer 404 (or go to its fallback URL)."""
-    link_id = _link_id(args.link_id)
+    wanted = link_id(args.link_id)
     backend = open_backend(args.stack, args.region)
-    record = backend.disable_link(link_id)
+    record = backend.disable_link(wanted)
     print(f"disabled link {record['id']}")
     return 0
 
@@ -235,12 +240,19 @@ def _link_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="append the visitor's query parameters to the URL",
     )
+    parser.add_argument(
+        "--short-url",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="answer the link's unsigned short URL /l/ID (off unless turned on; its hits count "
+        "against --max-hits)",
+    )
 
 
 def add_parsers(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-    """Add ``link create|list|show|update|disable`` to the command line."""
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """Add ``link create|list|show|update|disable`` to the command line; the ``link`` commands."""
     link = commands.add_parser("link", help="stored links").add_subparsers(
         dest="link_command", required=True, metavar="COMMAND"
     )
@@ -283,3 +295,4 @@ def add_parsers(
     disable = link.add_parser("disable", parents=[common], help="disable a link (its hits answer 404)")
     disable.add_argument("link_id", metavar="ID", help="the link's id")
     disable.set_defaults(handler=cmd_link_disable)
+    return link

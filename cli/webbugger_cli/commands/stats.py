@@ -6,10 +6,14 @@ human, see :mod:`webbugger.classify`), then total, unique visitors, human and ma
 The chart has one row per UTC day, oldest first: the day's total and unique counts, then a bar
 whose dark part is the unique visitors and whose whole length is the total, scaled to the
 busiest day and to the terminal's width.
+
+For a stored link with an A/B split, a line per variant follows: its clicks and human clicks
+over the same days (counted from the link's beacons, which record the variant).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from datetime import UTC, date, datetime, timedelta
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING
 from webbugger.refs import Ref
 from webbugger.registry import Kind, Registry
 from webbugger.runtime import default_registry
+from webbugger.tracking import SHORT_LINK_TYPE
 
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.backends import open_backend
@@ -27,6 +32,8 @@ if TYPE_CHECKING:
     import argparse
 
     from webbugger.counters import Stats
+
+    from webbugger_cli.commands.backends import Record
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366  # as the admin API's /stats allows
@@ -98,18 +105,35 @@ def terminal_width() -> int:
     return shutil.get_terminal_size((FALLBACK_WIDTH, 24)).columns or FALLBACK_WIDTH
 
 
+def variant_lines(variants: list[Record]) -> list[str]:
+    """One line per A/B variant: its clicks, human clicks and share of the clicks."""
+    total = sum(int(variant["clicks"]) for variant in variants)
+    width = max(len(str(variant["name"])) for variant in variants)
+    return [
+        f"variant {v['name']!s:<{width}}  clicks {v['clicks']}  human {v['human_clicks']}  "
+        f"{(100 * int(v['clicks']) / total) if total else 0:.1f}% of clicks"
+        for v in variants
+    ]
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
-    """Print a reference's daily counters."""
+    """Print a reference's daily counters (and a split link's clicks per variant)."""
     ref = Ref.parse(args.ref)  # one line for a malformed reference, before any stack is looked for
     kind = Kind(args.kind) if args.kind is not None else infer_kind(default_registry(), ref.type)
     first, last = day_range(args.days, datetime.now(UTC))
     backend = open_backend(args.stack, args.region)
     stats = backend.stats(kind, ref, first, last)
+    variants: list[Record] = []
+    if kind is Kind.TARGET and ref.type == SHORT_LINK_TYPE and ref.id:
+        with contextlib.suppress(UsageError):  # no such link (any more): its counters all the same
+            variants = backend.variant_clicks(ref.id, first, last)["variants"]
     if args.json:
-        print(json.dumps(stats.as_dict()))
+        print(json.dumps(stats.as_dict() | ({"variants": variants} if variants else {})))
         return 0
     print(totals_line(stats))
     for line in render_chart(stats, terminal_width()):
+        print(line)
+    for line in variant_lines(variants) if variants else ():
         print(line)
     return 0
 

@@ -1,37 +1,41 @@
-"""``/links``: create, list, read, change and disable stored links."""
+"""``/links``: create, list, read, change and disable stored links; a link's QR code and its
+clicks per A/B variant."""
 
 # No ``from __future__ import annotations`` in the routers: Powertools reads each route's
 # annotations when it is included, so the models they name must be real imports.
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.api_gateway import Response, Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from webbugger.errors import NotFoundError
 from webbugger.runtime import default_registry
 from webbugger.service import links
+from webbugger.service.qr import CONTENT_TYPES, link_qr
+from webbugger.service.stats import parse_day, variant_clicks
 
 from admin_api.config import settings, tracking_base_url
 from admin_api.models import (
     BAD_REQUEST,
     LINK_EXISTS,
     MAX_PAGE,
+    NO_SHORT_URL,
     NOT_FOUND,
+    QR_CONTENT,
     LinkChanges,
     LinkOut,
     LinkPage,
     NewLink,
+    VariantClicksOut,
 )
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ unannotated
-SHORT_LINK_PREFIX = "/l/"  # the track function's short-link route (template.yaml)
 
 
 def _out(record: dict[str, Any] | None, link_id: str) -> LinkOut:
     if record is None:
         raise NotFoundError(f"no link {link_id!r}")
-    short_url = f"{tracking_base_url()}{SHORT_LINK_PREFIX}{record['id']}"
-    return LinkOut.model_validate({**record, "short_url": short_url})
+    return LinkOut.model_validate({**record, "short_url": links.short_url(record, tracking_base_url())})
 
 
 def _link_id(link_id: str) -> str:
@@ -99,3 +103,45 @@ def disable(link_id: str) -> LinkOut:
     """Its hits answer 404 (or its fallback URL) from now on."""
     settings()
     return _out(links.disable_link(default_registry(), _link_id(link_id)), link_id)
+
+
+@router.get(
+    "/links/<link_id>/qr",
+    summary="A QR code of a link's short URL",
+    responses={
+        200: {
+            "description": "The QR code (PNG or SVG) of /l/ID",
+            "content": QR_CONTENT,
+            "headers": {"X-Short-Url": {"description": "the URL it encodes", "schema": {"type": "string"}}},
+        },
+        400: BAD_REQUEST,
+        404: NOT_FOUND,
+        409: NO_SHORT_URL,
+    },
+)
+# No return annotation: Powertools would validate a Response[bytes] body as UTF-8 text.
+def qr(link_id: str, format: Annotated[Literal["png", "svg"], Query()] = "png"):  # type: ignore[no-untyped-def]
+    """The short URL as a QR code; 409 while the link's short URL is off."""
+    settings()
+    url, image = link_qr(default_registry(), _link_id(link_id), tracking_base_url(), format)
+    headers = {"X-Short-Url": url, "Cache-Control": "no-store"}
+    return Response(status_code=200, content_type=CONTENT_TYPES[format], body=image, headers=headers)
+
+
+@router.get(
+    "/links/<link_id>/variants",
+    summary="A link's clicks per A/B variant",
+    responses={200: {"description": "Clicks per variant"}, 400: BAD_REQUEST, 404: NOT_FOUND},
+)
+def variants(
+    link_id: str,
+    first: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    last: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+) -> VariantClicksOut:
+    """Clicks (and human clicks) per variant from ``from`` to ``to`` (default: the last 30 days),
+    counted from the link's beacons."""
+    settings()
+    found = variant_clicks(
+        default_registry(), _link_id(link_id), parse_day(first, "from"), parse_day(last, "to")
+    )
+    return VariantClicksOut.model_validate(found.as_dict())

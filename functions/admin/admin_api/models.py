@@ -9,6 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from webbugger.routing_fields import (
+    MAX_QUERY_CONDITIONS,
+    MAX_QUERY_TEXT,
+    MAX_RULES,
+    MAX_VALUES,
+    MAX_VARIANTS,
+    MAX_WEIGHT,
+)
 from webbugger.service.links import LINK_ID_PATTERN
 
 if TYPE_CHECKING:
@@ -49,6 +57,10 @@ LINK_EXISTS: OpenAPIResponse = {
     "description": "A link with this id exists",
     "content": {"application/json": {"model": ErrorBody}},
 }
+NO_SHORT_URL: OpenAPIResponse = {
+    "description": "The link's short URL is off (set short_url_enabled first)",
+    "content": {"application/json": {"model": ErrorBody}},
+}
 
 # --- shared query parameters --------------------------------------------------------------------
 
@@ -59,6 +71,54 @@ CursorQuery = Annotated[str | None, Query(max_length=64)]
 
 
 # --- links ------------------------------------------------------------------------------------
+
+RoutingName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+Device = Literal["ios", "android", "desktop"]
+System = Literal["ios", "android", "windows", "macos", "linux", "chromeos"]
+Country = Annotated[str, Field(pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2")]
+LanguageRange = Annotated[
+    str, Field(pattern=r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8}){0,3}$", description="e.g. de, de-CH")
+]
+QueryText = Annotated[str, Field(max_length=MAX_QUERY_TEXT)]
+
+
+class Rule(BaseModel):
+    """A routing rule: ``url`` for hits that meet every condition given (at least one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: RoutingName | None = Field(default=None, description="recorded on the beacon; default: r1, r2, ...")
+    url: str = Field(max_length=2048, description="http(s) destination")
+    device: list[Device] | None = Field(default=None, min_length=1, max_length=3)
+    os: list[System] | None = Field(default=None, min_length=1, max_length=6)
+    country: list[Country] | None = Field(
+        default=None, min_length=1, max_length=MAX_VALUES, description="CloudFront-Viewer-Country"
+    )
+    language: list[LanguageRange] | None = Field(
+        default=None, min_length=1, max_length=MAX_VALUES, description="the visitor's preferred language"
+    )
+    query: dict[Annotated[str, Field(min_length=1, max_length=MAX_QUERY_TEXT)], QueryText] | None = Field(
+        default=None, min_length=1, max_length=MAX_QUERY_CONDITIONS, description="exact parameter values"
+    )
+
+
+class Variant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: RoutingName
+    url: str = Field(max_length=2048, description="http(s) destination")
+    weight: int = Field(default=1, ge=1, le=MAX_WEIGHT)
+
+
+class Split(BaseModel):
+    """An A/B split: each visitor gets one variant, the same every time, until ``ends_at``; then
+    the ``winner`` (the link's url if none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variants: list[Variant] = Field(min_length=2, max_length=MAX_VARIANTS)
+    ends_at: AwareDatetime | None = None
+    winner: RoutingName | None = None
 
 
 class LinkFields(BaseModel):
@@ -76,10 +136,21 @@ class LinkFields(BaseModel):
     tags: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
         default=None, max_length=50
     )
+    short_url_enabled: bool | None = Field(default=None, description="answer the unsigned short URL /l/ID")
+    rules: list[Rule] | None = Field(default=None, max_length=MAX_RULES, description="first match wins")
+    split: Split | None = None
 
     def changes(self, *, leave_out: tuple[str, ...] = ()) -> dict[str, object]:
         """The fields the request sets (``null`` included: it removes an optional field)."""
-        return {name: getattr(self, name) for name in self.model_fields_set if name not in leave_out}
+        found: dict[str, object] = {}
+        for name in self.model_fields_set - set(leave_out):
+            value = getattr(self, name)
+            if name == "rules" and value is not None:
+                value = [rule.model_dump(mode="json", exclude_none=True) for rule in value]
+            elif name == "split" and value is not None:
+                value = value.model_dump(mode="json")
+            found[name] = value
+        return found
 
 
 class LinkChanges(LinkFields):
@@ -95,6 +166,22 @@ class NewLink(LinkFields):
     id: Annotated[str, Field(pattern=LINK_ID_PATTERN)] | None = None
 
 
+class RuleOut(BaseModel):
+    name: str
+    url: str
+    device: list[str] | None = None
+    os: list[str] | None = None
+    country: list[str] | None = None
+    language: list[str] | None = None
+    query: dict[str, str] | None = None
+
+
+class SplitOut(BaseModel):
+    variants: list[Variant]
+    ends_at: str | None
+    winner: str | None
+
+
 class LinkOut(BaseModel):
     id: str
     url: str
@@ -108,7 +195,35 @@ class LinkOut(BaseModel):
     hits: int
     fallback_url: str | None
     tags: list[str]
-    short_url: str
+    short_url_enabled: bool
+    short_url: str | None = Field(description="/l/ID under the tracking domain; null while it is off")
+    rules: list[RuleOut]
+    split: SplitOut | None
+
+
+class VariantCount(BaseModel):
+    name: str
+    url: str | None = Field(description="null for a variant no longer in the split")
+    weight: int | None
+    clicks: int
+    human_clicks: int
+
+
+class VariantClicksOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    link: str
+    first: str = Field(alias="from")
+    last: str = Field(alias="to")
+    ends_at: str | None
+    winner: str | None
+    variants: list[VariantCount]
+
+
+QR_CONTENT: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
+    "image/png": {"schema": {"type": "string", "format": "binary"}},
+    "image/svg+xml": {"schema": {"type": "string"}},
+}
 
 
 class LinkPage(BaseModel):
@@ -171,6 +286,8 @@ class BeaconOut(BaseModel):
     language: str | None
     country: str | None
     expires: int | None
+    rule: str | None = Field(default=None, description="the link's routing rule that chose the destination")
+    variant: str | None = Field(default=None, description="the link's A/B variant the visitor got")
 
 
 class BeaconPage(BaseModel):

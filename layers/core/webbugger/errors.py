@@ -41,6 +41,14 @@ class LinkExistsError(WebbuggerError):
     """A link with the requested id already exists."""
 
 
+class InvalidRoutingError(WebbuggerError):
+    """A link's routing rules or A/B split that do not make sense (the message says why)."""
+
+
+class NoShortUrlError(WebbuggerError):
+    """The link has no short URL (``/l/ID``): it was not turned on for it."""
+
+
 class InvalidCursorError(WebbuggerError):
     """A page cursor that this service did not give out."""
 

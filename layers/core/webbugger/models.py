@@ -80,6 +80,8 @@ BEACON_RECORD_FIELDS = (
     "os",
     "device",
     "expires",
+    "rule",
+    "variant",
 )
 
 
@@ -120,6 +122,10 @@ class Beacon(Model):
     device = UnicodeAttribute(null=True)
     # Epoch seconds; the table's TTL deletes the item after this time (at no cost).
     expires = NumberAttribute(null=True)
+    # The stored link's routing rule or A/B variant that chose the destination, by name
+    # (webbugger.routing); short, and only on routed clicks.
+    rule = UnicodeAttribute(null=True)
+    variant = UnicodeAttribute(attr_name="var", null=True)
     # Deferred hooks (entity type names) already applied to this beacon: the stream's
     # at-least-once delivery must not apply one twice.
     hooks_applied = UnicodeSetAttribute(attr_name="applied", null=True)
@@ -155,6 +161,8 @@ class Beacon(Model):
             "os": self.os,
             "device": self.device,
             "expires": int(self.expires) if self.expires is not None else None,
+            "rule": self.rule,
+            "variant": self.variant,
         }
 
 

@@ -70,6 +70,9 @@ class HitRequest:
     minted: int | None = None
     hints: frozenset[str] = frozenset()
     opted_out: str | None = None
+    # The stored link's routing rule or A/B variant that chose the destination (webbugger.routing).
+    rule: str | None = None
+    variant: str | None = None
 
 
 def truncate_utf8(text: str | None, max_bytes: int) -> str | None:

@@ -65,6 +65,8 @@ _TEXT_FIELDS = (
     "browser",
     "os",
     "device",
+    "rule",
+    "variant",
 )
 # The SQS client, per region: made once per process, on first use.
 _clients: dict[str, Any] = {}

@@ -38,6 +38,7 @@ from webbugger.request import (
     ORIGIN_SECRET_HEADER,
     HitRequest,
     IncomingRequest,
+    anonymise_ip,
     client_ip,
     country,
     opt_out,
@@ -51,11 +52,15 @@ from webbugger.tokens import Purpose, TokenClaims
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from webbugger.routing import Decision, Visitor
     from webbugger.settings import Settings
     from webbugger.tokens import KeyRing
 
 # The target type that short public URLs (/l/ID) name.
 SHORT_LINK_TYPE = "link"
+# A stored link answers its short URL only when its record says so (opt-in, per link): an unsigned
+# URL anyone can guess from a tracking URL must not spend the hits the owner minted URLs for.
+SHORT_URL_FLAG = "short_url_enabled"
 # A tracked link whose target is another tracked link of this service is followed internally
 # (one redirect for the visitor, a beacon per link), up to this many links.
 MAX_CHAIN = 5
@@ -95,24 +100,28 @@ class Tracker:
 
     def track_short_link(self, link_id: str, incoming: IncomingRequest) -> TrackResult:
         """A hit on a stored link's short public URL (``/l/ID``): unsigned, since the destination is
-        stored and cannot be chosen by whoever writes the URL; no entity, no source."""
+        stored and cannot be chosen by whoever writes the URL; no entity, no source. Only for a link
+        whose record turned its short URL on (:data:`SHORT_URL_FLAG`); else 404, nothing claimed."""
         try:
             target = Ref(SHORT_LINK_TYPE, link_id)
         except InvalidReferenceError as exc:
             raise NotFoundError("not a link id") from exc
-        return self._track(TokenClaims(mode=Mode.REDIRECT, target=target), incoming, 1)
+        return self._track(TokenClaims(mode=Mode.REDIRECT, target=target), incoming, 1, short=True)
 
-    def _track(self, claims: TokenClaims, incoming: IncomingRequest, _chain: int) -> TrackResult:
+    def _track(
+        self, claims: TokenClaims, incoming: IncomingRequest, _chain: int, *, short: bool = False
+    ) -> TrackResult:
         mode = claims.mode
         self._check_source(claims)
-        location = self._resolve_target(claims, incoming)
+        from_cdn = self._from_our_cdn(incoming)
+        location, decision = self._resolve_target(claims, incoming, from_cdn, short=short)
         if location is not None:
             location = self._follow_chain(location, incoming, _chain)
         if incoming.method == "HEAD":
             return TrackResult(mode, location, None, stored=False)
 
         entity_ref, entity = self._entity(claims.entity)
-        hit = self._hit_request(claims, mode, incoming, entity_ref)
+        hit = self._hit_request(claims, mode, incoming, entity_ref, from_cdn, decision)
         stored = self._save(hit)
         if entity is not None and entity_ref is not None:
             call_beacon_update(entity, entity_ref.type, hit, self._budget_s)
@@ -156,7 +165,8 @@ class Tracker:
         )
         return inner.location or location
 
-    def _resolve_target(self, claims: TokenClaims, incoming: IncomingRequest) -> str | None:
+    def _target_record(self, claims: TokenClaims) -> Any:
+        """The redirect's target record; None for a pixel (whose target is only checked)."""
         ref = claims.target
         if ref is None:
             return None
@@ -174,14 +184,33 @@ class Tracker:
             if claims.mode is Mode.PIXEL and claims.ignore_errors:
                 return None
             raise NotFoundError(f"unknown target {ref}")
-        if claims.mode is Mode.PIXEL:
-            return None
+        return None if claims.mode is Mode.PIXEL else record
+
+    def _resolve_target(
+        self, claims: TokenClaims, incoming: IncomingRequest, from_cdn: bool, *, short: bool
+    ) -> tuple[str | None, Decision | None]:
+        """Where the hit goes (None for a pixel), and the routing decision that chose it, if any."""
+        record = self._target_record(claims)
+        ref = claims.target
+        if record is None or ref is None:
+            return None, None
+        if short and getattr(record, SHORT_URL_FLAG, None) is not True:
+            raise NotFoundError(f"target {ref} has no short URL")
+        now = utcnow()
         refusal = getattr(record, "refusal", None)
         if callable(refusal):
-            reason = refusal(utcnow(), claim=incoming.method != "HEAD")
+            reason = refusal(now, claim=incoming.method != "HEAD")
             if reason:
-                return self._refused(ref, record, reason)
-        url = resolve_target_url(record)
+                return self._refused(ref, record, reason), None
+        # Rules and splits are part of the cached record: deciding costs no read.
+        routing = getattr(record, "routing", None)
+        decision = None
+        if routing is not None:
+            from webbugger.routing import Routing  # imported on a routed link's first hit only
+
+            if isinstance(routing, Routing):
+                decision = routing.decide(ref.id or "", self._visitor(claims, incoming, from_cdn), now)
+        url = decision.url if decision is not None else resolve_target_url(record)
         if url is None:
             raise NotFoundError(f"target {ref} has nowhere to redirect to")
         url = safe_location(url)
@@ -190,7 +219,29 @@ class Tracker:
             # that would make an unusable URL (too long) is dropped, not the visitor.
             with suppress(UnsafeDestinationError):
                 url = safe_location(merge_query(url, incoming.query, override=False))
-        return url
+        return url, decision
+
+    def _visitor(self, claims: TokenClaims, incoming: IncomingRequest, from_cdn: bool) -> Visitor:
+        """What a link's rules and split look at. The split's identity: the entity the URL names,
+        else the anonymised address and the user agent (never stored: the beacon keeps the
+        variant's name only)."""
+        from webbugger.routing import Visitor
+
+        user_agent = incoming.header("user-agent")
+
+        def identity() -> str:
+            if claims.entity is not None and claims.entity.id is not None:
+                return str(claims.entity)
+            address = viewer_address(incoming.header("cloudfront-viewer-address")) if from_cdn else None
+            return f"{anonymise_ip(address or incoming.source_ip) or ''}\x00{user_agent or ''}"
+
+        return Visitor(
+            user_agent,
+            country(incoming) if from_cdn else None,
+            incoming.header("accept-language"),
+            incoming.query,
+            identity,
+        )
 
     def _refused(self, ref: Ref, record: Any, reason: str) -> str:
         """A target that refuses this hit (expired, disabled, ...): its fallback URL, else 404."""
@@ -219,11 +270,16 @@ class Tracker:
         return (Ref(ref.type, str(entity_id)) if entity_id is not None else ref), entity
 
     def _hit_request(
-        self, claims: TokenClaims, mode: Mode, incoming: IncomingRequest, entity: Ref | None
+        self,
+        claims: TokenClaims,
+        mode: Mode,
+        incoming: IncomingRequest,
+        entity: Ref | None,
+        from_cdn: bool,
+        decision: Decision | None,
     ) -> HitRequest:
         now = utcnow()
         opted_out = opt_out(incoming) if self.settings.honour_opt_out else None
-        from_cdn = self._from_our_cdn(incoming)
         address = viewer_address(incoming.header("cloudfront-viewer-address")) if from_cdn else None
         hints = request_hints(incoming)
         if claims.honeypot:
@@ -248,6 +304,8 @@ class Tracker:
             minted=claims.issued_at or None,
             hints=hints,
             opted_out=opted_out,
+            rule=None if decision is None else decision.rule,
+            variant=None if decision is None else decision.variant,
         )
 
     def _from_our_cdn(self, incoming: IncomingRequest) -> bool:
@@ -330,4 +388,6 @@ def beacon_from_hit(hit: HitRequest, retention_days: int) -> Beacon:
         hints=set(hit.hints) or None,
         opted_out=hit.opted_out,
         expires=expiry(hit.time, retention_days),
+        rule=hit.rule,
+        variant=hit.variant,
     )

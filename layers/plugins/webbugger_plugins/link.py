@@ -1,9 +1,12 @@
 """The ``link`` target: a stored destination URL with a short id.
 
 Per link, off by default: ``forward_query`` appends the visitor's query parameters to the
-destination, and ``utm`` sets fixed UTM parameters on it. A link can be disabled, valid only from
-or until a time, or capped at a number of hits; a refused hit answers 404, or redirects to the
-link's ``fallback_url`` when it has one (see :meth:`Link.refusal`).
+destination, ``utm`` sets fixed UTM parameters on it, and ``short_url_enabled`` lets the link
+answer its unsigned short URL ``/l/ID`` (links stored before that field existed have it off too).
+A link can be disabled, valid only from or until a time, or capped at a number of hits; a refused
+hit answers 404, or redirects to the link's ``fallback_url`` when it has one (see
+:meth:`Link.refusal`). Routing rules and an A/B split (:mod:`webbugger.routing`) may send a hit
+elsewhere than ``url``; the link's UTM parameters apply to every destination.
 
 The type offers its links to the admin API and the CLI as a :class:`webbugger.plugins.LinkStore`
 (:class:`StoredLinks`), so neither imports this module.
@@ -11,10 +14,12 @@ The type offers its links to the admin API and the CLI as a :class:`webbugger.pl
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
 
 from pynamodb.attributes import (
     BooleanAttribute,
+    ListAttribute,
     MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
@@ -23,10 +28,11 @@ from pynamodb.attributes import (
 )
 from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.models import Model
-from webbugger.destinations import UTM_KEYS, merge_query, normalise_destination
+from webbugger.destinations import UTM_KEYS, merge_query, normalise_destination, safe_location
 from webbugger.errors import LinkExistsError, WebbuggerError
 from webbugger.ids import new_link_id
 from webbugger.models import utcnow
+from webbugger.observability import logger
 from webbugger.refs import Ref
 
 if TYPE_CHECKING:
@@ -34,6 +40,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from webbugger.plugins import LinkRecord, PluginTypes
+    from webbugger.routing import Routing
 
 
 class Link(Model):
@@ -55,11 +62,47 @@ class Link(Model):
     hits = NumberAttribute(null=True)
     fallback_url = UnicodeAttribute(null=True)
     tags = UnicodeSetAttribute(null=True)
+    # Whether /l/ID answers (absent on links stored before it existed: off, as for new links).
+    short_url_enabled = BooleanAttribute(attr_name="short", null=True)
+    # Routing rules (a list of maps) and an A/B split (a map), as webbugger.routing stores them.
+    rules = ListAttribute(null=True)  # type: ignore[var-annotated]
+    split: MapAttribute[str, Any] = MapAttribute(null=True)  # type: ignore[no-untyped-call]
+
+    def _utm(self) -> dict[str, str]:
+        utm: dict[str, str] = self.utm.as_dict() if self.utm is not None else {}  # type: ignore[no-untyped-call]
+        return utm
+
+    def _split(self) -> dict[str, Any] | None:
+        split: MapAttribute[str, Any] | None = self.split  # PynamoDB types it as never None
+        return None if split is None else split.as_dict()  # type: ignore[no-untyped-call]
 
     def get_beacon_url(self) -> str:
         """Where a hit on this link goes: the URL with the link's UTM parameters."""
-        utm = self.utm.as_dict() if self.utm is not None else {}  # type: ignore[no-untyped-call]
+        utm = self._utm()
         return merge_query(self.url, utm) if utm else self.url
+
+    @cached_property
+    def routing(self) -> Routing | None:
+        """The link's rules and split, parsed once per loaded link (the track function caches the
+        link, so a hit parses nothing); each destination with the link's UTM parameters. A stored
+        routing that does not parse (a hand-made item) is logged and ignored: the link's URL."""
+        split = self._split()
+        if not self.rules and split is None:
+            return None
+        # Imported here: the track function loads it on a routed link's first hit, not at start.
+        from webbugger.routing import Routing
+        from webbugger.routing_fields import parse_rules, parse_split
+
+        utm = self._utm()
+
+        def destination(url: str) -> str:
+            return safe_location(merge_query(url, utm) if utm else url)
+
+        try:
+            return Routing(parse_rules(self.rules, destination), parse_split(split, destination))
+        except WebbuggerError as exc:
+            logger.error("stored routing of a link is unusable", extra={"link": self.id, "error": str(exc)})
+            return None
 
     def refusal(self, now: datetime, *, claim: bool) -> str | None:
         """Why a hit at ``now`` is refused (disabled, not-yet-valid, expired, over-limit), or None.
@@ -101,13 +144,16 @@ class Link(Model):
             "created_at": iso(self.created_at),
             "disabled": bool(self.disabled),
             "forward_query": bool(self.forward_query),
-            "utm": self.utm.as_dict() if self.utm is not None else {},  # type: ignore[no-untyped-call]
+            "utm": self._utm(),
             "valid_from": iso(self.valid_from),
             "expires_at": iso(self.expires_at),
             "max_hits": None if self.max_hits is None else int(self.max_hits),
             "hits": int(self.hits or 0),
             "fallback_url": self.fallback_url,
             "tags": sorted(self.tags or ()),
+            "short_url_enabled": self.short_url_enabled is True,
+            "rules": list(self.rules or ()),
+            "split": self._split(),
         }
 
 
@@ -132,8 +178,10 @@ def create_link(
     *,
     forward_query: bool = False,
     utm: Mapping[str, str] | None = None,
+    short_url_enabled: bool = False,
 ) -> Link:
-    """Store a new link to ``url`` (normalised and checked); a random id unless one is given."""
+    """Store a new link to ``url`` (normalised and checked); a random id unless one is given.
+    Its short URL answers only with ``short_url_enabled``."""
     destination = normalise_destination(url)
     utm_values = _check_utm(utm or {})
     if link_id is not None:
@@ -145,6 +193,7 @@ def create_link(
             created_at=utcnow(),
             forward_query=forward_query,
             utm=utm_values or None,
+            short_url_enabled=short_url_enabled,
         )
         try:
             link.save(condition=Link.id.does_not_exist())
@@ -167,7 +216,29 @@ UPDATABLE_FIELDS = (
     "max_hits",
     "fallback_url",
     "tags",
+    "short_url_enabled",
+    "rules",
+    "split",
 )
+
+
+def _checked_value(name: str, value: object) -> object | None:
+    """An optional field's value as stored (checked and normalised); None: remove the field."""
+    if name == "fallback_url":
+        return normalise_destination(str(value))
+    if name == "utm":
+        return _check_utm(cast("Mapping[str, str]", value)) or None
+    if name == "tags":
+        return {str(tag) for tag in cast("Iterable[object]", value)} or None
+    if name in ("rules", "split"):
+        from webbugger.routing_fields import check_rules, check_split  # the admin side only
+
+        if name == "rules":
+            return check_rules(value, normalise_destination) or None
+        return check_split(value, normalise_destination)
+    if name == "max_hits" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise WebbuggerError("max_hits must be a whole number of at least 1")
+    return value  # max_hits, valid_from, expires_at
 
 
 def _link_update_actions(changes: Mapping[str, object]) -> list[Any]:
@@ -178,28 +249,15 @@ def _link_update_actions(changes: Mapping[str, object]) -> list[Any]:
     actions: list[Any] = []
     for name, value in changes.items():
         attribute = getattr(Link, name)
-        if name in ("disabled", "forward_query"):
+        if name in ("disabled", "forward_query", "short_url_enabled"):
             actions.append(attribute.set(bool(value)))
         elif name == "url":
             if not isinstance(value, str):
                 raise WebbuggerError("a link's url is required")
             actions.append(Link.url.set(normalise_destination(value)))
-        elif value is None:
-            actions.append(attribute.remove())
-        elif name == "fallback_url":
-            actions.append(Link.fallback_url.set(normalise_destination(str(value))))
-        elif name == "utm":
-            utm = _check_utm(cast("Mapping[str, str]", value))
-            actions.append(Link.utm.set(utm) if utm else Link.utm.remove())
-        elif name == "tags":
-            tags = {str(tag) for tag in cast("Iterable[object]", value)}
-            actions.append(Link.tags.set(tags) if tags else Link.tags.remove())
-        elif name == "max_hits":
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise WebbuggerError("max_hits must be a whole number of at least 1")
-            actions.append(Link.max_hits.set(value))
-        else:  # valid_from, expires_at
-            actions.append(attribute.set(value))
+        else:
+            checked = None if value is None else _checked_value(name, value)
+            actions.append(attribute.remove() if checked is None else attribute.set(checked))
     return actions
 
 

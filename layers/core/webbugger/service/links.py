@@ -3,8 +3,12 @@ that the short-link target type (``link``) registers.
 
 Checks made here, so that the admin API and the CLI refuse the same things: a link's
 ``valid_from`` must be before its ``expires_at`` (a change is checked against the stored link),
-its fallback URL must be one a redirect may go to, and ``url``, ``forward_query`` and
-``disabled`` cannot be removed.
+its fallback URL and the destinations of its routing rules and split must be ones a redirect may
+go to (:mod:`webbugger.routing_fields` checks the rest of them), and ``url``, ``forward_query``,
+``disabled`` and ``short_url_enabled`` cannot be removed.
+
+A link's short URL (``/l/ID``) is off unless ``short_url_enabled`` is set: :func:`short_url`
+is None for a link without one.
 """
 
 from __future__ import annotations
@@ -17,11 +21,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from webbugger.destinations import normalise_destination
-from webbugger.errors import ConfigurationError, InvalidCursorError, WebbuggerError
-from webbugger.tracking import SHORT_LINK_TYPE
+from webbugger.errors import (
+    ConfigurationError,
+    InvalidCursorError,
+    InvalidRoutingError,
+    NoShortUrlError,
+    WebbuggerError,
+)
+from webbugger.routing_fields import MAX_RULES, check_rules, check_split, parse_rules
+from webbugger.tracking import SHORT_LINK_TYPE, SHORT_URL_FLAG
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from webbugger.registry import LinkRecord, LinkStore, Registry
 
@@ -29,7 +40,9 @@ if TYPE_CHECKING:
 LINK_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 LINK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 # Fields that a link always has: a change may set them, not remove them.
-REQUIRED_FIELDS = ("url", "forward_query", "disabled")
+REQUIRED_FIELDS = ("url", "forward_query", "disabled", SHORT_URL_FLAG)
+# The track function's route of short URLs (template.yaml).
+SHORT_PATH = "/l/"
 # Set when the link is created; the other fields follow in an update.
 CREATE_FIELDS = ("forward_query", "utm")
 
@@ -49,7 +62,51 @@ def _checked(changes: Mapping[str, object]) -> dict[str, object]:
     for name in REQUIRED_FIELDS:
         if name in changes and changes[name] is None:
             raise WebbuggerError(f"{name} cannot be null")
-    return dict(changes)
+    fields = dict(changes)
+    # Checked (and normalised) before anything is stored, whatever the store checks itself.
+    if fields.get("rules") is not None:
+        fields["rules"] = check_rules(fields["rules"], normalise_destination)
+    if fields.get("split") is not None:
+        fields["split"] = check_split(fields["split"], normalise_destination)
+    return fields
+
+
+def short_url(record: LinkRecord, base_url: str) -> str | None:
+    """The link's short URL under ``base_url`` (the tracking domain), or None when it has none."""
+    if record.get(SHORT_URL_FLAG) is not True:
+        return None
+    return f"{base_url.rstrip('/')}{SHORT_PATH}{record['id']}"
+
+
+def require_short_url(record: LinkRecord, base_url: str) -> str:
+    """The link's short URL; :class:`NoShortUrlError` saying how to turn it on when it has none."""
+    url = short_url(record, base_url)
+    if url is None:
+        raise NoShortUrlError(
+            f"link {record['id']!r} has no short URL: turn it on first "
+            f"(webbugger link update {record['id']} --short-url, or PATCH {SHORT_URL_FLAG}: true)"
+        )
+    return url
+
+
+def with_rule(
+    rules: Sequence[Mapping[str, object]], rule: Mapping[str, object], position: int | None
+) -> list[dict[str, object]]:
+    """``rules`` with ``rule`` inserted at ``position`` (1 is first; None: last), all checked."""
+    current = [dict(item) for item in rules]
+    if len(current) >= MAX_RULES:
+        raise InvalidRoutingError(f"a link has at most {MAX_RULES} rules")
+    index = len(current) if position is None else max(0, min(position - 1, len(current)))
+    current.insert(index, dict(rule))
+    return [found.as_dict() for found in parse_rules(current, normalise_destination)]
+
+
+def without_rule(rules: Sequence[Mapping[str, object]], name: str) -> list[dict[str, object]]:
+    """``rules`` less the one called ``name``; :class:`InvalidRoutingError` when there is none."""
+    kept = [dict(item) for item in rules if item.get("name") != name]
+    if len(kept) == len(rules):
+        raise InvalidRoutingError(f"no rule named {name!r}")
+    return kept
 
 
 def _moment(value: object) -> datetime | None:
