@@ -4,8 +4,11 @@ over a time range, resumable from a cursor (the last beacon id a page ended on).
 The beacons table has no index (each entry would cost a write unit a hit): an entity's beacons
 are listed on its day items (:mod:`webbugger.persons`, written by the stream function, so a
 beacon appears there once the stream has processed it); a target's or a source's are read from
-the day partitions of the range with a filter, so their cost is that of reading every beacon of
-the range.
+the day partitions with a filter, so their cost is that of reading every beacon of those days.
+Where the deployment counts that kind (``COUNTED_KINDS``), only the days its counters show hits
+on are read, and the last :data:`UNCOUNTED_DAYS` days always (the stream counts a beacon a batch
+window or a few retries after it is written; one that is dead-lettered shows once ``webbugger
+recount`` has counted it).
 
 A beacon with no reference is not written by the stream function at all (nothing to count or
 hook, and its class depends on itself alone): its class and device are computed as it is read.
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     from webbugger.refs import Ref
 
 _MAX_ID = "~"  # sorts after every Crockford base32 character
+# Days up to now read whatever the counters say: their beacons may not be counted yet.
+UNCOUNTED_DAYS = 2
 
 
 def _ceiling(until: datetime) -> str:
@@ -52,9 +57,33 @@ def scanned_beacons(since: datetime, until: datetime, kind: Kind, ref: Ref) -> I
     return _all(since, until, beacon_id_floor(since), _ceiling(until), _ref_filter(kind, ref))
 
 
-def _all(since: datetime, until: datetime, low: str, high: str, only: Any = None) -> Iterator[Beacon]:
+def _counted_days(kind: Kind, ref: Ref, since: datetime, until: datetime) -> set[str] | None:
+    """The days from ``since`` to ``until`` on which ``ref`` has counted hits, and the last
+    :data:`UNCOUNTED_DAYS` days; None when the deployment does not count ``kind`` (read them all)."""
+    from webbugger.counters import Counter, counter_key, day_of  # the counters table: not every caller's
+    from webbugger.runtime import default_settings
+
+    if str(kind) not in default_settings().counted_kinds:
+        return None
+    first, last = day_of(since - timedelta(days=1)), day_of(until)
+    days = {
+        item.sk
+        for item in Counter.query(counter_key(kind, ref), Counter.sk.between(first, last))
+        if item.total
+    }
+    recent = datetime.now(UTC)
+    days.update(day_of(recent - timedelta(days=back)) for back in range(UNCOUNTED_DAYS))
+    return days
+
+
+def _all(
+    since: datetime, until: datetime, low: str, high: str, only: Any = None, days: set[str] | None = None
+) -> Iterator[Beacon]:
     day = until.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     while day >= since.astimezone(UTC) - timedelta(days=1):
+        if days is not None and day.strftime("%Y-%m-%d") not in days:
+            day -= timedelta(days=1)
+            continue
         shards = [
             Beacon.query(pk, Beacon.id.between(low, high), filter_condition=only, scan_index_forward=False)
             for pk in day_partitions(day)
@@ -84,7 +113,8 @@ def beacons_between(
     elif kind is Kind.ENTITY:
         found = _of_entity(ref, since, until, low, high)
     else:
-        found = _all(since, until, low, high, _ref_filter(kind, ref))
+        days = _counted_days(kind, ref, since, until)
+        found = _all(since, until, low, high, _ref_filter(kind, ref), days)
     return (labelled(beacon) for beacon in found if beacon.id != before_id)
 
 
