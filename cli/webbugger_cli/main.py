@@ -3,7 +3,7 @@
 Also: list the registered types (``types``, :mod:`webbugger_cli.commands.types`), create sources
 and show stored entities and sources (:mod:`webbugger_cli.commands.records`), manage links
 (``link``, :mod:`webbugger_cli.commands.links`), chart counters (``stats``), export beacons
-(``export``) and write HTML reports (``report``).
+(``export``), query them with SQL (``sql``) and write HTML reports (``report``).
 
 Every command talks to the running local stack unless ``--stack NAME`` names a deployed one
 (``link``, ``stats`` and ``export`` then go through the stack's admin API, SigV4-signed).
@@ -45,6 +45,7 @@ from webbugger_cli.commands import (
     records,
     replay,
     report,
+    sql,
     stats,
     types,
 )
@@ -266,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     records.add_parsers(commands, common)
     stats.add_parsers(commands, common)
     export.add_parsers(commands, common)
+    sql.add_parsers(commands, common)
     erase.add_parsers(commands, common)
     report.register(commands)
     replay.register(commands)
