@@ -299,9 +299,11 @@ def estimate(
     if streamed and (events or analytics):
         from webbugger_cli.commands.cost_feed import feed_lines
 
-        lines += feed_lines(
-            hits, batch, stream, events=events, analytics=analytics, prices=prices, figures=figures
+        function = (stream.memory_mb, stream.architecture)
+        found = feed_lines(
+            hits, batch, function, events=events, analytics=analytics, prices=prices, figures=figures
         )
+        lines += [Line(*line) for line in found]
     return Estimate(hits, profile, lines)
 
 

@@ -16,10 +16,10 @@ before it), once as labelled and once more per class change (``feed.relabels_per
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from webbugger_cli.commands.cost import FunctionSettings, Line
+# One line of the bill: (service, what, dollars); cost.py makes them its Lines.
+FeedLine = tuple[str, str, float]
 
 GB = 1024**3
 RECORD_BYTES = 5 * 1024  # webbugger.feed.sinks.RECORD_BYTES; Firehose's billing increment
@@ -35,53 +35,50 @@ def _value(figures: dict[str, Any], name: str) -> float:
     return float(figures["feed"][name]["value"])
 
 
-def _lambda_ms(ms: float, stream: FunctionSettings, prices: dict[str, Any]) -> float:
-    gb_seconds = ms / 1000 * stream.memory_mb / 1024
-    return gb_seconds * _price(prices, f"lambda_{stream.architecture}_gb_second")
+def _lambda_ms(ms: float, stream: tuple[int, str], prices: dict[str, Any]) -> float:
+    memory_mb, architecture = stream
+    return ms / 1000 * memory_mb / 1024 * _price(prices, f"lambda_{architecture}_gb_second")
 
 
 def feed_lines(
     hits: int,
     batch: float,
-    stream: FunctionSettings,
+    stream: tuple[int, str],
     *,
     events: bool,
     analytics: bool,
     prices: dict[str, Any],
     figures: dict[str, Any],
-) -> list[Line]:
-    """The lines of the hit feed for ``hits`` streamed hits a month in batches of ``batch`` beacons."""
-    from webbugger_cli.commands.cost import Line
-
-    lines: list[Line] = []
+) -> list[FeedLine]:
+    """The lines of the hit feed for ``hits`` streamed hits a month in batches of ``batch`` beacons,
+    the stream function having ``stream`` (memory in MB, architecture)."""
+    lines: list[FeedLine] = []
     published = hits * (1 + _value(figures, "relabels_per_hit"))
     batches = hits / batch
     call_ms = _value(figures, "call_ms")
     if events:
         dollars = published * _price(prices, "eventbridge_custom_event")
-        lines.append(Line("EventBridge", "custom events (a hit, and each class change)", dollars))
+        lines.append(("EventBridge", "custom events (a hit, and each class change)", dollars))
         calls = batches * math.ceil(batch * (published / hits) / EVENTS_PER_CALL)
         what = f"stream: PutEvents calls ({call_ms:g} ms each)"
-        lines.append(Line("Lambda", what, _lambda_ms(calls * call_ms, stream, prices)))
+        lines.append(("Lambda", what, _lambda_ms(calls * call_ms, stream, prices)))
     if analytics:
         rows_per_batch = batch * published / hits
         records = batches * math.ceil(rows_per_batch * _value(figures, "row_bytes") / RECORD_BYTES)
         billed_gb = records * RECORD_BYTES / GB
         what = f"ingestion ({records / hits * 1e6:,.0f} 5 KB records a million hits)"
-        lines.append(Line("Firehose", what, billed_gb * _price(prices, "firehose_direct_put_gb")))
+        lines.append(("Firehose", what, billed_gb * _price(prices, "firehose_direct_put_gb")))
         dollars = billed_gb * _price(prices, "firehose_format_conversion_gb")
-        lines.append(Line("Firehose", "format conversion to Parquet", dollars))
+        lines.append(("Firehose", "format conversion to Parquet", dollars))
         objects = _value(figures, "objects_per_month")
         dollars = billed_gb * _price(prices, "firehose_dynamic_partitioning_gb")
         dollars += objects * _price(prices, "firehose_dynamic_partitioning_object")
-        lines.append(Line("Firehose", "dynamic partitioning by day", dollars))
+        lines.append(("Firehose", "dynamic partitioning by day", dollars))
         lines.append(
-            Line("S3", f"{objects:,.0f} objects written (PUT)", objects * _price(prices, "s3_put_request"))
+            ("S3", f"{objects:,.0f} objects written (PUT)", objects * _price(prices, "s3_put_request"))
         )
         stored_gb = published * _value(figures, "parquet_bytes_per_row") / GB
-        lines.append(
-            Line("S3", "Parquet storage, a month", stored_gb * _price(prices, "s3_storage_gb_month"))
-        )
+        lines.append(("S3", "Parquet storage, a month", stored_gb * _price(prices, "s3_storage_gb_month")))
         what = f"stream: PutRecordBatch calls ({call_ms:g} ms each)"
-        lines.append(Line("Lambda", what, _lambda_ms(batches * call_ms, stream, prices)))
+        lines.append(("Lambda", what, _lambda_ms(batches * call_ms, stream, prices)))
     return lines
