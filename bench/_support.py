@@ -178,6 +178,7 @@ def http_api_event(
         "accept-encoding": "gzip, deflate, br",
         "accept-language": TYPICAL_LANGUAGE,
         "content-length": "0",
+        "sec-fetch-mode": "no-cors",  # every current browser sends it on an image
         "host": BASE_URL.removeprefix("https://"),
         "user-agent": user_agent,
         "x-amzn-trace-id": "Root=1-66501234-0123456789abcdef01234567",

@@ -44,6 +44,8 @@ def attribute_size(value: dict[str, Any]) -> int:
         return math.ceil(len(digits) / 2) + 1
     if kind in ("BOOL", "NULL"):
         return 1
+    if kind == "SS":  # a string set: the sum of its strings
+        return sum(len(str(item).encode()) for item in raw)
     raise ValueError(f"attribute type {kind} is not sized here")
 
 
@@ -93,19 +95,22 @@ def build_cases(key_ring_json: str, link_id: str) -> list[Case]:
     from webbugger.minting import tracking_url
     from webbugger.modes import Mode
     from webbugger.refs import Ref
-    from webbugger.tokens import KeyRing, TokenClaims
+    from webbugger.tokens import KeyRing, Purpose, TokenClaims
 
     ring = KeyRing.from_json(key_ring_json)
     typical = {
         "user-agent": s.TYPICAL_USER_AGENT,
         "referer": s.TYPICAL_REFERER,
         "accept-language": s.TYPICAL_LANGUAGE,
+        "sec-fetch-mode": "no-cors",
     }
+    # No Sec-Fetch-Mode and a prefetch header, on an email URL: every hint the track function stores.
     longest = {
         "user-agent": LONG_USER_AGENT,
         "referer": LONG_REFERER,
         "accept-language": LONG_LANGUAGE,
         "cloudfront-viewer-country": "GB",
+        "sec-purpose": "prefetch",
     }
     link = Ref("link", link_id)
 
@@ -121,7 +126,13 @@ def build_cases(key_ring_json: str, link_id: str) -> list[Case]:
             typical,
             s.SOURCE_IP,
         ),
-        Case("(b) pixel, no refs, longest headers", path(TokenClaims(Mode.PIXEL)), "p", longest, IPV6_SOURCE),
+        Case(
+            "(b) pixel, no refs, longest headers",
+            path(TokenClaims(Mode.PIXEL, purpose=Purpose.EMAIL)),
+            "p",
+            longest,
+            IPV6_SOURCE,
+        ),
         Case(
             "(c) redirect: target + entity + source",
             path(

@@ -3,7 +3,8 @@
 Also: list the registered types (``types``, :mod:`webbugger_cli.commands.types`), create sources
 and show stored entities and sources (:mod:`webbugger_cli.commands.records`), manage links
 (``link``, :mod:`webbugger_cli.commands.links`), chart counters (``stats``), export beacons
-(``export``), query them with SQL (``sql``) and write HTML reports (``report``).
+(``export``), query them with SQL (``sql``), write HTML reports (``report``), and explain a
+hit's class (``classify``) or re-run classification on stored beacons (``relabel``).
 
 Every command talks to the running local stack unless ``--stack NAME`` names a deployed one
 (``link``, ``stats`` and ``export`` then go through the stack's admin API, SigV4-signed).
@@ -31,10 +32,12 @@ from webbugger.refs import Ref
 from webbugger.registry import Kind, Registry, resolve_target_url
 from webbugger.runtime import default_registry
 from webbugger.service.mint import MintRequest, pixel_claims
+from webbugger.tokens import Purpose
 
 from webbugger_cli.admin_client import AdminApiError
 from webbugger_cli.commands import (
     UsageError,
+    classify,
     cost,
     doctor,
     email_rewrite,
@@ -43,6 +46,7 @@ from webbugger_cli.commands import (
     links,
     print_table,
     records,
+    relabel,
     replay,
     report,
     sql,
@@ -90,7 +94,7 @@ def _claims(args: argparse.Namespace, mode: Mode, registry: Registry) -> TokenCl
     """The claims the options ask for, each reference checked as the admin API's ``/mint`` checks
     it: a registered type, and a ``url`` target on a host the stack allows (the type's check)."""
     honeypot = getattr(args, "honeypot", False)
-    request = MintRequest(args.target, args.entity, args.source, args.ignore_errors, honeypot)
+    request = MintRequest(args.target, args.entity, args.source, args.ignore_errors, honeypot, args.purpose)
     pixel = pixel_claims(registry, request)
     return pixel if mode is Mode.PIXEL else dataclasses.replace(pixel, mode=mode, honeypot=honeypot)
 
@@ -213,6 +217,14 @@ def _ref_options(parser: argparse.ArgumentParser, *, target_required: bool) -> N
     parser.add_argument(
         "--ignore-errors", action="store_true", help="record the hit even if the source does not exist"
     )
+    parser.add_argument(
+        "--for",
+        dest="purpose",
+        choices=[str(purpose) for purpose in Purpose],
+        default=str(Purpose.WEB),
+        help="what the URL goes in (default: web); a hit seconds after an email mint may be a "
+        "mail gateway's, never so on a web page",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.register(commands)
     doctor.add_parsers(commands, common)
     cost.add_parsers(commands)
+    classify.add_parsers(commands)
+    relabel.add_parsers(commands, common)
     return parser
 
 
@@ -298,8 +312,10 @@ def _dispatch(handler: Callable[[argparse.Namespace], int], args: argparse.Names
         return handler(args)
     except (UsageError, StackError, WebbuggerError, TemplateError, AdminApiError) as exc:
         message = str(exc)
+        status = getattr(exc, "exit_code", EXIT_USER_ERROR)
     except (BotoCoreError, ClientError, PynamoDBException) as exc:
         message = _aws_message(exc)
+        status = EXIT_USER_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -308,8 +324,9 @@ def _dispatch(handler: Callable[[argparse.Namespace], int], args: argparse.Names
         return EXIT_USER_ERROR
     except OSError as exc:
         message = str(exc)  # e.g. the state directory cannot be read or written
+        status = EXIT_USER_ERROR
     print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
-    return EXIT_USER_ERROR
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 from webbugger.gif import TRANSPARENT_GIF
+from webbugger.tokens import verify
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -318,11 +319,23 @@ def test_a_honeypot_redirect_is_marked_on_its_beacon(local_stack: RunningStack) 
     assert call("GET", urls["redirect_url"]).status == 302
     assert call("GET", urls["pixel_url"]).status == 200
     hints = {
-        item["mode"]["S"]: item.get("hints", {}).get("SS")
+        item["mode"]["S"]: set(item.get("hints", {}).get("SS", []))
         for item in local_stack.beacons()
         if item.get("target", {}).get("S") == f"link:{link_id}"
     }
-    assert hints == {"redirect": ["honeypot"], "pixel": None}  # only the link is the trap
+    # Only the link is the trap ("nofetch": this test's client sends no Sec-Fetch-Mode).
+    assert hints == {"redirect": {"honeypot", "nofetch"}, "pixel": {"nofetch"}}
+
+
+def test_mint_is_for_the_web_and_mint_batch_for_email_unless_asked(local_stack: RunningStack) -> None:
+    def purpose(url: str) -> str:
+        return str(verify(url.rsplit("/", 1)[1].removesuffix(".gif"), local_stack.ring).purpose)
+
+    admin = local_stack.admin_url
+    assert purpose(call("POST", f"{admin}/mint", {}).json()["pixel_url"]) == "web"
+    assert purpose(call("POST", f"{admin}/mint", {"purpose": "email"}).json()["pixel_url"]) == "email"
+    batch = call("POST", f"{admin}/mint/batch", {"items": [{}, {"purpose": "web"}]}).json()["urls"]
+    assert [purpose(urls["pixel_url"]) for urls in batch] == ["email", "web"]
 
 
 def test_mint_batch(local_stack: RunningStack) -> None:

@@ -177,13 +177,19 @@ def test_a_new_beacon_is_labelled_and_device_parsed_before_it_is_counted(stream:
         "machine": 1,
     }
 
-    # A scanner's click seconds after sending is a machine's.
+    # A scanner's click seconds after an email was sent, from a cloud address, is a machine's.
     sent = DAY
     scanner = store(
-        mode="redirect", entity="recipient:r3", at=sent + timedelta(seconds=2), user_agent=CHROME, minted=sent
+        mode="redirect",
+        entity="recipient:r3",
+        at=sent + timedelta(seconds=2),
+        user_agent=CHROME,
+        minted=sent,
+        hints={"email"},
+        ip="3.91.174.0",
     )
     deliver(stream, insert_record(scanner))
-    assert label(scanner) == ("security-scanner", ["timing:2s"])
+    assert label(scanner) == ("security-scanner", ["timing:2s", "cloud:aws", "lang:none"])
     assert figures(Kind.ENTITY, "recipient:r3")["machine"] == 1
 
 

@@ -36,6 +36,7 @@ FORWARDED_HEADERS = {
     "DNT",
     "Purpose",
     "Sec-Purpose",
+    "Sec-Fetch-Mode",
 }
 EDGE_RESOURCES = {
     "OriginSecret": "CloudFrontOn",

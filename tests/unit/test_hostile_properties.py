@@ -235,7 +235,7 @@ def test_what_a_request_says_of_itself_parses_to_a_bounded_set(
         ipaddress.ip_address(address)
         assert mode != "none"
     assert opt_out(incoming) in (None, "gpc", "dnt")
-    assert request_hints(incoming) <= {"prefetch"}
+    assert request_hints(incoming) <= {"prefetch", "nofetch"}
 
 
 # --- the track function's routes, end to end ---------------------------------------------------

@@ -14,7 +14,7 @@ from webbugger.refs import Ref
 from webbugger.registry import Registry
 from webbugger.request import ORIGIN_SECRET_HEADER, IncomingRequest, client_ip, viewer_address
 from webbugger.settings import Settings, load_settings
-from webbugger.tokens import TokenClaims, sign
+from webbugger.tokens import Purpose, TokenClaims, sign
 from webbugger.tracking import Tracker
 
 if TYPE_CHECKING:
@@ -22,7 +22,13 @@ if TYPE_CHECKING:
 
 UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
 ORIGIN_SECRET = "s" * 40
-BROWSER = {"user-agent": UA, "referer": "https://mail.example/", "accept-language": "fr"}
+# As a current browser sends them (Sec-Fetch-Mode: every browser since 2023, Fetch Metadata).
+BROWSER = {
+    "user-agent": UA,
+    "referer": "https://mail.example/",
+    "accept-language": "fr",
+    "sec-fetch-mode": "navigate",
+}
 
 
 @pytest.fixture
@@ -198,6 +204,20 @@ def test_prefetch_requests_are_hinted(record: Record, headers: dict[str, str]) -
 
 def test_an_ordinary_request_has_no_hints(record: Record) -> None:
     assert record(BROWSER).hints is None
+
+
+def test_a_request_without_fetch_metadata_is_hinted(record: Record) -> None:
+    scanner = {name: value for name, value in BROWSER.items() if name != "sec-fetch-mode"}
+    assert record(scanner).hints == {"nofetch"}
+
+
+def test_a_url_minted_for_email_is_hinted_and_one_for_the_web_is_not(
+    ring: KeyRing, saved: list[Beacon]
+) -> None:
+    send(ring, TokenClaims(mode=Mode.PIXEL, purpose=Purpose.EMAIL), BROWSER, "203.0.113.77")
+    assert saved[-1].hints == {"email"}
+    send(ring, TokenClaims(mode=Mode.PIXEL), BROWSER, "203.0.113.77")
+    assert saved[-1].hints is None
 
 
 def test_a_honeypot_link_is_hinted(ring: KeyRing, saved: list[Beacon]) -> None:

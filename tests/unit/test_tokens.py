@@ -14,7 +14,7 @@ import pytest
 from webbugger.errors import ConfigurationError, InvalidReferenceError, InvalidTokenError
 from webbugger.modes import Mode
 from webbugger.refs import MAX_ID_BYTES, Ref
-from webbugger.tokens import MAX_TOKEN_LENGTH, KeyRing, TokenClaims, sign, verify
+from webbugger.tokens import MAX_TOKEN_LENGTH, KeyRing, Purpose, TokenClaims, sign, verify
 
 B64URL = string.ascii_letters + string.digits + "-_"
 K0 = "old-key-" + "0" * 40
@@ -69,6 +69,22 @@ def token(k1_ring: KeyRing) -> str:
 @pytest.mark.parametrize("claims", [PIXEL, REDIRECT], ids=["pixel", "redirect"])
 def test_sign_verify_round_trip_keeps_every_claim(claims: TokenClaims, k1_ring: KeyRing) -> None:
     assert verify(sign(claims, k1_ring), k1_ring) == claims
+
+
+def test_what_a_url_was_minted_for_round_trips_in_the_flags(k1_ring: KeyRing) -> None:
+    email = TokenClaims(mode=Mode.PIXEL, issued_at=ISSUED, purpose=Purpose.EMAIL, honeypot=False)
+    assert verify(sign(email, k1_ring), k1_ring).purpose is Purpose.EMAIL
+    body = json.loads(base64.urlsafe_b64decode(sign(email, k1_ring).split(".")[1] + "=="))
+    assert body[2] == 4  # the email bit, beside ignore_errors (1) and honeypot (2)
+    assert verify(sign(PIXEL, k1_ring), k1_ring).purpose is Purpose.WEB
+
+
+def test_a_token_minted_before_the_email_flag_existed_is_a_web_token(k1_ring: KeyRing) -> None:
+    # The exact body shape every earlier release signed: flags 0..3, no email bit.
+    for flags in range(4):
+        claims = verify(forge("k1", K1, ["r", ISSUED, flags, "link:x", None, None]), k1_ring)
+        assert claims.purpose is Purpose.WEB
+        assert (claims.ignore_errors, claims.honeypot) == (bool(flags & 1), bool(flags & 2))
 
 
 def test_pixel_without_references_round_trips(k1_ring: KeyRing) -> None:

@@ -6,6 +6,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from webbugger.runtime import default_registry
 from webbugger.service import mint as minting
 from webbugger.signing import load_key_ring
+from webbugger.tokens import Purpose
 
 from admin_api.config import settings, tracking_base_url
 from admin_api.models import BAD_REQUEST, MintBatch, MintBatchOut, MintOut, MintRequest
@@ -36,7 +37,9 @@ def mint(request: MintRequest) -> MintOut:
     responses={200: {"description": "The URLs, in the order of the items"}, 400: BAD_REQUEST},
 )
 def mint_batch(batch: MintBatch) -> MintBatchOut:
-    """Up to 1000 items at once; one bad item refuses the batch (its index is in the message)."""
+    """Up to 1000 items at once, for a mailing (``purpose`` defaults to ``email``); one bad item
+    refuses the batch (its index is in the message)."""
     ring, base = load_key_ring(settings()), tracking_base_url()
-    minted = minting.mint_batch(default_registry(), [_order(item) for item in batch.items], ring, base)
+    orders = [_order(item) for item in batch.items]
+    minted = minting.mint_batch(default_registry(), orders, ring, base, default=Purpose.EMAIL)
     return MintBatchOut(urls=[MintOut.model_validate(urls, from_attributes=True) for urls in minted])

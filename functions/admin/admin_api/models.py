@@ -5,7 +5,7 @@ names). Also the query parameters that several routes share, and the documented 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -130,6 +130,12 @@ class MintRequest(BaseModel):
         default=False,
         description="Make the redirect URL a honeypot link: hidden in the mail, so whatever follows it "
         "is a machine (a security scanner), and so are its other hits in the same seconds.",
+    )
+    purpose: Literal["web", "email"] | None = Field(
+        default=None,
+        description="What the URLs are for: 'email' (a mail's pixel and links; the default of "
+        "/mint/batch) or 'web' (a web page's; the default of /mint). A hit seconds after an email "
+        "mint may be a mail gateway's; on a web page it is the reader's.",
     )
 
 

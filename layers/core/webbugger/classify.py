@@ -1,21 +1,29 @@
 """Human or machine: the class of every hit, its reasons, and its browser, OS and device family.
 
-Runs in the stream function only (never on the track function's path): crawlerdetect and ua-parser
-are imported on first use.
+Runs in the stream function only (never on the track function's path): the user-agent lists, the
+device parser and the cloud ranges are imported on first use (:mod:`webbugger.agents`,
+:mod:`webbugger.networks`).
 
 A hit's *own* class comes from what it carries (:func:`classify_hit`), strongest signal first:
 
 1. the ``honeypot`` hint (the hit followed an invisible link no person sees) → security-scanner;
-2. our table of user agents (``data/machines.json``: mail proxies, Apple's privacy prefetch,
-   scanners, link-preview bots);
+2. our table of user agents (``data/machines.json``: mail proxies, privacy prefetchers, email
+   security gateways, link-preview bots);
 3. the ``prefetch`` hint (``Purpose``/``Sec-Purpose: prefetch``) → privacy-prefetch;
-4. crawlerdetect's list of crawler user agents (known mail clients it mistakes for bots excepted),
-   and ua-parser's "Spider" device family → crawler;
-5. published network ranges (``data/machines.json``), matched on the stored network (the address
-   is kept as its /24 or /48, so the range and that network must overlap);
+4. the maintained lists of machine user agents (device-detector, crawler-user-agents,
+   crawlerdetect, ua-parser's "Spider"; mail clients and browsers they mistake for bots excepted);
+5. mail gateways' and proxies' published network ranges (``data/machines.json``), matched on the
+   stored network (the address is kept as its /24 or /48, so the range and that network overlap);
 6. ``HEAD`` → unknown-machine;
-7. a hit less than :data:`SECONDS_AFTER_MINT` seconds after its URL was minted → security-scanner;
+7. a hit less than :data:`SECONDS_AFTER_MINT` seconds after its URL was minted, *for a URL minted
+   for email* (the ``email`` hint), and *corroborated* by another signal → security-scanner;
 8. no user agent at all (unless the visitor opted out, which removes it) → unknown-machine.
+
+Timing alone never makes a machine (a web page's pixel is fetched milliseconds after minting, a
+sign-up mail opened within seconds); like Mautic's "2 of 3 signals", a fast email hit needs one of:
+a gateway or cloud network, ``HEAD``, a honeypot, a gateway's Referer, no ``Accept-Language``
+(browsers always send one), or the ``nofetch`` hint (no ``Sec-Fetch-Mode``, which every current
+browser sends: https://www.w3.org/TR/fetch-metadata/).
 
 Every signal found is kept as a reason; the first one decides the class. No signal: human.
 
@@ -39,21 +47,34 @@ order the stream delivers them in: whichever hit arrives last sees the others an
 
 from __future__ import annotations
 
-import ipaddress
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache, lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
+from webbugger import agents
+from webbugger.agents import is_crawler, parse_device
 from webbugger.labels import HUMAN, Device, Verdict
+from webbugger.machine_table import (
+    DATA_FILE,
+    MACHINE_CLASSES,
+    Machines,
+    NetworkRule,
+    UserAgentRule,
+    machines,
+    parse_machines,
+)
 from webbugger.modes import Mode
+from webbugger.networks import Network, cloud_provider, stored_network
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from webbugger.models import Beacon
+
+# Re-exported: other modules and the tests import these from here.
+__all__ = ["DATA_FILE", "MACHINE_CLASSES", "Device", "NetworkRule", "UserAgentRule", "Verdict"]
+__all__ += ["is_crawler", "parse_device", "parse_machines", "stored_network"]
 
 MAIL_PROXY = "mail-proxy"
 PRIVACY_PREFETCH = "privacy-prefetch"
@@ -61,15 +82,12 @@ SECURITY_SCANNER = "security-scanner"
 LINK_PREVIEW = "link-preview"
 CRAWLER = "crawler"
 UNKNOWN_MACHINE = "unknown-machine"
-CLASSES = (HUMAN, MAIL_PROXY, PRIVACY_PREFETCH, SECURITY_SCANNER, LINK_PREVIEW, CRAWLER, UNKNOWN_MACHINE)
-MACHINE_CLASSES = CLASSES[1:]
+CLASSES = (HUMAN, *MACHINE_CLASSES)
 
-# A hit this soon after its URL was minted is a machine's. Mail senders mint a recipient's URLs
-# when they build the message, so this is "seconds after sending": delivery alone takes a second
-# or more, and security gateways open every link while the mail is being delivered (within
-# seconds), whereas a person has to notice the mail, open it and read it before clicking. Ten
-# seconds keeps the fastest plausible human (a mail opened the moment it lands) out, and catches
-# the gateways that fetch at delivery. URLs minted long before sending simply give no signal.
+# A hit on an email URL this soon after minting may be a gateway's: mail senders mint a
+# recipient's URLs when they build the message, so this is "seconds after sending", and security
+# gateways open every link while the mail is being delivered. People do too, for transactional
+# mail, which is why this counts only with another signal (see the module's docstring).
 SECONDS_AFTER_MINT = 10
 # Hits dated before their URL's minting by at most this much are clock skew between the minting
 # machine and AWS, and still count as "just after minting"; earlier ones give no timing signal.
@@ -80,6 +98,9 @@ EVIDENCE_WINDOW = timedelta(days=7)
 UPGRADABLE = frozenset({MAIL_PROXY, PRIVACY_PREFETCH})
 HINT_HONEYPOT = "honeypot"
 HINT_PREFETCH = "prefetch"
+HINT_EMAIL = "email"  # the URL was minted for email (webbugger.tokens.Purpose.EMAIL)
+HINT_NO_FETCH_METADATA = "nofetch"  # the request had no Sec-Fetch-Mode
+PURPOSES = ("web", "email")
 # Entries of the entity read when settling one hit (newest first): bounds the work of an entity
 # with very many hits (e.g. an IP entity); beyond it, older hits are not re-settled.
 MAX_NEIGHBOURS = 500
@@ -87,132 +108,18 @@ MAX_NEIGHBOURS = 500
 # later, that click on the opens up to EVIDENCE_WINDOW before it, and honeypots around both.
 REACH = 2 * EVIDENCE_WINDOW + 2 * HONEYPOT_WINDOW
 
-DATA_FILE = Path(__file__).resolve().parent / "data" / "machines.json"
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclass(frozen=True, slots=True)
-class UserAgentRule:
-    """One user-agent entry of the data file."""
-
-    id: str
-    classification: str | None  # None for a known mail client (a person's)
-    exact: bool
-    pattern: str
-    modes: frozenset[str] = frozenset({Mode.PIXEL, Mode.REDIRECT})
-
-    def matches(self, user_agent: str, mode: str | None = None) -> bool:
-        """Whether ``user_agent`` (on a hit of ``mode``, if given) is this entry's."""
-        if mode is not None and mode not in self.modes:
-            return False
-        if self.exact:
-            return user_agent.strip() == self.pattern
-        return self.pattern.lower() in user_agent.lower()
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkRule:
-    """One provider's published ranges."""
-
-    id: str
-    classification: str
-    ranges: tuple[Network, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Machines:
-    """The data file, parsed."""
-
-    user_agents: tuple[UserAgentRule, ...]
-    networks: tuple[NetworkRule, ...]
-    mail_clients: tuple[UserAgentRule, ...]
-
-
-def _ua_rule(entry: dict[str, Any], classification: str | None) -> UserAgentRule:
-    match = entry.get("match", "contains")
-    if match not in ("exact", "contains"):
-        raise ValueError(f"{entry['id']}: match must be 'exact' or 'contains', got {match!r}")
-    modes = frozenset(Mode(mode) for mode in entry.get("modes", list(Mode)))
-    return UserAgentRule(entry["id"], classification, match == "exact", entry["pattern"], modes)
-
-
-def parse_machines(data: dict[str, Any]) -> Machines:
-    """Check and parse the data file's content (a wrong class or range is an error here)."""
-    for entry in [*data["user_agents"], *data["networks"], *data["mail_clients"]]:
-        if not entry.get("source", "").startswith("https://") or not entry.get("checked"):
-            raise ValueError(f"{entry.get('id')}: every entry needs a https source and a checked date")
-    for entry in [*data["user_agents"], *data["networks"]]:
-        if entry["class"] not in MACHINE_CLASSES:
-            raise ValueError(f"{entry['id']}: unknown class {entry['class']!r}")
-    return Machines(
-        user_agents=tuple(_ua_rule(entry, entry["class"]) for entry in data["user_agents"]),
-        networks=tuple(
-            NetworkRule(entry["id"], entry["class"], tuple(ipaddress.ip_network(r) for r in entry["ranges"]))
-            for entry in data["networks"]
-        ),
-        mail_clients=tuple(_ua_rule(entry, None) for entry in data["mail_clients"]),
-    )
-
-
-@cache
-def machines() -> Machines:
-    """The packaged data file (read once per container)."""
-    return parse_machines(json.loads(DATA_FILE.read_text(encoding="utf-8")))
-
-
-@cache
-def _crawler_detect() -> Any:
-    from crawlerdetect import CrawlerDetect  # type: ignore[import-untyped]  # stream function only
-
-    return CrawlerDetect()
-
-
-@lru_cache(maxsize=4096)
-def is_crawler(user_agent: str) -> bool:
-    """crawlerdetect's verdict (cached per user agent)."""
-    return bool(_crawler_detect().isCrawler(user_agent))
-
-
-def _family(part: Any) -> str | None:
-    family = getattr(part, "family", None)
-    return None if family in (None, "", "Other") else str(family)
-
-
-@lru_cache(maxsize=4096)
-def parse_device(user_agent: str | None) -> Device:
-    """ua-parser's reading of a user agent (its bundled regexes; cached per user agent)."""
-    if not user_agent:
-        return Device()
-    from ua_parser import parse  # stream function only
-
-    result = parse(user_agent)
-    return Device(_family(result.user_agent), _family(result.os), _family(result.device))
-
 
 def warm_up() -> None:
-    """Load the data file and both parsers' rules now (~0.4 s of CPU): the stream function calls
-    this at init, where Lambda gives the CPU anyway, so that its first record does not wait."""
+    """Load the data file and every list's rules now (~1 s of CPU): the stream function calls
+    this at init, where Lambda gives the CPU anyway, so that its first record does not wait.
+    The cloud ranges load on the first hit that needs them (a fast hit on an email URL)."""
+    agents.warm_up()
     classify_hit(Hit(user_agent="Mozilla/5.0 (X11; Linux x86_64) warm-up"))
-
-
-def stored_network(ip: str | None) -> Network | None:
-    """The network a stored address stands for: an anonymised one (host bits zero) is its /24 or
-    /48, a full one is itself. None when there is no address or it does not parse."""
-    if not ip:
-        return None
-    try:
-        address = ipaddress.ip_address(ip.strip())
-    except ValueError:
-        return None
-    prefix = 24 if address.version == 4 else 48
-    network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
-    return network if network.network_address == address else ipaddress.ip_network(address)
 
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """What classification reads of one hit."""
+    """What classification reads of one hit. ``language`` None means no ``Accept-Language``."""
 
     mode: str = Mode.PIXEL
     method: str = "GET"
@@ -221,24 +128,34 @@ class Hit:
     hints: frozenset[str] = frozenset()
     seconds_after_mint: float | None = None
     opted_out: bool = False
+    language: str | None = None
+    referer: str | None = None
+    purpose: str = "web"
 
     @classmethod
     def of(cls, beacon: Beacon) -> Hit:
         """The hit a stored beacon records."""
         minted = beacon.minted
         after = None if minted is None else beacon.created_at.timestamp() - float(minted)
+        hints = frozenset(beacon.hints or ())
         return cls(
             mode=beacon.mode,
             method=beacon.method,
             user_agent=beacon.user_agent,
             ip=beacon.ip,
-            hints=frozenset(beacon.hints or ()),
+            hints=hints,
             seconds_after_mint=after,
             opted_out=bool(beacon.opted_out),
+            language=beacon.language,
+            referer=beacon.referer,
+            purpose="email" if HINT_EMAIL in hints else "web",
         )
 
 
-def _network_signal(network: Network | None, table: Machines) -> tuple[str, str] | None:
+Signal = tuple[str, str]  # (class, reason)
+
+
+def _network_signal(network: Network | None, table: Machines) -> Signal | None:
     if network is None:
         return None
     for rule in table.networks:
@@ -247,51 +164,79 @@ def _network_signal(network: Network | None, table: Machines) -> tuple[str, str]
     return None
 
 
-def _user_agent_signals(user_agent: str, mode: str, table: Machines) -> list[tuple[str, str]]:
+def _user_agent_signal(user_agent: str, mode: str, table: Machines) -> Signal | None:
     for rule in table.user_agents:
         if rule.matches(user_agent, mode):
-            return [(str(rule.classification), f"ua:{rule.id}")]
-    return []
-
-
-def _crawler_signal(user_agent: str, table: Machines) -> tuple[str, str] | None:
-    if any(rule.matches(user_agent) for rule in table.mail_clients):
-        return None
-    if is_crawler(user_agent):
-        return CRAWLER, "ua:crawler"
-    if parse_device(user_agent).device == "Spider":
-        return CRAWLER, "ua:spider"
+            return str(rule.classification), f"ua:{rule.id}"
     return None
+
+
+def _listed_signal(user_agent: str, table: Machines) -> Signal | None:
+    if any(rule.matches(user_agent) for rule in table.people):
+        return None
+    return agents.listed_machine(user_agent)
+
+
+def _referer_signal(referer: str | None, table: Machines) -> str | None:
+    try:
+        host = (urlsplit(referer or "").hostname or "").lower()
+    except ValueError:
+        return None
+    rule = next((rule for rule in table.referers if host and rule.matches(host)), None)
+    return None if rule is None else f"referer:{rule.id}"
+
+
+def _fast_email_hit(hit: Hit) -> bool:
+    after = hit.seconds_after_mint
+    return hit.purpose == "email" and after is not None and -CLOCK_SKEW_SECONDS <= after < SECONDS_AFTER_MINT
+
+
+def _corroboration(hit: Hit, network: Network | None, table: Machines) -> list[str]:
+    """The weak signals that, with a fast hit on an email URL, make it a machine's."""
+    found = []
+    cloud = cloud_provider(network)
+    if cloud:
+        found.append(f"cloud:{cloud}")
+    referer = _referer_signal(hit.referer, table)
+    if referer:
+        found.append(referer)
+    if not hit.language:
+        found.append("lang:none")
+    if HINT_NO_FETCH_METADATA in hit.hints:
+        found.append("fetch:none")
+    return found
 
 
 def classify_hit(hit: Hit, table: Machines | None = None) -> Verdict:
     """A hit's own class, from what it carries (see the module's docstring for the order)."""
     table = table or machines()
-    signals: list[tuple[str, str]] = []
+    signals: list[Signal | None] = []
     if HINT_HONEYPOT in hit.hints:
         signals.append((SECURITY_SCANNER, "honeypot"))
     if hit.user_agent:
-        signals += _user_agent_signals(hit.user_agent, hit.mode, table)
+        signals.append(_user_agent_signal(hit.user_agent, hit.mode, table))
     if HINT_PREFETCH in hit.hints:
         signals.append((PRIVACY_PREFETCH, "prefetch"))
     if hit.user_agent:
-        # A self-declared crawler outranks an address: providers' ranges host many services.
-        crawler = _crawler_signal(hit.user_agent, table)
-        if crawler:
-            signals.append(crawler)
-    network = _network_signal(stored_network(hit.ip), table)
-    if network:
-        signals.append(network)
+        # A self-declared machine outranks an address: providers' ranges host many services.
+        signals.append(_listed_signal(hit.user_agent, table))
+    network = stored_network(hit.ip)
+    signals.append(_network_signal(network, table))
     if hit.method.upper() == "HEAD":
         signals.append((UNKNOWN_MACHINE, "method:head"))
-    after = hit.seconds_after_mint
-    if after is not None and -CLOCK_SKEW_SECONDS <= after < SECONDS_AFTER_MINT:
-        signals.append((SECURITY_SCANNER, f"timing:{max(0, int(after))}s"))
+    if _fast_email_hit(hit):
+        weak = _corroboration(hit, network, table)
+        strong = any(signal is not None for signal in signals)
+        if strong or weak:
+            after = max(0, int(hit.seconds_after_mint or 0))
+            signals.append((SECURITY_SCANNER, f"timing:{after}s"))
+            signals += [(SECURITY_SCANNER, reason) for reason in weak]
     if not hit.user_agent and not hit.opted_out:
         signals.append((UNKNOWN_MACHINE, "ua:none"))
-    if not signals:
+    found = [signal for signal in signals if signal is not None]
+    if not found:
         return Verdict(HUMAN)
-    return Verdict(signals[0][0], tuple(dict.fromkeys(reason for _, reason in signals)))
+    return Verdict(found[0][0], tuple(dict.fromkeys(reason for _, reason in found)))
 
 
 # --- one entity's hits together ---------------------------------------------------------------

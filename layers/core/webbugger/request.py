@@ -65,7 +65,8 @@ class HitRequest:
     entity: Ref | None
     source: Ref | None
     # When the URL was minted (epoch seconds), what the request said of itself ("prefetch",
-    # "honeypot"), and the opt-out signal honoured ("dnt", "gpc"; then ip and user_agent are None).
+    # "nofetch", "honeypot", "email"), and the opt-out signal honoured ("dnt", "gpc"; then ip
+    # and user_agent are None).
     minted: int | None = None
     hints: frozenset[str] = frozenset()
     opted_out: str | None = None
@@ -138,9 +139,14 @@ def opt_out(incoming: IncomingRequest) -> str | None:
 
 
 def request_hints(incoming: IncomingRequest) -> frozenset[str]:
-    """What the request says about itself that classification needs later ("prefetch")."""
+    """What the request says about itself that classification needs later: "prefetch" (a
+    speculative fetch), "nofetch" (no ``Sec-Fetch-Mode``, which every current browser sends)."""
+    hints = set()
     for name in _PREFETCH_HEADERS:
         value = (incoming.header(name) or "").lower()
         if "prefetch" in value or "preview" in value:
-            return frozenset({"prefetch"})
-    return frozenset()
+            hints.add("prefetch")
+            break
+    if not incoming.header("sec-fetch-mode"):
+        hints.add("nofetch")
+    return frozenset(hints)

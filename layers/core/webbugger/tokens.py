@@ -4,6 +4,10 @@ Form: ``KID.PAYLOAD.TAG`` where PAYLOAD is base64url (no padding) of a compact J
 ``[mode, issued_at, flags, target, entity, source]`` and TAG is the first 16 bytes of
 HMAC-SHA256(key[KID], "KID.PAYLOAD"), base64url. The key id lets keys rotate: every key in the
 key ring verifies, only the current one signs.
+
+``flags`` is a bit set: ignore errors, honeypot, and minted for email. A token without the email
+bit (every token minted before it existed) is a web token: its hits are never judged by how soon
+they follow the minting (:mod:`webbugger.classify`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from webbugger.errors import ConfigurationError, InvalidReferenceError, InvalidTokenError
@@ -32,9 +37,18 @@ MAX_TOKEN_LENGTH = 4096
 FLAG_IGNORE_ERRORS = 1
 # A honeypot link: invisible in the mail, so whatever follows it is a machine.
 FLAG_HONEYPOT = 2
+# Minted for email (a mail's pixel or link), not for a web page.
+FLAG_EMAIL = 4
 _MODES = {"p": Mode.PIXEL, "r": Mode.REDIRECT}
 _MODE_CODES = {mode: code for code, mode in _MODES.items()}
 _B64URL = re.compile(r"[A-Za-z0-9_-]+\Z")
+
+
+class Purpose(StrEnum):
+    """What a URL was minted for: a web page (the default) or an email."""
+
+    WEB = "web"
+    EMAIL = "email"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +62,7 @@ class TokenClaims:
     ignore_errors: bool = False
     issued_at: int = 0
     honeypot: bool = False
+    purpose: Purpose = Purpose.WEB
 
     def __post_init__(self) -> None:
         if self.mode is Mode.REDIRECT and self.target is None:
@@ -101,7 +116,11 @@ def _tag(key: bytes, signed_part: str) -> bytes:
 
 def sign(claims: TokenClaims, ring: KeyRing) -> str:
     """Mint a token for ``claims`` with the ring's current key."""
-    flags = (FLAG_IGNORE_ERRORS if claims.ignore_errors else 0) | (FLAG_HONEYPOT if claims.honeypot else 0)
+    flags = (
+        (FLAG_IGNORE_ERRORS if claims.ignore_errors else 0)
+        | (FLAG_HONEYPOT if claims.honeypot else 0)
+        | (FLAG_EMAIL if claims.purpose is Purpose.EMAIL else 0)
+    )
     issued_at = claims.issued_at or int(time.time())
     body: list[Any] = [_MODE_CODES[claims.mode], issued_at, flags]
     body += [None if ref is None else str(ref) for ref in (claims.target, claims.entity, claims.source)]
@@ -150,6 +169,7 @@ def _decode_claims(raw: bytes) -> TokenClaims:
             ignore_errors=bool(int(flags) & FLAG_IGNORE_ERRORS),
             issued_at=int(issued_at),
             honeypot=bool(int(flags) & FLAG_HONEYPOT),
+            purpose=Purpose.EMAIL if int(flags) & FLAG_EMAIL else Purpose.WEB,
         )
     except (
         ValueError,

@@ -46,7 +46,7 @@ from webbugger.request import (
     viewer_address,
 )
 from webbugger.signing import load_key_ring, load_origin_secret
-from webbugger.tokens import TokenClaims
+from webbugger.tokens import Purpose, TokenClaims
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -228,6 +228,8 @@ class Tracker:
         hints = request_hints(incoming)
         if claims.honeypot:
             hints |= {"honeypot"}
+        if claims.purpose is Purpose.EMAIL:
+            hints |= {"email"}
         return HitRequest(
             beacon_id=new_beacon_id(epoch_ms(now)),
             time=now,

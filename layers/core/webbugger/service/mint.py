@@ -12,7 +12,7 @@ from webbugger.minting import tracking_url
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.registry import Kind, TargetType
-from webbugger.tokens import TokenClaims
+from webbugger.tokens import Purpose, TokenClaims
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -31,6 +31,8 @@ class MintRequest:
     ignore_errors: bool = False
     # The redirect URL is a honeypot link (hidden in the mail: whatever follows it is a machine).
     honeypot: bool = False
+    # "web" or "email" (Purpose); None: the caller's default (web for one, email for a batch).
+    purpose: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,19 +55,25 @@ def checked_ref(registry: Registry, kind: Kind, text: str | None) -> Ref | None:
     return ref
 
 
-def pixel_claims(registry: Registry, request: MintRequest) -> TokenClaims:
-    """The pixel's claims for ``request`` (a redirect's are these with its mode and honeypot)."""
+def pixel_claims(registry: Registry, request: MintRequest, default: Purpose = Purpose.WEB) -> TokenClaims:
+    """The pixel's claims for ``request`` (a redirect's are these with its mode and honeypot);
+    ``default`` is what the URLs are for when the request does not say."""
     target = checked_ref(registry, Kind.TARGET, request.target)
     entity = checked_ref(registry, Kind.ENTITY, request.entity)
     source = checked_ref(registry, Kind.SOURCE, request.source)
     if request.honeypot and target is None:
         raise InvalidReferenceError("a honeypot link needs a target to redirect to")
-    return TokenClaims(Mode.PIXEL, target, entity, source, ignore_errors=request.ignore_errors)
+    purpose = Purpose(request.purpose) if request.purpose else default
+    return TokenClaims(
+        Mode.PIXEL, target, entity, source, ignore_errors=request.ignore_errors, purpose=purpose
+    )
 
 
-def mint(registry: Registry, request: MintRequest, ring: KeyRing, base_url: str) -> MintedUrls:
+def mint(
+    registry: Registry, request: MintRequest, ring: KeyRing, base_url: str, default: Purpose = Purpose.WEB
+) -> MintedUrls:
     """The URLs of ``request``, signed with ``ring``'s current key, on the tracking ``base_url``."""
-    pixel = pixel_claims(registry, request)
+    pixel = pixel_claims(registry, request, default)
     if pixel.target is None:
         return MintedUrls(tracking_url(base_url, pixel, ring))
     redirect = dataclasses.replace(pixel, mode=Mode.REDIRECT, honeypot=request.honeypot)
@@ -73,14 +81,18 @@ def mint(registry: Registry, request: MintRequest, ring: KeyRing, base_url: str)
 
 
 def mint_batch(
-    registry: Registry, requests: Iterable[MintRequest], ring: KeyRing, base_url: str
+    registry: Registry,
+    requests: Iterable[MintRequest],
+    ring: KeyRing,
+    base_url: str,
+    default: Purpose = Purpose.EMAIL,
 ) -> list[MintedUrls]:
-    """The URLs of each request, in order; one bad request refuses the batch
-    (:class:`BatchItemError`, naming its index)."""
+    """The URLs of each request, in order, for a mailing (``default`` email); one bad request
+    refuses the batch (:class:`BatchItemError`, naming its index)."""
     minted = []
     for index, request in enumerate(requests):
         try:
-            minted.append(mint(registry, request, ring, base_url))
+            minted.append(mint(registry, request, ring, base_url, default))
         except WebbuggerError as exc:
             raise BatchItemError(index, exc) from exc
     return minted
