@@ -3,8 +3,8 @@
 Also: list the registered types (``types``, :mod:`webbugger_cli.commands.types`), create sources
 and show stored entities and sources (:mod:`webbugger_cli.commands.records`), manage links
 (``link``, :mod:`webbugger_cli.commands.links`), chart counters (``stats``), export beacons
-(``export``), write HTML reports (``report``), and explain a hit's class (``classify``) or
-re-run classification on stored beacons (``relabel``).
+(``export``), query them with SQL (``sql``), write HTML reports (``report``), and explain a
+hit's class (``classify``) or re-run classification on stored beacons (``relabel``).
 
 Every command talks to the running local stack unless ``--stack NAME`` names a deployed one
 (``link``, ``stats`` and ``export`` then go through the stack's admin API, SigV4-signed).
@@ -50,6 +50,7 @@ from webbugger_cli.commands import (
     relabel,
     replay,
     report,
+    sql,
     stats,
     types,
 )
@@ -279,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     records.add_parsers(commands, common)
     stats.add_parsers(commands, common)
     export.add_parsers(commands, common)
+    sql.add_parsers(commands, common)
     erase.add_parsers(commands, common)
     report.register(commands)
     replay.register(commands)

@@ -1,5 +1,6 @@
 """Fixtures of the template tests: template.yaml, and the template with every optional edge feature
-switched on (CloudFront, custom domains, DNS records, WAF, alarm e-mail)."""
+switched on (CloudFront, custom domains, DNS records, WAF, alarm e-mail) and the hit feed (events,
+analytics)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from typing import TYPE_CHECKING
 
 import pytest
-from template_tools import CLOUDFRONT_ON, ROOT
+from template_tools import CLOUDFRONT_ON, FEED_ON, ROOT
 from webbugger_cli.template import Template, load_template
 
 if TYPE_CHECKING:
@@ -22,8 +23,8 @@ def template() -> Template:
 
 @pytest.fixture(scope="session")
 def cloudfront_on() -> dict[str, str]:
-    """Parameter overrides that switch every edge condition on."""
-    return dict(CLOUDFRONT_ON)
+    """Parameter overrides that switch every edge condition on, and the hit feed."""
+    return {**CLOUDFRONT_ON, **FEED_ON}
 
 
 @pytest.fixture(scope="session")

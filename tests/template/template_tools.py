@@ -40,6 +40,10 @@ CLOUDFRONT_ON = {
 }
 
 
+# Parameters that switch the optional hit feed on: EventBridge events and the analytics export.
+FEED_ON = {"EnableHitEvents": "true", "EnableAnalytics": "true"}
+
+
 def run_tool(package: str, command: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """``command`` of ``package`` in its own uv tool environment (never the app's)."""
     uv = shutil.which("uv") or str(Path.home() / ".local/bin/uv")

@@ -138,6 +138,11 @@ def test_stream_function_has_least_privilege(template: Template) -> None:
             for table in ("RecipientsTable", "IpEntitiesTable")
             for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
         },
+        # The hit feed, each only when switched on (test_feed_template.py): its bus, its delivery
+        # stream, its dead-letter queue.
+        ("events:PutEvents", arn("HitEventBus")),
+        ("firehose:PutRecordBatch", arn("AnalyticsDeliveryStream")),
+        ("sqs:SendMessage", arn("HitFeedDeadLetterQueue")),
     }
 
 

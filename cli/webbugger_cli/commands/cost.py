@@ -33,6 +33,8 @@ MILLION = 1_000_000
 SECONDS_PER_MONTH = 730 * 3600  # AWS's billing month
 GB = 1024**3
 SERVICES = ("CloudFront", "API Gateway", "Lambda", "DynamoDB", "CloudWatch Logs", "Secrets Manager")
+# Services of the optional hit feed (--events, --analytics): shown only when asked for.
+FEED_SERVICES = ("EventBridge", "Firehose", "S3")
 DEFAULT_MEMORY_MB = 128
 DEFAULT_ARCHITECTURE = "x86_64"
 MAX_HITS = 10**13
@@ -150,8 +152,9 @@ class Estimate:
         return dollars * MILLION / self.hits if self.hits else 0.0
 
     def by_service(self) -> dict[str, float]:
-        """Dollars per service (every service, in a fixed order)."""
-        totals = dict.fromkeys(SERVICES, 0.0)
+        """Dollars per service (every service, in a fixed order; the feed's when it has lines)."""
+        feed = [name for name in FEED_SERVICES if any(line.service == name for line in self.lines)]
+        totals = dict.fromkeys((*SERVICES, *feed), 0.0)
         for line in self.lines:
             totals[line.service] += line.dollars
         return totals
@@ -175,8 +178,11 @@ def estimate(
     stream_ms: float | None = None,
     prices: dict[str, Any] | None = None,
     figures: dict[str, Any] | None = None,
+    events: bool = False,
+    analytics: bool = False,
 ) -> Estimate:
-    """The cost of ``hits`` hits of ``profile`` in one month."""
+    """The cost of ``hits`` hits of ``profile`` in one month (with the hit feed's ``events`` and
+    ``analytics`` when asked for)."""
     prices = prices or load_prices()
     figures = figures or load_hit_figures()
     units = figures["profiles"][profile]
@@ -290,6 +296,14 @@ def estimate(
             reads * unit_price(prices, "secrets_manager_api_call"),
         )
     )
+    if streamed and (events or analytics):
+        from webbugger_cli.commands.cost_feed import feed_lines
+
+        function = (stream.memory_mb, stream.architecture)
+        found = feed_lines(
+            hits, batch, function, events=events, analytics=analytics, prices=prices, figures=figures
+        )
+        lines += [Line(*line) for line in found]
     return Estimate(hits, profile, lines)
 
 
@@ -304,8 +318,8 @@ def summary_rows(estimates: list[Estimate]) -> list[tuple[str, ...]]:
     """Per million hits: one row per service, one column per profile, then the total."""
     header = ("per million hits", *(estimate.profile for estimate in estimates))
     rows = [header]
-    for service in SERVICES:
-        rows.append((service, *(_money(e.per_million(e.by_service()[service])) for e in estimates)))
+    for service in dict.fromkeys(name for e in estimates for name in e.by_service()):
+        rows.append((service, *(_money(e.per_million(e.by_service().get(service, 0.0))) for e in estimates)))
     rows.append(("total", *(_money(e.per_million(e.total)) for e in estimates)))
     return rows
 
@@ -363,6 +377,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
             stream_ms=args.stream_ms,
             prices=prices,
             figures=figures,
+            events=args.events,
+            analytics=args.analytics,
         )
         for name in names
     ]
@@ -436,6 +452,12 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     cost.add_argument(
         "--stream-ms", type=_milliseconds, help="stream function ms per beacon (default: data/hits.json)"
+    )
+    cost.add_argument(
+        "--events", action="store_true", help="with EnableHitEvents: an EventBridge event per hit"
+    )
+    cost.add_argument(
+        "--analytics", action="store_true", help="with EnableAnalytics: Parquet on S3 through Firehose"
     )
     output = cost.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="one JSON object")

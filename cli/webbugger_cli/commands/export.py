@@ -1,4 +1,6 @@
-"""``webbugger export``: beacons as CSV or JSON lines on stdout, written as they are read.
+"""``webbugger export``: beacons as CSV or JSON lines on stdout, written as they are read; or,
+from the local stack, as Parquet files partitioned by day (``--format parquet --output DIR``:
+the analytics table's rows, :mod:`webbugger_cli.analytics`).
 
 Rows stream out newest first, a query page at a time: memory stays bounded however many beacons
 the range holds. On a terminal, stderr shows a progress bar (how far back in the range the export
@@ -12,6 +14,7 @@ import json
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from webbugger.models import BEACON_RECORD_FIELDS
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
     from webbugger_cli.commands.backends import Record
 
 DEFAULT_DAYS = 30
-FORMATS = ("csv", "jsonl")
+FORMATS = ("csv", "jsonl", "parquet")
 BAR_WIDTH = 30
 REFRESH_SECONDS = 0.1
 
@@ -176,14 +179,38 @@ def export_query(args: argparse.Namespace, now: datetime) -> ExportQuery:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Stream beacons to stdout."""
+    """Stream beacons to stdout (or write Parquet files)."""
     query = export_query(args, datetime.now(UTC))
+    if args.format == "parquet":
+        return export_parquet(args, query)
     backend = open_backend(args.stack, args.region)
     records = backend.export(query)
     writer = make_writer(args.format, sys.stdout)
     progress = Progress(sys.stderr, query.since, query.until)
     write_records(records, writer, progress)
     sys.stdout.flush()
+    return 0
+
+
+def export_parquet(args: argparse.Namespace, query: ExportQuery) -> int:
+    """The local stack's labelled beacons as the analytics table's Parquet, under ``--output``."""
+    if args.stack is not None:
+        raise UsageError(
+            "--format parquet reads the local stack; a deployed stack's Parquet is in its "
+            "AnalyticsBucketName (EnableAnalytics)"
+        )
+    if args.output is None:
+        raise UsageError("--format parquet writes files: give --output DIR (a new directory)")
+    from webbugger.service.beacons import find_beacons
+    from webbugger.settings import load_settings
+    from webbugger.signing import load_visitor_salt
+
+    from webbugger_cli.analytics import rows_of, write_parquet
+
+    open_backend(None, None)  # the local stack: its tables bound, its environment applied
+    salt = load_visitor_salt(load_settings())  # the stream function's, for the same people
+    count = write_parquet(rows_of(find_beacons(query), salt, datetime.now(UTC)), args.output)
+    print(f"exported {count:,} row{'' if count == 1 else 's'} to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -212,4 +239,10 @@ def add_parsers(
     for kind in Kind:
         only.add_argument(f"--{kind.value}", metavar="TYPE:ID", help=f"only the beacons of this {kind}")
     export.add_argument("--format", choices=FORMATS, default="csv", help="output format (default: csv)")
+    export.add_argument(
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="with --format parquet: a new directory for DIR/day=YYYY-MM-DD/*.parquet",
+    )
     export.set_defaults(handler=cmd_export)

@@ -41,6 +41,7 @@ from webbugger.counters import (
     day_of,
     unique_human_field,
 )
+from webbugger.feed import note_relabel
 from webbugger.ledger import (
     bump_version,
     conflicted,
@@ -281,6 +282,7 @@ def relabel(beacon: Beacon, verdict: Verdict, salt_secret: bytes, settings: Sett
         if stored.classification is None or stored.classification == verdict.classification:
             take_stored(beacon, stored)
             return False
+        previous: str = stored.classification
         try:
             _relabel_stored(stored, verdict, salt_secret, settings)
         except (TransactWriteError, UpdateError) as exc:
@@ -293,6 +295,7 @@ def relabel(beacon: Beacon, verdict: Verdict, salt_secret: bytes, settings: Sett
         refreshed = _reload(beacon)
         if refreshed is not None:
             take_stored(beacon, refreshed)
+            note_relabel(refreshed, previous)  # the hit feed's relabel event and row
         return True
     raise LabelConflictError(f"beacon {beacon.id}: relabelling kept conflicting; retried by the stream")
 

@@ -7,6 +7,7 @@ the first request), and cached for the life of the container.
 from __future__ import annotations
 
 import os
+import sys
 from functools import cache
 
 from webbugger.errors import ConfigurationError
@@ -66,3 +67,6 @@ def reset() -> None:
     """Forget every cached object (tests, and the local server when its environment changes)."""
     for cached in (default_registry, default_settings, default_tracker, get_settings):
         cached.cache_clear()
+    sinks = sys.modules.get("webbugger.feed.sinks")  # the hit feed's clients, if it ever ran
+    if sinks is not None:
+        sinks.client.cache_clear()

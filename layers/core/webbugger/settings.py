@@ -61,6 +61,11 @@ class Settings:
     ddb_max_retries: int = 1
     # The spill queue a beacon goes to when its write fails (webbugger.spill); None: the log only.
     spill_queue_url: str | None = None
+    # The hit feed (stream function; webbugger.feed): the EventBridge bus its events go to, the
+    # Firehose stream its analytics rows go to, and the queue of what neither would take.
+    event_bus_name: str | None = None
+    analytics_stream_name: str | None = None
+    feed_dead_letter_queue_url: str | None = None
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -141,6 +146,9 @@ def load_settings() -> Settings:
         hook_budget_ms=int(_number("HOOK_BUDGET_MS", 200, minimum=1)),
         lookup_cache_seconds=_number("LOOKUP_CACHE_SECONDS", 30.0),
         spill_queue_url=os.environ.get("SPILL_QUEUE_URL") or None,
+        event_bus_name=os.environ.get("EVENT_BUS_NAME") or None,
+        analytics_stream_name=os.environ.get("ANALYTICS_STREAM_NAME") or None,
+        feed_dead_letter_queue_url=os.environ.get("FEED_DEAD_LETTER_QUEUE_URL") or None,
         tracking_hosts=tuple(
             host.strip().lower() for host in os.environ.get("TRACKING_HOSTS", "").split(",") if host.strip()
         ),

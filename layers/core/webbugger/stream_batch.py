@@ -13,6 +13,8 @@ Per beacon, in this order (each step safe to repeat, so a record delivered again
 Then the batch's counts commit, one ``ADD`` per counter item (:class:`webbugger.ledger.LedgerBatch`).
 A beacon that fails is reported alone; its record comes again, with those after it.
 
+Then, if the template turned it on, the hit feed publishes the batch (:mod:`webbugger.feed`).
+
 Write units of a hit with a recipient and a campaign: its registration 1, its own write 1, the
 recipient's hook 1; per batch, 2 per counter item and 2 for the ledger.
 """
@@ -26,6 +28,7 @@ from pynamodb.exceptions import TransactWriteError
 from webbugger.classify import Hit, classify_hit, parse_device
 from webbugger.counters import LabelConflictError, counted_refs, counter_key, daily_salt, day_of
 from webbugger.deferred import apply_deferred_hooks
+from webbugger.feed import collecting_relabels, publish
 from webbugger.labelling import (
     MAX_ATTEMPTS,
     align_own_claims,
@@ -163,5 +166,10 @@ class BatchRun:
 def process_batch(
     beacons: list[Beacon], registry: Registry, salt_secret: bytes, settings: Settings
 ) -> set[str]:
-    """Process a stream batch's new beacons; the ids of those whose records are to be retried."""
-    return BatchRun(registry, salt_secret, settings).process(beacons)
+    """Process a stream batch's new beacons; the ids of those whose records are to be retried.
+    Then the hit feed (:mod:`webbugger.feed`, when on): the beacons that succeeded, labelled,
+    and every class change the batch made."""
+    with collecting_relabels(settings) as relabels:
+        retry = BatchRun(registry, salt_secret, settings).process(beacons)
+    publish((beacon for beacon in beacons if beacon.id not in retry), relabels, salt_secret, settings)
+    return retry
