@@ -19,6 +19,7 @@ import pytest
 from template_tools import ROOT, checkov, properties, sam
 from webbugger.modes import Mode
 from webbugger.request import ORIGIN_SECRET_HEADER
+from webbugger_cli.template import FRONT_DOORS
 
 if TYPE_CHECKING:
     from webbugger_cli.template import Template
@@ -274,8 +275,9 @@ def test_the_track_function_knows_the_custom_domains_as_its_own(template: Templa
 
 
 def test_the_function_url_front_door_is_an_option_behind_cloudfront(template: Template) -> None:
-    assert template.parameter_default("FrontDoor") == "http-api"
-    assert template.data["Parameters"]["FrontDoor"]["AllowedValues"] == ["http-api", "function-url"]
+    # The CLI's choices (webbugger local/cost --front-door) are the parameter's, the default first.
+    assert tuple(template.data["Parameters"]["FrontDoor"]["AllowedValues"]) == FRONT_DOORS
+    assert template.parameter_default("FrontDoor") == FRONT_DOORS[0] == "http-api"
     assert template.data["Conditions"]["FunctionUrlOn"] == {
         "Fn::And": [{"Condition": "CloudFrontOn"}, {"Fn::Equals": [{"Ref": "FrontDoor"}, "function-url"]}]
     }

@@ -26,7 +26,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from webbugger_cli.commands import UsageError, print_table
-from webbugger_cli.template import TemplateError, load_template
+from webbugger_cli.template import FRONT_DOORS, TemplateError, load_template
 
 if TYPE_CHECKING:
     from webbugger_cli.template import Template
@@ -38,7 +38,6 @@ SERVICES = ("CloudFront", "API Gateway", "Lambda", "DynamoDB", "CloudWatch Logs"
 DEFAULT_MEMORY_MB = 128
 DEFAULT_ARCHITECTURE = "x86_64"
 MAX_HITS = 10**13
-FRONT_DOORS = ("http-api", "function-url")
 
 
 def _data(name: str) -> dict[str, Any]:
