@@ -27,13 +27,13 @@ def cloudfront_on() -> dict[str, str]:
     return dict(CLOUDFRONT_ON)
 
 
-def _with_defaults(directory: Path, overrides: dict[str, str], name: str) -> Path:
+def _with_defaults(directory: Path, overrides: dict[str, str], file_name: str) -> Path:
     """template.yaml as JSON with ``overrides`` as its parameters' defaults: what cfn-lint and
     checkov see when a stack is deployed with those parameters (neither tool takes parameter values)."""
     template = Template(ROOT / "template.yaml")
     for name, value in overrides.items():
         template.data["Parameters"][name]["Default"] = value
-    path = directory / name
+    path = directory / file_name
     path.write_text(json.dumps(template.data, indent=1))
     return path
 
