@@ -57,7 +57,7 @@ BOUNDED_RATIO = 1.5  # the big export's peak may be at most this many times the 
 
 def _bind(settings_changes: dict[str, Any]) -> None:
     """Bind the core's models with timeouts fit for a long export (not the hot path's)."""
-    from webbugger.models import bind_core_models
+    from webbugger.runtime import bind_core_models
     from webbugger.settings import get_settings
 
     bind_core_models(dataclasses.replace(get_settings(), **settings_changes))

@@ -20,19 +20,17 @@ import json
 import os
 import sys
 from typing import TYPE_CHECKING, NoReturn
-from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from pynamodb.exceptions import PynamoDBException
 from webbugger.beacon_queries import latest_beacons
-from webbugger.destinations import normalise_destination
 from webbugger.errors import WebbuggerError
 from webbugger.minting import tracking_url
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.registry import Kind, Registry, resolve_target_url
 from webbugger.runtime import default_registry
-from webbugger.tokens import TokenClaims
+from webbugger.service.mint import MintRequest, pixel_claims
 
 from webbugger_cli.admin_client import AdminApiError
 from webbugger_cli.commands import (
@@ -56,6 +54,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from webbugger.models import Beacon
+    from webbugger.tokens import TokenClaims
 
 PROG = "webbugger"
 DEFAULT_PORT = 3000
@@ -86,18 +85,12 @@ def _registry() -> Registry:
 
 
 def _claims(args: argparse.Namespace, mode: Mode, registry: Registry) -> TokenClaims:
-    target = None if args.target is None else Ref.parse(args.target)
-    entity = None if args.entity is None else Ref.parse(args.entity, allow_new=True)
-    source = None if args.source is None else Ref.parse(args.source)
-    # Each lookup raises UnknownTypeError for a type that is not registered.
-    if target is not None:
-        registry.target(target.type)
-    if entity is not None:
-        registry.entity(entity.type)
-    if source is not None:
-        registry.source(source.type)
+    """The claims the options ask for, each reference checked as the admin API's ``/mint`` checks
+    it: a registered type, and a ``url`` target on a host the stack allows (the type's check)."""
     honeypot = getattr(args, "honeypot", False)
-    return TokenClaims(mode, target, entity, source, ignore_errors=args.ignore_errors, honeypot=honeypot)
+    request = MintRequest(args.target, args.entity, args.source, args.ignore_errors, honeypot)
+    pixel = pixel_claims(registry, request)
+    return pixel if mode is Mode.PIXEL else dataclasses.replace(pixel, mode=mode, honeypot=honeypot)
 
 
 def _check_target(registry: Registry, claims: TokenClaims) -> None:
@@ -113,38 +106,13 @@ def _check_target(registry: Registry, claims: TokenClaims) -> None:
         raise UsageError(f"{target} has nowhere to redirect to (disabled?)")
 
 
-def _check_url_target(claims: TokenClaims) -> TokenClaims:
-    """For a ``url`` target (the destination signed into the token): refuse a host the stack
-    will not follow, as the track function would; the claims carry the normalised URL."""
-    target = claims.target
-    if target is None or target.type != "url" or target.id is None:
-        return claims
-    from webbugger_plugins import url as url_target
-
-    # Read now (the cache matters to a long-lived function, not to one command).
-    url_target.allowed_hosts.cache_clear()
-    patterns = url_target.allowed_hosts()
-    variable = url_target.ALLOWED_HOSTS_VARIABLE
-    if not patterns:
-        raise UsageError(
-            f"{variable} is empty or not set: set it to the hosts the stack may redirect to, "
-            "comma-separated, as in the stack's AllowedRedirectHosts parameter"
-        )
-    normalised = normalise_destination(target.id)
-    host = urlsplit(normalised).hostname or ""
-    if not url_target.host_allowed(host, patterns):
-        raise UsageError(f"host {host!r} is not allowed: {variable} allows only {', '.join(patterns)}")
-    normalised = url_target.check_url(normalised, patterns)  # the very check the track function makes
-    return dataclasses.replace(claims, target=Ref("url", normalised))
-
-
 def cmd_url(args: argparse.Namespace) -> int:
     """Print a signed pixel or redirect URL."""
     mode = Mode(args.mode)
     if mode is Mode.REDIRECT and args.target is None:
         raise UsageError("a redirect URL needs --target TYPE:ID")
     registry = _registry()
-    claims = _check_url_target(_claims(args, mode, registry))
+    claims = _claims(args, mode, registry)
     stack = resolve_stack(args.stack, args.region)
     _check_target(registry, claims)
     print(tracking_url(stack.api_url, claims, stack.key_ring()))

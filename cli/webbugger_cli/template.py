@@ -181,8 +181,12 @@ def load_handler(code_uri: Path, handler: str) -> Any:
     """Import a function's handler the way Lambda does: ``module.function`` from its CodeUri.
 
     Each CodeUri is loaded as its own module (named after the function's directory), so two
-    functions with an ``app.py`` do not collide and no ``sys.path`` entry is needed.
+    functions with an ``app.py`` do not collide. As in Lambda, whose task root is on ``sys.path``,
+    the CodeUri is importable, so a handler's own package (the admin function's ``admin_api``)
+    imports the same way here and there; it goes last on the path, after the installed packages.
     """
+    if str(code_uri) not in sys.path:
+        sys.path.append(str(code_uri))
     module_name, _, attr = handler.rpartition(".")
     file = code_uri / f"{module_name.replace('.', '/')}.py"
     unique = f"webbugger_function_{code_uri.name}_{module_name}".replace(".", "_")

@@ -1,4 +1,4 @@
-"""The README's email guide works: its two minting snippets run as printed (only the stack's
+"""The email guide (docs/email-guide.md) works: its two minting snippets run as printed (only the stack's
 Outputs and the ids put in), and the URLs they mint answer as the guide says.
 
 Against the local stack, the offline snippet reads the key ring from moto's Secrets Manager,
@@ -29,20 +29,20 @@ if TYPE_CHECKING:
     from conftest import E2EStack
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
+GUIDE = (ROOT / "docs" / "email-guide.md").read_text()
 
 
 def _snippet(name: str) -> str:
-    """The README's Python block that starts with ``# NAME``."""
-    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+    """The guide's Python block that starts with ``# NAME``."""
+    blocks = re.findall(r"```python\n(.*?)```", GUIDE, flags=re.DOTALL)
     found = [block for block in blocks if block.startswith(f"# {name}")]
-    assert len(found) == 1, f"README has no single ```python block starting with '# {name}'"
+    assert len(found) == 1, f"docs/email-guide.md has no single ```python block starting with '# {name}'"
     return found[0]
 
 
 def _with(code: str, replacements: dict[str, str]) -> str:
     for old, new in replacements.items():
-        assert old in code, f"the README's snippet no longer contains {old!r}"
+        assert old in code, f"the guide's snippet no longer contains {old!r}"
         code = code.replace(old, new)
     return code
 
@@ -50,7 +50,7 @@ def _with(code: str, replacements: dict[str, str]) -> str:
 def _assign(code: str, name: str, value: str) -> str:
     """Replace the snippet's ``NAME = "..."`` line's value."""
     pattern = re.compile(rf'^{name} = "[^"]*"', flags=re.MULTILINE)
-    assert pattern.search(code), f"the README's snippet no longer sets {name}"
+    assert pattern.search(code), f"the guide's snippet no longer sets {name}"
     return pattern.sub(f"{name} = {json.dumps(value)}", code, count=1)
 
 
@@ -112,7 +112,7 @@ def test_batch_mint_snippet(
     code = _assign(code, "ADMIN_API_URL", admin_url)
     code = _assign(code, "REGION", region_of(admin_url) or "us-east-1")
     scope: dict[str, Any] = {}
-    exec(compile(code, "README.md:mint_batch.py", "exec"), scope)  # noqa: S102 - the README's own code
+    exec(compile(code, "docs/email-guide.md:mint_batch.py", "exec"), scope)  # noqa: S102 - the guide's own code
     urls = scope["urls"]
     assert len(urls) == 2
     for item in urls:
@@ -150,7 +150,7 @@ def test_offline_mint_snippet(
             arn = e2e_stack.outputs["SigningSecretArn"]
         code = _assign(code, "SECRET_ARN", arn)
         scope: dict[str, Any] = {}
-        exec(compile(code, "README.md:mint_offline.py", "exec"), scope)  # noqa: S102 - the README's own code
+        exec(compile(code, "docs/email-guide.md:mint_offline.py", "exec"), scope)  # noqa: S102 - the guide's own code
         ring: KeyRing = scope["ring"]
     urls = scope["urls"]
     assert len(urls) == 2

@@ -3,6 +3,11 @@ link route on the public tracking API."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -160,3 +165,33 @@ def test_the_admin_makefile_ships_pydantic_pinned_as_in_uv_lock() -> None:
         assert f'name = "{name}"\nversion = "{version}"' in lock, f"{name}=={version} is not uv.lock's"
     assert "pydantic" in pins
     assert "pydantic-core" in pins
+
+
+def test_the_admin_build_holds_what_its_handler_imports(tmp_path: Path) -> None:
+    """The Makefile's artifact, on its own as Lambda's task root, imports its handler (the routers'
+    package beside app.py), which serves exactly the template's admin routes."""
+    # UV=true: skip the cross-install of pydantic (the test's own environment has it).
+    target = ["build-AdminFunction", f"ARTIFACTS_DIR={tmp_path}", "UV=true"]
+    build = subprocess.run(
+        ["make", "-s", "-C", str(ROOT / "functions/admin"), *target],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
+    source = sorted(path.name for path in (ROOT / "functions/admin/admin_api").glob("*.py"))
+    assert sorted(path.name for path in (tmp_path / "admin_api").iterdir()) == source
+    probe = (
+        "import json, re, app, admin_api\n"
+        "routes = app.app._static_routes + app.app._dynamic_routes\n"
+        "print(json.dumps({'package': admin_api.__file__, 'routes': sorted("
+        "[route.method, re.sub('<[^>]+>', '{id}', route.path)] for route in routes)}))\n"
+    )
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert Path(found["package"]).parent == tmp_path / "admin_api"
+    assert {tuple(route) for route in found["routes"]} == ADMIN_ROUTES

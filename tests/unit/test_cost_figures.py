@@ -160,7 +160,7 @@ STREAM_MODULE = f"webbugger_function_{STREAM_CODE_URI.name}_app"
 WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 OUT_OF_DATE = (
     "the stream function's DynamoDB calls changed: put the counted units in "
-    "cli/webbugger_cli/data/hits.json, then README's cost table "
+    "cli/webbugger_cli/data/hits.json, then docs/cost.md's table "
     "(uv run webbugger cost --hits 1000000 --markdown)"
 )
 

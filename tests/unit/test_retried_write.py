@@ -17,7 +17,6 @@ from botocore.exceptions import ReadTimeoutError
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 from webbugger import runtime
-from webbugger.models import bind_core_models
 from webbugger.modes import Mode
 from webbugger.observability import metrics
 from webbugger.registry import Registry
@@ -47,7 +46,7 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     with mock_aws():
         spec = load_template().tables()["BeaconsTable"]
         boto3.client("dynamodb", region_name=REGION).create_table(TableName=TABLE, **spec)
-        bind_core_models(found)
+        runtime.bind_core_models(found)
         yield found
     runtime.reset()  # the next user of the models binds them again
 

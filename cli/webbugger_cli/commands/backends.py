@@ -1,20 +1,24 @@
-"""Where the ``link``, ``stats`` and ``export`` commands get their data.
+"""Where the ``link``, ``stats``, ``export`` and ``erase`` commands get their data.
 
-The local stack is read and written through the core directly, as every other command does; a
-deployed stack through its admin API (:mod:`webbugger_cli.admin_client`, SigV4-signed). Both
-answer with the same plain records, so each command has one output path.
+The local stack is read and written through the core's service layer (:mod:`webbugger.service`,
+which the admin API's routes call too); a deployed stack through its admin API
+(:mod:`webbugger_cli.admin_client`, SigV4-signed). Both answer with the same plain records, so
+each command has one output path.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
-from webbugger.counters import DayCounts, Stats, daily_stats
+from webbugger.counters import DayCounts, Stats
 from webbugger.registry import Kind
+from webbugger.runtime import default_registry
+from webbugger.service import links
+from webbugger.service.beacons import BeaconQuery, beacon_records, erase
+from webbugger.service.stats import read_stats
 
 from webbugger_cli.admin_client import AdminApiError, AdminClient, deployed_admin
 from webbugger_cli.commands import UsageError
@@ -33,16 +37,8 @@ LINK_PAGE = 100
 EXPORT_PAGE = 1000
 
 Record = dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class ExportQuery:
-    """Which beacons to export: a time range, and optionally one reference's only."""
-
-    since: datetime
-    until: datetime
-    kind: Kind | None = None
-    ref: Ref | None = None
+# Which beacons to export: a time range, and optionally one reference's only.
+ExportQuery = BeaconQuery
 
 
 class Backend(Protocol):
@@ -101,73 +97,45 @@ class LocalBackend:
         return self.stack.api_url
 
     def list_links(self, limit: int) -> Iterator[Record]:
-        from webbugger_plugins.link import list_links
-
-        start: dict[str, Any] | None = None
+        cursor: str | None = None
         left = limit
         while left > 0:
-            links, start = list_links(min(left, LINK_PAGE), start)
-            for link in links[:left]:
-                yield link.to_record()
-            left -= len(links)
-            if start is None:
+            found, cursor = links.list_links(default_registry(), min(left, LINK_PAGE), cursor)
+            yield from found[:left]
+            left -= len(found)
+            if cursor is None:
                 return
 
     def get_link(self, link_id: str) -> Record:
-        from webbugger_plugins.link import load
-
-        link = load(link_id)
-        if link is None:
-            raise _no_link(link_id)
-        return link.to_record()
+        return _found(links.get_link(default_registry(), link_id), link_id)
 
     def create_link(
         self, url: str, link_id: str | None, utm: Mapping[str, str], changes: Mapping[str, object]
     ) -> Record:
-        from webbugger_plugins.link import create_link, update_link
-
-        forward_query = bool(changes.get("forward_query", False))
-        rest = {name: value for name, value in changes.items() if name != "forward_query"}
-        link = create_link(url, link_id, forward_query=forward_query, utm=utm)
-        if rest:
-            updated = update_link(link.id, rest)
-            if updated is None:
-                raise _no_link(link.id)  # deleted in between: nothing sensible to print
-            link = updated
-        return link.to_record()
+        return links.create_link(default_registry(), url, link_id, {**changes, "utm": dict(utm)})
 
     def update_link(self, link_id: str, changes: Mapping[str, object]) -> Record:
-        from webbugger_plugins.link import update_link
-
-        link = update_link(link_id, changes)
-        if link is None:
-            raise _no_link(link_id)
-        return link.to_record()
+        return _found(links.update_link(default_registry(), link_id, changes), link_id)
 
     def disable_link(self, link_id: str) -> Record:
-        from webbugger_plugins.link import disable_link
-
-        link = disable_link(link_id)
-        if link is None:
-            raise _no_link(link_id)
-        return link.to_record()
+        return _found(links.disable_link(default_registry(), link_id), link_id)
 
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         require_counters(self.stack)
-        return daily_stats(kind, ref, first, last)
+        return read_stats(kind, ref, first, last)
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
-        from webbugger.beacon_queries import beacons_between
-
-        found = beacons_between(query.since, query.until, kind=query.kind, ref=query.ref)
-        return (beacon.to_record() for beacon in found)
+        return beacon_records(query)
 
     def erase(self, entity: Ref) -> Record:
-        from webbugger.erase import erase_entity
-        from webbugger.runtime import default_registry
-
         require_counters(self.stack)
-        return erase_entity(entity, default_registry()).as_dict()
+        return erase(default_registry(), entity).as_dict()
+
+
+def _found(record: Record | None, link_id: str) -> Record:
+    if record is None:
+        raise _no_link(link_id)
+    return record
 
 
 def stats_from_dict(data: Any) -> Stats:

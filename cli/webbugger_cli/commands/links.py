@@ -1,7 +1,7 @@
 """``webbugger link create|list|show|update|disable``: stored links.
 
-The local stack is changed through the core (``webbugger_plugins.link``); a deployed one through
-its admin API. Every option is checked before any stack is looked for: a mistake is the news.
+The local stack is changed through the core (:mod:`webbugger.service.links`); a deployed one
+through its admin API. Every option is checked before any stack is looked for: a mistake is the news.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from webbugger.destinations import normalise_destination
+from webbugger.destinations import UTM_KEYS, normalise_destination
 from webbugger.refs import Ref
 
 from webbugger_cli.commands import UsageError, display, print_table
@@ -39,8 +39,6 @@ def short_url(api_url: str, link_id: str) -> str:
 
 def _utm(pairs: Sequence[str]) -> dict[str, str]:
     """``--utm KEY=VALUE`` options as a dict; only the five UTM parameters, each once, not empty."""
-    from webbugger_plugins.link import UTM_KEYS
-
     utm: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

@@ -1,5 +1,8 @@
 """``webbugger source create`` and ``webbugger entity|source show``: stored records of plugin types.
 
+Creating is for source types whose plugin registers ``create(id, name)`` (the built-in
+``campaign``).
+
 Showing never creates: an entity is read with its type's optional ``load``, never with
 ``get_or_create``; a type that registers no ``load`` cannot be shown.
 """
@@ -18,33 +21,18 @@ from webbugger_cli.stack import resolve_stack
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
 
     from webbugger.registry import Loader
 
 
-def _create_campaign(source_id: str, name: str | None) -> object:
-    from webbugger_plugins.campaign import create_campaign
-
-    return create_campaign(source_id, name)
-
-
-# Source types the command line can create, by type name: (plugin module, create(id, name)).
-# The module must be the type's registered origin, so that a record lands in the type's own table.
-CREATORS: dict[str, tuple[str, Callable[[str, str | None], object]]] = {
-    "campaign": ("webbugger_plugins.campaign", _create_campaign),
-}
-
-
 def cmd_source_create(args: argparse.Namespace) -> int:
     """Store a new source record and print its reference (for ``--source``)."""
-    registered = default_registry().source(args.type)  # UnknownTypeError: one line
-    creator = CREATORS.get(args.type)
-    if creator is None or creator[0] != registered.origin:
+    create = default_registry().source(args.type).create  # UnknownTypeError: one line
+    if create is None:
         raise UsageError(f"source type {args.type} cannot be created from the command line")
     ref = Ref(args.type, args.id)  # refuses a bad id before a stack is looked for
     resolve_stack(args.stack, args.region)
-    creator[1](args.id, args.name or None)
+    create(args.id, args.name or None)
     print(ref)
     return 0
 
@@ -92,7 +80,9 @@ def add_parsers(
     )
 
     create = source.add_parser("create", parents=[common], help="store a source and print TYPE:ID")
-    create.add_argument("type", metavar="TYPE", help=f"source type ({', '.join(sorted(CREATORS))})")
+    create.add_argument(
+        "type", metavar="TYPE", help="source type (one whose plugin can create records, e.g. campaign)"
+    )
     create.add_argument("id", metavar="ID", help="the source's id")
     create.add_argument("--name", help="a human-readable name")
     create.set_defaults(handler=cmd_source_create)

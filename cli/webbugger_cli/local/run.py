@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
-from webbugger.errors import WebbuggerError
+from webbugger.errors import LinkExistsError, WebbuggerError
 from webbugger.minting import tracking_url
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.runtime import bind_tables, default_registry
+from webbugger.service.links import create_link
 from webbugger.settings import load_settings
 from webbugger.tokens import KeyRing, TokenClaims
-from webbugger_plugins.link import LinkExistsError, create_link
 
 from webbugger_cli.local import state
 from webbugger_cli.local.ddblocal import DynamoDBLocal, DynamoDBLocalError, free_port
@@ -65,7 +65,7 @@ def create_demo_link() -> None:
     settings = dataclasses.replace(load_settings(), ddb_connect_timeout=3.0, ddb_read_timeout=10.0)
     bind_tables(default_registry(), settings)
     with contextlib.suppress(LinkExistsError):  # made by an earlier run
-        create_link(DEMO_LINK_URL, DEMO_LINK_ID)
+        create_link(default_registry(), DEMO_LINK_URL, DEMO_LINK_ID)
 
 
 def banner(

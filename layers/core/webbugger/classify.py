@@ -47,6 +47,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from webbugger.labels import HUMAN, Device, Verdict
 from webbugger.modes import Mode
 
 if TYPE_CHECKING:
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
     from webbugger.models import Beacon
     from webbugger.settings import Settings
 
-HUMAN = "human"
 MAIL_PROXY = "mail-proxy"
 PRIVACY_PREFETCH = "privacy-prefetch"
 SECURITY_SCANNER = "security-scanner"
@@ -175,15 +175,6 @@ def is_crawler(user_agent: str) -> bool:
     return bool(_crawler_detect().isCrawler(user_agent))
 
 
-@dataclass(frozen=True, slots=True)
-class Device:
-    """Browser, OS and device family of a user agent (None where ua-parser knows nothing)."""
-
-    browser: str | None = None
-    os: str | None = None
-    device: str | None = None
-
-
 def _family(part: Any) -> str | None:
     family = getattr(part, "family", None)
     return None if family in (None, "", "Other") else str(family)
@@ -246,19 +237,6 @@ class Hit:
             seconds_after_mint=after,
             opted_out=bool(beacon.opted_out),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """A class and the reasons for it (short codes)."""
-
-    classification: str
-    reasons: tuple[str, ...] = ()
-
-    @property
-    def human(self) -> bool:
-        """Whether the class is human."""
-        return self.classification == HUMAN
 
 
 def _network_signal(network: Network | None, table: Machines) -> tuple[str, str] | None:

@@ -40,7 +40,7 @@ from webbugger.registry import Kind
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from webbugger.classify import Device, Verdict
+    from webbugger.labels import Device, Verdict
     from webbugger.refs import Ref
     from webbugger.settings import Settings
 

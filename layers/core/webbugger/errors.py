@@ -35,3 +35,24 @@ class StoreUnavailableError(WebbuggerError):
 
 class ConfigurationError(WebbuggerError):
     """The deployment's settings are missing or invalid."""
+
+
+class LinkExistsError(WebbuggerError):
+    """A link with the requested id already exists."""
+
+
+class InvalidCursorError(WebbuggerError):
+    """A page cursor that this service did not give out."""
+
+
+class InvalidTimeError(WebbuggerError):
+    """A time or day that does not parse, or a range that is empty or too long."""
+
+
+class BatchItemError(WebbuggerError):
+    """One item of a batch was refused: the message names its index; ``cause`` is the item's error."""
+
+    def __init__(self, index: int, cause: WebbuggerError) -> None:
+        super().__init__(f"items[{index}]: {cause}")
+        self.index = index
+        self.cause = cause

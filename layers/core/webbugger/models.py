@@ -245,16 +245,6 @@ def _connection(region: str, host: str | None) -> Connection:
     return Connection(region=region, host=host)
 
 
-def bind_core_models(settings: Settings) -> None:
-    """Bind the core's own models (beacons; counters where the function has them) to their tables."""
-    bind(Beacon, settings.beacons_table, settings)
-    if settings.counters_table:
-        from webbugger.counters import Counter, VisitorMark  # not on the track function's path
-
-        bind(Counter, settings.counters_table, settings)
-        bind(VisitorMark, settings.counters_table, settings)
-
-
 def utcnow() -> datetime:
     """Now, in UTC (one place, so tests can see what time the core uses)."""
     return datetime.now(UTC)

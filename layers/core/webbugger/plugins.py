@@ -36,7 +36,17 @@ from typing import TYPE_CHECKING
 from webbugger.errors import TypeClashError, WebbuggerError
 from webbugger.modes import Mode
 from webbugger.refs import Ref
-from webbugger.registry import GetOrCreate, HookMode, Kind, Loader, Registry
+from webbugger.registry import (
+    GetOrCreate,
+    HookMode,
+    IdCheck,
+    Kind,
+    LinkRecord,
+    LinkStore,
+    Loader,
+    Registry,
+    SourceCreator,
+)
 from webbugger.request import HitRequest
 
 if TYPE_CHECKING:
@@ -53,11 +63,15 @@ __all__ = [
     "PLUGINS_VARIABLE",
     "HitRequest",
     "HookMode",
+    "IdCheck",
     "Kind",
+    "LinkRecord",
+    "LinkStore",
     "Mode",
     "PluginLoadError",
     "PluginTypes",
     "Ref",
+    "SourceCreator",
     "current_transaction",
     "discover_plugin_modules",
     "joining_transaction",
@@ -76,10 +90,15 @@ class PluginTypes:
         self._registry = registry
         self.origin = origin
 
-    def target(self, name: str, *, load: Loader) -> None:
+    def target(
+        self, name: str, *, load: Loader, check: IdCheck | None = None, store: LinkStore | None = None
+    ) -> None:
         """A target type. ``load(id)`` returns the record or None; the record has
-        ``get_beacon_url()`` or ``get_absolute_url()``."""
-        self._registry.register_target(name, load, origin=self.origin)
+        ``get_beacon_url()`` or ``get_absolute_url()``. ``check(id)``, optional, returns the id
+        (normalised) a tracking URL may be minted for, or raises a :class:`WebbuggerError` saying
+        why not. ``store``, optional: the type's records are stored links that the admin API and
+        the CLI create, change and list through this :class:`LinkStore`."""
+        self._registry.register_target(name, load, origin=self.origin, check=check, store=store)
 
     def entity(
         self,
@@ -95,9 +114,10 @@ class PluginTypes:
         optional, reads a record without creating it."""
         self._registry.register_entity(name, get_or_create, origin=self.origin, hooks=hooks, load=load)
 
-    def source(self, name: str, *, load: Loader) -> None:
-        """A source type. ``load(id)`` returns the record or None."""
-        self._registry.register_source(name, load, origin=self.origin)
+    def source(self, name: str, *, load: Loader, create: SourceCreator | None = None) -> None:
+        """A source type. ``load(id)`` returns the record or None; ``create(id, name)``, optional,
+        stores a new one (``webbugger source create``)."""
+        self._registry.register_source(name, load, origin=self.origin, create=create)
 
     def table(self, model: type[Model], *, variable: str) -> None:
         """A PynamoDB model of the plugin's own table, whose name is in environment ``variable``

@@ -4,24 +4,28 @@ A type name is what django-webbugger's content type was: the ``type`` of a ``typ
 reference. Names are unique within a kind (target, entity, source).
 
 - A **target** type loads a record by id; the record says where to send the visitor with
-  ``get_beacon_url()``, else ``get_absolute_url()``; a record with neither gives 404.
+  ``get_beacon_url()``, else ``get_absolute_url()``; a record with neither gives 404. It may
+  also check an id before a URL is minted for it (``check``), and offer its records as stored
+  links (a :class:`LinkStore`: the ``link`` type's, which the admin API and the CLI manage).
 - An **entity** type gets or creates a record by id (a new one when no id is given). The record
   has an ``id`` attribute, and may have a ``beacon_update(request)`` hook, called with a
   :class:`webbugger.request.HitRequest` before the visitor gets the response.
 - A **source** type loads a record by id; a missing source gives 404 unless the link says to
-  ignore errors.
+  ignore errors. It may offer ``create(id, name)`` (``webbugger source create``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from webbugger.errors import TypeClashError, UnknownTypeError
 from webbugger.refs import TYPE_NAME
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pynamodb.models import Model
 
 
@@ -44,6 +48,38 @@ class HookMode(StrEnum):
 
 Loader = Callable[[str], Any]
 GetOrCreate = Callable[[str | None], Any]
+# The id a tracking URL may carry, normalised; raises a WebbuggerError saying why an id may not.
+IdCheck = Callable[[str], str]
+# Stores a new record with this id and (optional) human-readable name.
+SourceCreator = Callable[[str, str | None], Any]
+# A stored link as JSON-ready fields: id, url, created_at, disabled, forward_query, utm,
+# valid_from, expires_at (times in ISO 8601), max_hits, hits, fallback_url, tags.
+LinkRecord = dict[str, Any]
+
+
+class LinkStore(Protocol):
+    """What a target type of stored links offers, so that the admin API and the CLI can manage
+    them (:mod:`webbugger.service.links`) without importing the plugin that defines them."""
+
+    def create(
+        self, url: str, link_id: str | None, *, forward_query: bool, utm: Mapping[str, str]
+    ) -> LinkRecord:
+        """Store a new link to ``url``; a random id unless one is given; :class:`LinkExistsError`
+        when the id is taken."""
+        ...
+
+    def get(self, link_id: str) -> LinkRecord | None:
+        """The link, or None."""
+        ...
+
+    def update(self, link_id: str, changes: Mapping[str, object]) -> LinkRecord | None:
+        """Change the given fields (``None`` removes an optional one); None when there is no link."""
+        ...
+
+    def page(self, limit: int, after: str | None) -> tuple[list[LinkRecord], str | None]:
+        """Up to ``limit`` links (the store's order) after the one with id ``after``, and the id
+        to resume after (None at the end)."""
+        ...
 
 # The registered types are NamedTuples rather than frozen dataclasses: as immutable, and each
 # about 0.4 ms cheaper to define, which the track function's cold start pays (bench/cold_start.py).
@@ -55,6 +91,10 @@ class TargetType(NamedTuple):
     name: str
     load: Loader
     origin: str
+    # Checks an id before a URL is minted for it (the url type: its host must be allowed).
+    check: IdCheck | None = None
+    # The type's records are stored links, managed through this (the link type).
+    store: LinkStore | None = None
 
 
 class EntityType(NamedTuple):
@@ -74,6 +114,8 @@ class SourceType(NamedTuple):
     name: str
     load: Loader
     origin: str
+    # Stores a new source record (``webbugger source create``).
+    create: SourceCreator | None = None
 
 
 RegisteredType = TargetType | EntityType | SourceType
@@ -98,9 +140,17 @@ class Registry:
             )
         self._types[kind][registered.name] = registered
 
-    def register_target(self, name: str, load: Loader, *, origin: str = "core") -> None:
+    def register_target(
+        self,
+        name: str,
+        load: Loader,
+        *,
+        origin: str = "core",
+        check: IdCheck | None = None,
+        store: LinkStore | None = None,
+    ) -> None:
         """Register a target type: ``load(id)`` returns the record, or None when there is none."""
-        self._add(Kind.TARGET, TargetType(name, load, origin))
+        self._add(Kind.TARGET, TargetType(name, load, origin, check, store))
 
     def register_entity(
         self,
@@ -114,9 +164,11 @@ class Registry:
         """Register an entity type: ``get_or_create(id or None)`` returns the record (with an ``id``)."""
         self._add(Kind.ENTITY, EntityType(name, get_or_create, origin, hooks, load))
 
-    def register_source(self, name: str, load: Loader, *, origin: str = "core") -> None:
+    def register_source(
+        self, name: str, load: Loader, *, origin: str = "core", create: SourceCreator | None = None
+    ) -> None:
         """Register a source type: ``load(id)`` returns the record, or None when there is none."""
-        self._add(Kind.SOURCE, SourceType(name, load, origin))
+        self._add(Kind.SOURCE, SourceType(name, load, origin, create))
 
     def add_table(self, model: type[Model], variable: str) -> None:
         """Record a plugin's PynamoDB model, bound to the table named by ``variable`` at first use."""
@@ -127,6 +179,11 @@ class Registry:
             return self._types[kind][name]
         except KeyError:
             raise UnknownTypeError(f"no {kind} type named {name!r} is registered") from None
+
+    def get(self, kind: Kind, name: str) -> RegisteredType:
+        """The ``kind`` type called ``name``; :class:`UnknownTypeError` if none."""
+        found: RegisteredType = self._get(kind, name)
+        return found
 
     def target(self, name: str) -> TargetType:
         """The target type called ``name``; :class:`UnknownTypeError` if none."""

@@ -10,7 +10,7 @@ import os
 from functools import cache
 
 from webbugger.errors import ConfigurationError
-from webbugger.models import bind, bind_core_models
+from webbugger.models import Beacon, bind
 from webbugger.plugins import load_plugins
 from webbugger.registry import Registry
 from webbugger.settings import Settings, get_settings
@@ -23,6 +23,16 @@ def default_registry() -> Registry:
     registry = Registry()
     load_plugins(registry)
     return registry
+
+
+def bind_core_models(settings: Settings) -> None:
+    """Bind the core's own models (beacons; counters where the function has them) to their tables."""
+    bind(Beacon, settings.beacons_table, settings)
+    if settings.counters_table:
+        from webbugger.counters import Counter, VisitorMark  # not on the track function's path
+
+        bind(Counter, settings.counters_table, settings)
+        bind(VisitorMark, settings.counters_table, settings)
 
 
 def bind_tables(registry: Registry, settings: Settings) -> None:

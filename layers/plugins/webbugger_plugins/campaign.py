@@ -59,4 +59,4 @@ def create_campaign(campaign_id: str, name: str | None = None) -> Campaign:
 def register(types: PluginTypes) -> None:
     """Plugin entry point."""
     types.table(Campaign, variable="CAMPAIGNS_TABLE")
-    types.source("campaign", load=load)
+    types.source("campaign", load=load, create=create_campaign)

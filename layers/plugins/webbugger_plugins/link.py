@@ -4,6 +4,9 @@ Per link, off by default: ``forward_query`` appends the visitor's query paramete
 destination, and ``utm`` sets fixed UTM parameters on it. A link can be disabled, valid only from
 or until a time, or capped at a number of hits; a refused hit answers 404, or redirects to the
 link's ``fallback_url`` when it has one (see :meth:`Link.refusal`).
+
+The type offers its links to the admin API and the CLI as a :class:`webbugger.plugins.LinkStore`
+(:class:`StoredLinks`), so neither imports this module.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from pynamodb.attributes import (
 )
 from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.models import Model
-from webbugger.destinations import merge_query, normalise_destination
-from webbugger.errors import WebbuggerError
+from webbugger.destinations import UTM_KEYS, merge_query, normalise_destination
+from webbugger.errors import LinkExistsError, WebbuggerError
 from webbugger.ids import new_link_id
 from webbugger.models import utcnow
 from webbugger.refs import Ref
@@ -30,13 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from datetime import datetime
 
-    from webbugger.plugins import PluginTypes
-
-UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-
-
-class LinkExistsError(WebbuggerError):
-    """A link with the requested id already exists."""
+    from webbugger.plugins import LinkRecord, PluginTypes
 
 
 class Link(Model):
@@ -159,12 +156,6 @@ def create_link(
     raise LinkExistsError(f"link {link_id!r} already exists" if link_id else "could not find a free link id")
 
 
-def register(types: PluginTypes) -> None:
-    """Plugin entry point."""
-    types.table(Link, variable="LINKS_TABLE")
-    types.target("link", load=load)
-
-
 # Fields of a link that update_link changes; None removes an optional one.
 UPDATABLE_FIELDS = (
     "url",
@@ -240,3 +231,35 @@ def list_links(
     found = Link.scan(limit=limit, last_evaluated_key=start_key)
     links = list(found)
     return links, found.last_evaluated_key
+
+
+class StoredLinks:
+    """The links table as a :class:`webbugger.plugins.LinkStore` (records: :meth:`Link.to_record`)."""
+
+    def create(
+        self, url: str, link_id: str | None, *, forward_query: bool, utm: Mapping[str, str]
+    ) -> LinkRecord:
+        """Store a new link (:func:`create_link`)."""
+        return create_link(url, link_id, forward_query=forward_query, utm=utm).to_record()
+
+    def get(self, link_id: str) -> LinkRecord | None:
+        """The link, or None."""
+        link = load(link_id)
+        return None if link is None else link.to_record()
+
+    def update(self, link_id: str, changes: Mapping[str, object]) -> LinkRecord | None:
+        """Change some fields (:func:`update_link`); None when there is no such link."""
+        link = update_link(link_id, changes)
+        return None if link is None else link.to_record()
+
+    def page(self, limit: int, after: str | None) -> tuple[list[LinkRecord], str | None]:
+        """Up to ``limit`` links (table order) after link ``after``; the id to resume after."""
+        links, last_key = list_links(limit, {"id": {"S": after}} if after else None)
+        resume = last_key.get("id", {}).get("S") if last_key else None
+        return [link.to_record() for link in links], resume
+
+
+def register(types: PluginTypes) -> None:
+    """Plugin entry point."""
+    types.table(Link, variable="LINKS_TABLE")
+    types.target("link", load=load, store=StoredLinks())

@@ -1,6 +1,7 @@
 """The ``url`` target: the destination travels inside the signed token, so a mail sender can wrap
 thousands of unique links without storing each. Only hosts in the deployment's allowed list
-(``ALLOWED_REDIRECT_HOSTS``: ``example.com`` or ``*.example.com``, comma-separated) are followed.
+(``ALLOWED_REDIRECT_HOSTS``: ``example.com`` or ``*.example.com``, comma-separated) are followed,
+and minting a URL for any other host is refused (:func:`check_minted`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,24 @@ def check_url(url: str, patterns: tuple[str, ...] | None = None) -> str:
     return normalised
 
 
+def check_minted(url: str) -> str:
+    """The URL to sign into a token, normalised; :class:`UnsafeDestinationError` saying what to
+    change when the track function would not follow it (no allowed hosts, or not this host)."""
+    patterns = allowed_hosts()
+    if not patterns:
+        raise UnsafeDestinationError(
+            f"{ALLOWED_HOSTS_VARIABLE} is empty or not set: set it to the hosts the stack may redirect "
+            "to, comma-separated, as in the stack's AllowedRedirectHosts parameter"
+        )
+    normalised = normalise_destination(url)
+    host = urlsplit(normalised).hostname or ""
+    if not host_allowed(host, patterns):
+        raise UnsafeDestinationError(
+            f"host {host!r} is not allowed: {ALLOWED_HOSTS_VARIABLE} allows only {', '.join(patterns)}"
+        )
+    return check_url(normalised, patterns)  # the very check the track function makes
+
+
 def load(url: str) -> UrlTarget | None:
     """The target for a signed URL, or None (404) when its host is not allowed."""
     try:
@@ -75,4 +94,4 @@ def load(url: str) -> UrlTarget | None:
 
 def register(types: PluginTypes) -> None:
     """Plugin entry point."""
-    types.target("url", load=load)
+    types.target("url", load=load, check=check_minted)

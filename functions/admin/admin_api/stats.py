@@ -1,0 +1,38 @@
+"""``/stats``: the daily counts of one reference."""
+
+# No ``from __future__ import annotations``: see admin_api.links.
+
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from webbugger.refs import Ref
+from webbugger.registry import Kind
+from webbugger.runtime import default_registry
+from webbugger.service.stats import parse_day, read_stats
+
+from admin_api.config import settings
+from admin_api.models import BAD_REQUEST, StatsOut
+
+router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ unannotated
+
+
+@router.get(
+    "/stats",
+    summary="Daily counts of one reference",
+    responses={200: {"description": "The daily series and totals"}, 400: BAD_REQUEST},
+)
+def stats(
+    ref: Annotated[str, Query(max_length=2048, description="TYPE:ID")],
+    kind: Annotated[Literal["target", "entity", "source"], Query()] = "target",
+    first: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    last: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+) -> StatsOut:
+    """Counts per UTC day from ``from`` to ``to`` (default: the last 30 days), at most 366 days."""
+    settings()
+    role = Kind(kind)
+    parsed = Ref.parse(ref)
+    default_registry().get(role, parsed.type)  # 400 for a type nobody registered
+    end = parse_day(last, "to")
+    start = parse_day(first, "from")
+    return StatsOut.model_validate(read_stats(role, parsed, start, end).as_dict())

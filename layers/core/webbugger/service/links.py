@@ -1,0 +1,137 @@
+"""Stored links: create, read, change, disable and list them, through the :class:`LinkStore`
+that the short-link target type (``link``) registers.
+
+Checks made here, so that the admin API and the CLI refuse the same things: a link's
+``valid_from`` must be before its ``expires_at`` (a change is checked against the stored link),
+its fallback URL must be one a redirect may go to, and ``url``, ``forward_query`` and
+``disabled`` cannot be removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from webbugger.destinations import normalise_destination
+from webbugger.errors import ConfigurationError, InvalidCursorError, WebbuggerError
+from webbugger.tracking import SHORT_LINK_TYPE
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from webbugger.registry import LinkRecord, LinkStore, Registry
+
+# Link ids the admin API accepts: what new_link_id makes, and readable custom ids.
+LINK_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+LINK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+# Fields that a link always has: a change may set them, not remove them.
+REQUIRED_FIELDS = ("url", "forward_query", "disabled")
+# Set when the link is created; the other fields follow in an update.
+CREATE_FIELDS = ("forward_query", "utm")
+
+
+def link_store(registry: Registry) -> LinkStore:
+    """The link store of the short-link target type."""
+    target = registry.target(SHORT_LINK_TYPE)  # UnknownTypeError when no plugin registers it
+    if target.store is None:
+        raise ConfigurationError(
+            f"target type {SHORT_LINK_TYPE!r} (from {target.origin}) offers no link store: "
+            "its links cannot be managed"
+        )
+    return target.store
+
+
+def _checked(changes: Mapping[str, object]) -> dict[str, object]:
+    for name in REQUIRED_FIELDS:
+        if name in changes and changes[name] is None:
+            raise WebbuggerError(f"{name} cannot be null")
+    return dict(changes)
+
+
+def _moment(value: object) -> datetime | None:
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value)
+    return value if isinstance(value, datetime) else None
+
+
+def _check_window(fields: Mapping[str, object]) -> None:
+    valid_from, expires_at = _moment(fields.get("valid_from")), _moment(fields.get("expires_at"))
+    if valid_from is not None and expires_at is not None and valid_from >= expires_at:
+        raise WebbuggerError("valid_from must be before expires_at")
+
+
+def create_link(
+    registry: Registry, url: str, link_id: str | None = None, changes: Mapping[str, object] | None = None
+) -> LinkRecord:
+    """Store a new link to ``url`` with ``changes`` (the fields :func:`update_link` takes) set;
+    a random id unless one is given; :class:`LinkExistsError` when the id is taken."""
+    _check_window(changes or {})
+    fallback = (changes or {}).get("fallback_url")
+    if fallback is not None:
+        normalise_destination(str(fallback))  # refuse a bad one before anything is stored
+    fields = _checked(changes or {})
+    store = link_store(registry)
+    utm = fields.get("utm")
+    created = store.create(
+        url,
+        link_id,
+        forward_query=bool(fields.get("forward_query", False)),
+        utm=utm if isinstance(utm, dict) else {},
+    )
+    rest = {name: value for name, value in fields.items() if name not in CREATE_FIELDS}
+    # The other fields follow in a second write (a store creates the essentials only).
+    return (store.update(str(created["id"]), rest) if rest else None) or created
+
+
+def get_link(registry: Registry, link_id: str) -> LinkRecord | None:
+    """The link with this id, or None."""
+    return link_store(registry).get(link_id)
+
+
+def update_link(registry: Registry, link_id: str, changes: Mapping[str, object]) -> LinkRecord | None:
+    """Change the given fields of a link (``None`` removes an optional field); the changed link,
+    or None when there is none. Hits claimed so far are kept."""
+    store = link_store(registry)
+    current = store.get(link_id)
+    if current is None:
+        return None
+    fields = _checked(changes)
+    _check_window({**current, **fields})
+    return store.update(link_id, fields)
+
+
+def disable_link(registry: Registry, link_id: str) -> LinkRecord | None:
+    """Disable a link (its hits answer 404, or go to its fallback URL); None when there is none."""
+    return link_store(registry).update(link_id, {"disabled": True})
+
+
+def _encode_cursor(link_id: str | None) -> str | None:
+    if link_id is None:
+        return None
+    key = {"id": {"S": link_id}}
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4)))
+        link_id = key["id"]["S"]
+    except (ValueError, TypeError, KeyError, UnicodeError, binascii.Error) as exc:
+        raise InvalidCursorError("cursor is not one this API gave") from exc
+    if set(key) != {"id"} or not isinstance(link_id, str) or not LINK_ID.match(link_id):
+        raise InvalidCursorError("cursor is not one this API gave")
+    return link_id
+
+
+def list_links(
+    registry: Registry, limit: int, cursor: str | None = None
+) -> tuple[list[LinkRecord], str | None]:
+    """Up to ``limit`` links, and the cursor of the next page (None after the last one)."""
+    links, last_id = link_store(registry).page(limit, _decode_cursor(cursor))
+    return links, _encode_cursor(last_id)
