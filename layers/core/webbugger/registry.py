@@ -81,6 +81,7 @@ class LinkStore(Protocol):
         to resume after (None at the end)."""
         ...
 
+
 # The registered types are NamedTuples rather than frozen dataclasses: as immutable, and each
 # about 0.4 ms cheaper to define, which the track function's cold start pays (bench/cold_start.py).
 
