@@ -29,10 +29,13 @@ from webbugger.runtime import default_registry, default_tracker
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import TypeAlias
 
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-Answer = dict[str, Any]
+    # A payload-2.0 answer; a route's handler takes its path parameter and the request.
+    Answer: TypeAlias = dict[str, Any]
+    Handler: TypeAlias = Callable[[str, IncomingRequest], Answer]
 _EMPTY: dict[str, str] = {}
 METHODS = frozenset({"GET", "HEAD"})
 # A path parameter: RFC 3986's unreserved and sub-delimiter characters, and those API Gateway
@@ -50,11 +53,10 @@ except PluginLoadError as exc:
 
 def _answer(status: int, content_type: str, body: str | bytes, headers: dict[str, str]) -> Answer:
     """A payload-2.0 response; a ``bytes`` body goes base64-encoded (no binary media types needed)."""
-    encoded = isinstance(body, bytes)
     return {
         "statusCode": status,
         "body": base64.b64encode(body).decode("ascii") if isinstance(body, bytes) else body,
-        "isBase64Encoded": encoded,
+        "isBase64Encoded": isinstance(body, bytes),
         "headers": {**headers, "Content-Type": content_type},
         "cookies": [],
     }
@@ -84,7 +86,7 @@ def short_link(link_id: str, incoming: IncomingRequest) -> Answer:
 
 
 # template.yaml's paths (/p/{token}, /r/{token}, /l/{id}) by first segment, each for GET and HEAD.
-ROUTES: dict[str, Callable[[str, IncomingRequest], Answer]] = {"p": pixel, "r": redirect, "l": short_link}
+ROUTES: dict[str, Handler] = {"p": pixel, "r": redirect, "l": short_link}
 
 
 def not_found(exc: NotFoundError) -> Answer:
@@ -100,7 +102,7 @@ def unavailable(exc: StoreUnavailableError) -> Answer:
     return _answer(503, "text/plain", "Service Unavailable", {"Retry-After": "1", **NO_CACHE_HEADERS})
 
 
-def _match(method: str, path: str) -> tuple[Callable[[str, IncomingRequest], Answer], str] | None:
+def _match(method: str, path: str) -> tuple[Handler, str] | None:
     """The route of ``method path`` and its path parameter, or None."""
     lead, _, rest = path.partition("/")
     prefix, _, parameter = rest.partition("/")
@@ -121,7 +123,8 @@ def route(event: dict[str, Any]) -> Answer:
         handler, parameter = matched
         incoming = IncomingRequest(
             method=method,
-            # Payload 2.0 names headers in lower case already; the core relies on it.
+            # The core reads lower-case names: payload 2.0 sends them so, and a hand-made event
+            # with other case still works (as with the resolver's case-insensitive headers).
             headers={name.lower(): value for name, value in (event.get("headers") or _EMPTY).items()},
             source_ip=http.get("sourceIp"),
             query=event.get("queryStringParameters") or _EMPTY,
