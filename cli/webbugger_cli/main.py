@@ -55,7 +55,7 @@ from webbugger_cli.commands import (
     types,
 )
 from webbugger_cli.stack import StackError, resolve_stack
-from webbugger_cli.template import TemplateError
+from webbugger_cli.template import FRONT_DOORS, TemplateError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -80,7 +80,7 @@ def cmd_local(args: argparse.Namespace) -> int:
     # Imported here: it pulls in the local server, which no other command needs.
     from webbugger_cli.local.run import run
 
-    return run(args.port if args.port is not None else _default_port())
+    return run(args.port if args.port is not None else _default_port(), args.front_door)
 
 
 # --- url ----------------------------------------------------------------------------------------
@@ -240,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     local = commands.add_parser("local", help="run the local stack (DynamoDB Local and the HTTP API)")
     local.add_argument("--port", type=_port, default=None, help="HTTP port (default: $PORT, else 3000)")
+    local.add_argument(
+        "--front-door",
+        choices=FRONT_DOORS,
+        default=FRONT_DOORS[0],
+        help="serve the tracking routes as the HTTP API (default) or as the track function's URL",
+    )
     local.set_defaults(handler=cmd_local)
 
     link_routing.add_parsers(links.add_parsers(commands, common), common)

@@ -17,6 +17,9 @@ from typing import Any
 import yaml
 
 _TEMPLATE_NAME = "template.yaml"
+# The values of template.yaml's FrontDoor parameter (what CloudFront forwards the tracking routes
+# to), the default first; tests/template checks them against the template.
+FRONT_DOORS = ("http-api", "function-url")
 # Key-schema properties a local CreateTable call understands (billing is always on demand).
 _TABLE_KEYS = ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "StreamSpecification")
 

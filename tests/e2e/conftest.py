@@ -3,7 +3,9 @@
 With ``AWS_SAM_STACK_NAME`` set, the stack is that deployed stack (its Outputs from
 CloudFormation; the admin API signed with your AWS credentials). Otherwise it is a local stack:
 ``webbugger local`` run as its own process (what ``make run`` starts) with a throwaway state
-directory, whose ``stack.json`` holds the same Outputs names. The tests do not know which.
+directory, whose ``stack.json`` holds the same Outputs names. The tests do not know which. A local
+stack runs twice, once per front door (template parameter FrontDoor): its tracking port is the HTTP
+API, then the track function's URL.
 
 The integration tests' in-process stack (tests/integration/conftest.py) is not reused: its
 fixtures are visible only under tests/integration, and it builds its Outputs itself, while these
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING
 import pytest
 from webbugger_cli.admin_client import ADMIN_OUTPUT, AdminClient, region_of
 from webbugger_cli.local.ddblocal import HOST, free_port
+from webbugger_cli.template import FRONT_DOORS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -36,6 +39,8 @@ START_SECONDS = 90.0
 STOP_SECONDS = 20.0
 # Variables that could point a local run at a real AWS identity.
 _REAL_AWS = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_SAM_STACK_NAME")
+# A deployed stack is tested as it was deployed; a local one through each front door.
+FRONT_DOORS_UNDER_TEST = ["deployed"] if os.environ.get(STACK_VARIABLE) else list(FRONT_DOORS)
 
 
 @dataclass(frozen=True)
@@ -93,21 +98,24 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(STOP_SECONDS)
 
 
-@pytest.fixture(scope="session")
-def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
-    """The deployed stack named by AWS_SAM_STACK_NAME, else a ``webbugger local`` process."""
+@pytest.fixture(scope="session", params=FRONT_DOORS_UNDER_TEST)
+def e2e_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EStack]:
+    """The deployed stack named by AWS_SAM_STACK_NAME, else a ``webbugger local`` process serving
+    the tracking routes through the front door of this parameter."""
     name = os.environ.get(STACK_VARIABLE)
     if name:
         yield _deployed(name)
         return
     from botocore.credentials import Credentials
 
-    state_dir = tmp_path_factory.mktemp("e2e-local")
+    front_door = str(request.param)
+    state_dir = tmp_path_factory.mktemp(f"e2e-local-{front_door}")
     env = {key: value for key, value in os.environ.items() if key not in _REAL_AWS}
     env["WEBBUGGER_STATE_DIR"] = str(state_dir)
     log = (state_dir / "local.log").open("wb")
+    port = str(_two_free_ports())
     process = subprocess.Popen(
-        [sys.executable, "-m", "webbugger_cli.main", "local", "--port", str(_two_free_ports())],
+        [sys.executable, "-m", "webbugger_cli.main", "local", "--port", port, "--front-door", front_door],
         cwd=ROOT,
         env=env,
         stdout=log,

@@ -126,6 +126,21 @@ def test_event_has_api_gateway_payload_2_shape(tmp_path: Path) -> None:
     assert uuid.UUID(event["requestContext"]["requestId"])
 
 
+def test_function_url_event_is_payload_2_and_not_routed() -> None:
+    # As Lambda sends a function URL's requests: whatever the path, routeKey $default and no path
+    # parameters, the URL's own host as the domain.
+    headers = [("Host", "127.0.0.1:3000"), ("User-Agent", "UA/1")]
+    event = build_event(None, {}, "POST", "/anything/at/all?q=1", headers, b"text", "10.0.0.1", "HTTP/1.1")
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == event["requestContext"]["routeKey"] == "$default"
+    assert (event["pathParameters"], event["stageVariables"]) == (None, None)
+    assert event["rawPath"] == event["requestContext"]["http"]["path"] == "/anything/at/all"
+    assert event["queryStringParameters"] == {"q": "1"}
+    assert event["requestContext"]["domainName"] == "127.0.0.1:3000"
+    assert event["requestContext"]["http"]["method"] == "POST"
+    assert (event["body"], event["isBase64Encoded"]) == ("text", False)
+
+
 def test_result_becomes_http_answer() -> None:
     result = {
         "statusCode": 201,

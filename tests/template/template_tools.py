@@ -38,6 +38,8 @@ CLOUDFRONT_ON = {
     "WafRateLimit": "2000",
     "AlarmEmail": "ops@example.com",
 }
+# The same with the cheaper front door: CloudFront in front of the track function's URL.
+FUNCTION_URL_ON = {**CLOUDFRONT_ON, "FrontDoor": "function-url"}
 
 
 # Parameters that switch the optional hit feed on: EventBridge events and the analytics export.

@@ -1,9 +1,11 @@
 """template.yaml's edge and operations: CloudFront (switched on by parameters), throttling, the
 origin secret, checkov, log retention, alarms and the dashboard.
 
-A real deploy cannot run here, so both settings of the CloudFront switch are checked with the tools
-that read templates: cfn-lint (``sam validate --lint``) and checkov on the template as it is (off) and
-with every edge parameter on; ``sam build`` runs with the "on" overrides in test_template.py.
+A real deploy cannot run here, so the settings of the edge are checked with the tools that read
+templates: cfn-lint (``sam validate --lint``) on the template as it is (no CloudFront, the HTTP API)
+and with every edge parameter on in front of the function URL (FrontDoor=function-url); checkov on
+those two and on every edge parameter on in front of the HTTP API. ``sam build`` runs with the "on"
+overrides in test_template.py.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 from template_tools import ROOT, checkov, properties, sam
 from webbugger.modes import Mode
 from webbugger.request import ORIGIN_SECRET_HEADER
+from webbugger_cli.template import FRONT_DOORS
 
 if TYPE_CHECKING:
     from webbugger_cli.template import Template
@@ -38,7 +41,19 @@ FORWARDED_HEADERS = {
     "Sec-Purpose",
     "Sec-Fetch-Mode",
 }
+# The origin's host: the function URL's (https://HOST/), else the HTTP API's.
+FUNCTION_URL_HOST = {
+    "Fn::Select": [2, {"Fn::Split": ["/", {"Fn::GetAtt": ["TrackFunctionUrl", "FunctionUrl"]}]}]
+}
+HTTP_API_HOST = {"Fn::Sub": "${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+DISTRIBUTION_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${TrackingDistribution}"
+}
 EDGE_RESOURCES = {
+    "TrackFunctionUrl": "FunctionUrlOn",
+    "TrackFunctionUrlAccessControl": "FunctionUrlOn",
+    "TrackFunctionUrlPermission": "FunctionUrlOn",
+    "TrackFunctionUrlInvokePermission": "FunctionUrlOn",
     "OriginSecret": "CloudFrontOn",
     "TrackingOriginRequestPolicy": "CloudFrontOn",
     "TrackingDistribution": "CloudFrontOn",
@@ -60,9 +75,13 @@ def _of_type(template: Template, kind: str) -> dict[str, dict[str, Any]]:
 # --- Both ways through the tools -------------------------------------------------------------
 
 
-def test_sam_validate_lint_passes_with_cloudfront_on(cloudfront_on_template: Path) -> None:
-    # The default (off) is test_template.py's test_sam_validate_lint_passes.
-    result = sam("validate", "--lint", "--template-file", str(cloudfront_on_template))
+def test_sam_validate_lint_passes_with_cloudfront_on_in_front_of_the_function_url(
+    function_url_template: Path,
+) -> None:
+    # The default (no CloudFront, the HTTP API) is test_template.py's test_sam_validate_lint_passes.
+    # cfn-lint follows every branch of the conditions whatever the defaults: these two runs cover
+    # CloudFront in front of the HTTP API too (a third run would cost 25 s).
+    result = sam("validate", "--lint", "--template-file", str(function_url_template))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
@@ -75,13 +94,12 @@ def _declared_skips(data: dict[str, Any]) -> dict[tuple[str, str], str]:
     return skips
 
 
-def test_checkov_reports_no_unsuppressed_failure_with_cloudfront_off_and_on(
-    template: Template, cloudfront_on_template: Path
+def test_checkov_reports_no_unsuppressed_failure_with_either_front_door(
+    template: Template, cloudfront_on_template: Path, function_url_template: Path
 ) -> None:
-    result = checkov(
-        "--framework", "cloudformation", "--output", "json",
-        "-f", str(template.path), "-f", str(cloudfront_on_template),
-    )  # fmt: skip
+    files = (template.path, cloudfront_on_template, function_url_template)
+    paths = [arg for path in files for arg in ("-f", str(path))]
+    result = checkov("--framework", "cloudformation", "--output", "json", *paths)
     report = json.loads(result.stdout)
     results = report["results"]
     failed = [
@@ -90,10 +108,11 @@ def test_checkov_reports_no_unsuppressed_failure_with_cloudfront_off_and_on(
     assert not failed, failed
     assert report["summary"]["parsing_errors"] == 0
     assert result.returncode == 0, result.stderr
-    # Each file was checked (checkov reports per file), the "on" one with the distribution.
+    # Each file was checked (checkov reports per file), with the distribution and the function URL.
     checked = {Path(c["file_path"]).name for c in results["passed_checks"] + results["skipped_checks"]}
-    assert checked == {template.path.name, cloudfront_on_template.name}
-    assert any(c["resource"].endswith(".TrackingDistribution") for c in results["passed_checks"])
+    assert checked == {path.name for path in files}
+    passed = {c["resource"].rsplit(".", 1)[1] for c in results["passed_checks"]}
+    assert {"TrackingDistribution", "TrackFunctionUrl", "TrackFunctionUrlPermission"} <= passed
     # Every suppression is in the template with a one-line reason, and none is stale: each one
     # silences a check that would fail.
     declared = _declared_skips(template.data)
@@ -113,7 +132,7 @@ def test_edge_resources_exist_only_when_switched_on(template: Template) -> None:
     assert conditions["CloudFrontOn"] == {"Fn::Equals": [{"Ref": "EnableCloudFront"}, "true"]}
     assert template.parameter_default("EnableCloudFront") == "false"
     assert template.parameter_default("WafRateLimit") == "0"
-    for condition in ("HasDomainNames", "DnsRecordsOn", "WafOn"):
+    for condition in ("HasDomainNames", "DnsRecordsOn", "WafOn", "FunctionUrlOn"):
         assert conditions[condition]["Fn::And"][0] in (
             {"Condition": "CloudFrontOn"},
             {"Condition": "HasDomainNames"},
@@ -145,7 +164,7 @@ def test_distribution_disables_caching_and_redirects_to_https(template: Template
     assert config["IPV6Enabled"] is True
     [origin] = config["Origins"]
     assert origin["Id"] == behavior["TargetOriginId"]
-    assert origin["DomainName"] == {"Fn::Sub": "${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+    assert origin["DomainName"] == {"Fn::If": ["FunctionUrlOn", FUNCTION_URL_HOST, HTTP_API_HOST]}
     assert origin["CustomOriginConfig"] == {
         "OriginProtocolPolicy": "https-only",
         "OriginSSLProtocols": ["TLSv1.2"],
@@ -233,8 +252,17 @@ def test_tracking_url_is_the_custom_domain_else_cloudfront_else_the_api(template
     assert custom["Fn::Sub"][0] == "https://${Domain}"
     assert fallback["Fn::If"][0] == "CloudFrontOn"
     assert fallback["Fn::If"][1] == {"Fn::Sub": "https://${TrackingDistribution.DomainName}"}
-    assert fallback["Fn::If"][2] == outputs["ApiUrl"]["Value"]
+    assert fallback["Fn::If"][2] == {"Fn::Sub": f"https://{HTTP_API_HOST['Fn::Sub']}"}
     assert outputs["DistributionDomainName"]["Condition"] == "CloudFrontOn"
+    # ApiUrl is CloudFront's origin: the function URL or the HTTP API (the doctor tells them apart).
+    assert outputs["ApiUrl"]["Value"] == {
+        "Fn::If": [
+            "FunctionUrlOn",
+            {"Fn::GetAtt": ["TrackFunctionUrl", "FunctionUrl"]},
+            fallback["Fn::If"][2],
+        ]
+    }
+    assert outputs["FrontDoor"]["Value"] == {"Fn::If": ["FunctionUrlOn", "function-url", "http-api"]}
 
 
 def test_the_track_function_knows_the_custom_domains_as_its_own(template: Template) -> None:
@@ -242,6 +270,67 @@ def test_the_track_function_knows_the_custom_domains_as_its_own(template: Templa
     # CloudFront does not forward the Host header.
     env = template.resources["TrackFunction"]["Properties"]["Environment"]["Variables"]
     assert env["TRACKING_HOSTS"] == {"Ref": "DomainNames"}
+
+
+# --- The function-URL front door -------------------------------------------------------------
+
+
+def test_the_function_url_front_door_is_an_option_behind_cloudfront(template: Template) -> None:
+    # The CLI's choices (webbugger local/cost --front-door) are the parameter's, the default first.
+    assert tuple(template.data["Parameters"]["FrontDoor"]["AllowedValues"]) == FRONT_DOORS
+    assert template.parameter_default("FrontDoor") == FRONT_DOORS[0] == "http-api"
+    assert template.data["Conditions"]["FunctionUrlOn"] == {
+        "Fn::And": [{"Condition": "CloudFrontOn"}, {"Fn::Equals": [{"Ref": "FrontDoor"}, "function-url"]}]
+    }
+    # Asking for the function URL without CloudFront is refused, not silently ignored.
+    rule = template.data["Rules"]["FunctionUrlNeedsCloudFront"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "FrontDoor"}, "function-url"]}
+    assert [a["Assert"] for a in rule["Assertions"]] == [
+        {"Fn::Equals": [{"Ref": "EnableCloudFront"}, "true"]}
+    ]
+
+
+def test_only_the_distribution_can_call_the_function_url(template: Template) -> None:
+    url = properties(template, "TrackFunctionUrl")
+    assert url == {"TargetFunctionArn": {"Fn::GetAtt": ["TrackFunction", "Arn"]}, "AuthType": "AWS_IAM"}
+    oac = properties(template, "TrackFunctionUrlAccessControl")["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"], oac["SigningProtocol"]) == (
+        "lambda",
+        "always",
+        "sigv4",
+    )
+    [origin] = properties(template, "TrackingDistribution")["DistributionConfig"]["Origins"]
+    assert origin["OriginAccessControlId"] == {
+        "Fn::If": [
+            "FunctionUrlOn",
+            {"Fn::GetAtt": ["TrackFunctionUrlAccessControl", "Id"]},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    # Both grants a function URL needs, to CloudFront on behalf of this distribution only; the
+    # second only through the URL. No other principal may invoke the track function.
+    grants = {
+        name: props
+        for name, props in (
+            (name, resource["Properties"])
+            for name, resource in _of_type(template, "AWS::Lambda::Permission").items()
+        )
+        if props["FunctionName"] in ({"Ref": "TrackFunction"}, {"Fn::GetAtt": ["TrackFunction", "Arn"]})
+    }
+    assert {props["Action"] for props in grants.values()} == {
+        "lambda:InvokeFunctionUrl",
+        "lambda:InvokeFunction",
+    }
+    for props in grants.values():
+        assert props["Principal"] == "cloudfront.amazonaws.com"
+        assert props["SourceArn"] == DISTRIBUTION_ARN
+        assert props["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert grants["TrackFunctionUrlPermission"]["FunctionUrlAuthType"] == "AWS_IAM"
+    assert grants["TrackFunctionUrlInvokePermission"]["InvokedViaFunctionUrl"] is True
+    # Nothing reaches the function around CloudFront: the HTTP API's own endpoint is off.
+    assert properties(template, "HttpApi")["DisableExecuteApiEndpoint"] == {
+        "Fn::If": ["FunctionUrlOn", True, False]
+    }
 
 
 # --- Throttling ------------------------------------------------------------------------------
@@ -279,6 +368,19 @@ def test_every_log_group_has_retention_and_every_function_logs_to_one(template: 
     access = properties(template, "AdminApi")["AccessLogSettings"]
     assert access["DestinationArn"] == {"Fn::GetAtt": ["AdminApiAccessLogGroup", "Arn"]}
     assert "$context.requestId" in access["Format"]
+
+
+def test_a_hit_logs_its_metrics_and_what_went_wrong_only(template: Template) -> None:
+    # Lambda's START and REPORT lines are INFO system logs: off for the functions invoked per hit
+    # (or per batch); the application level is left unset (EMF records have no level, so Lambda
+    # would count them INFO and drop them at WARN). The track function's own level is WARNING:
+    # spilled beacons (ERROR) and failing hooks (WARNING) are logged, invalid hits only counted.
+    for name in ("TrackFunction", "StreamFunction"):
+        logging = properties(template, name)["LoggingConfig"]
+        assert (logging["LogFormat"], logging["SystemLogLevel"]) == ("JSON", "WARN"), name
+        assert "ApplicationLogLevel" not in logging, name
+    variables = properties(template, "TrackFunction")["Environment"]["Variables"]
+    assert variables["POWERTOOLS_LOG_LEVEL"] == "WARNING"
 
 
 def test_every_function_logs_with_its_request_id(template: Template) -> None:

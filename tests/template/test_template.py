@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -12,7 +13,7 @@ from webbugger.counters import Counter
 from webbugger.ledger import Ledger
 from webbugger.models import Beacon
 from webbugger.persons import PersonDay
-from webbugger_cli.template import Template, load_template
+from webbugger_cli.template import Template, load_handler, load_template
 from webbugger_plugins.link import Link
 
 if TYPE_CHECKING:
@@ -186,6 +187,13 @@ def test_signing_key_is_generated_at_deploy_time(template: Template) -> None:
 
 def test_every_route_is_served_by_the_handler(template: Template) -> None:
     routes = {(r.method, r.path) for r in template.routes() if r.function == "TrackFunction"}
+    # The track function routes by itself (a function URL sends every path): its router's routes
+    # are the template's, each for the same methods.
+    track = next(r for r in template.routes() if r.function == "TrackFunction")
+    app = sys.modules[load_handler(track.code_uri, track.handler).__module__]
+    assert {(method, f"/{prefix}/{{") for prefix in app.ROUTES for method in app.METHODS} == {
+        (method, path.partition("{")[0] + "{") for method, path in routes
+    }
     assert routes == {
         ("GET", "/p/{token}"),
         ("HEAD", "/p/{token}"),

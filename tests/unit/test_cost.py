@@ -192,6 +192,42 @@ def test_docs_cost_table_is_the_commands_output(capsys: pytest.CaptureFixture[st
         assert f"| {service} |" in table
     cost_page = (ROOT / "docs" / "cost.md").read_text()
     assert table in cost_page, "docs/cost.md's table is out of date: rerun the command"
+    assert main(["cost", "--hits", "1000000", "--front-door", "function-url", "--markdown"]) == 0
+    assert capsys.readouterr().out.strip() in cost_page, "docs/cost.md's function-URL table is out of date"
+
+
+def test_the_function_url_front_door_bills_no_api_gateway_request() -> None:
+    settings = cost.stack_settings()
+    assert settings.has_function_url
+    api = cost.estimate(1_000_000, "pixel", settings, front_door="http-api")
+    url = cost.estimate(1_000_000, "pixel", settings, front_door="function-url")
+    assert url.by_service()["API Gateway"] == 0
+    assert api.total - url.total == pytest.approx(
+        1e6 * cost.unit_price(cost.load_prices(), "http_api_request")
+    )
+    with pytest.raises(ValueError, match="function-url behind CloudFront"):
+        cost.estimate(1_000_000, "pixel", settings, cloudfront=False, front_door="function-url")
+
+
+def test_platform_log_lines_count_only_where_the_template_keeps_them() -> None:
+    settings = cost.stack_settings()
+    # The template turns them off for the track and stream functions (SystemLogLevel WARN).
+    assert (settings.track.platform_logs, settings.stream.platform_logs) == (False, False)
+    chatty = dataclasses.replace(settings, track=dataclasses.replace(settings.track, platform_logs=True))
+
+    def logs(found: cost.Estimate) -> float:
+        return found.by_service()["CloudWatch Logs"]
+
+    figures = cost.load_hit_figures()
+    extra_bytes = (
+        figures["platform_log_bytes_per_invocation"]["value"]
+        + 3 * figures["log_event_overhead_bytes"]["value"]
+    )
+    ingestion = cost.unit_price(cost.load_prices(), "cloudwatch_logs_ingestion_gb")
+    added = logs(cost.estimate(1_000_000, "pixel", chatty)) - logs(
+        cost.estimate(1_000_000, "pixel", settings)
+    )
+    assert added > 1e6 * extra_bytes / cost.GB * ingestion  # ingestion, plus storage
 
 
 @pytest.mark.parametrize("text", ["2000000", "2,000,000", "2_000_000", "2e6", "2.0E6"])
@@ -237,6 +273,11 @@ def test_measured_durations_replace_the_estimates(capsys: pytest.CaptureFixture[
             ["--hits", "5", "--track-ms", "-1"],
             2,
             "webbugger cost: error: argument --track-ms: must be above 0",
+        ),
+        (
+            ["--hits", "5", "--front-door", "function-url", "--no-cloudfront"],
+            1,
+            "webbugger: error: --front-door function-url is CloudFront's origin: leave out --no-cloudfront",
         ),
     ],
 )

@@ -1,8 +1,9 @@
 """The cost model's measured log figure is what the track function really writes per hit.
 
 The track function's handler runs in-process against moto (template.yaml's tables and the
-signing secret, as tests/integration/moto_stack.py sets them up); what it prints per pixel is
-what CloudWatch Logs ingests from it (besides Lambda's own START/END/REPORT lines).
+signing secret, as tests/integration/moto_stack.py sets them up); what it writes per pixel at the
+log level template.yaml gives it is what CloudWatch Logs ingests from it (Lambda's own START and
+REPORT lines are off: its LoggingConfig sets SystemLogLevel WARN).
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import contextlib
 import importlib.util
 import io
 import json
+import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
@@ -65,37 +68,90 @@ def track(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         stack.reset_caches()
 
 
-def _printed_per_hit(stack: Any, claims: TokenClaims) -> list[int]:
-    handler = stack.load_track_handler()
+@contextlib.contextmanager
+def _written() -> Iterator[io.StringIO]:
+    """Everything the track function writes while in this block, as Lambda would ingest it: its EMF
+    records (printed) and its Logger's lines, at the level template.yaml gives the function."""
+    from webbugger.observability import logger
+
+    written = io.StringIO()
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous_stream, previous_level = handler.setStream(written), logger.log_level
+    logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])  # the fixture set the function's environment
+    try:
+        with contextlib.redirect_stdout(written):
+            yield written
+    finally:
+        handler.setStream(previous_stream)
+        logger.setLevel(previous_level)
+
+
+def _event(stack: Any, claims: TokenClaims) -> dict[str, Any]:
     path = tracking_url("https://t.example", claims, KeyRing.from_json(RING_JSON)).removeprefix(
         "https://t.example"
     )
-    event = stack.http_event(
-        path,
-        headers={"user-agent": BROWSER, "accept-language": "en-GB"},
-        source_ip="203.0.113.9",
-        request_id="r",
+    return cast(
+        "dict[str, Any]",
+        stack.http_event(
+            path,
+            headers={"user-agent": BROWSER, "accept-language": "en-GB"},
+            source_ip="203.0.113.9",
+            request_id="r",
+        ),
     )
-    sizes = []
-    for _ in range(3):
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):
+
+
+def _lines_per_hit(stack: Any, event: dict[str, Any], status: int, hits: int = 3) -> list[list[str]]:
+    handler = stack.load_track_handler()
+    lines = []
+    for _ in range(hits):
+        with _written() as written:
             answer = handler(event, stack.FakeContext())
-        assert answer["statusCode"] == 200
-        sizes.append(len(printed.getvalue().encode()))
-    return sizes
+        assert answer["statusCode"] == status
+        lines.append(written.getvalue().splitlines())
+    return lines
 
 
 def test_track_log_bytes_per_pixel_is_measured(track: Any) -> None:
     recorded = cost.load_hit_figures()["track_log_bytes"]
     assert recorded["kind"] == "measured"
-    plain = _printed_per_hit(track, TokenClaims(mode=Mode.PIXEL))
-    with_source = _printed_per_hit(
-        track, TokenClaims(mode=Mode.PIXEL, source=Ref("campaign", "spring"), ignore_errors=True)
+    plain = _lines_per_hit(track, _event(track, TokenClaims(mode=Mode.PIXEL)), 200)
+    with_source = _lines_per_hit(
+        track,
+        _event(track, TokenClaims(mode=Mode.PIXEL, source=Ref("campaign", "spring"), ignore_errors=True)),
+        200,
     )
-    # Every hit prints the same (one EMF record); the recorded figure is within 10 % of it.
-    assert len({*plain, *with_source}) == 1, (plain, with_source)
-    assert recorded["value"] == pytest.approx(plain[0], rel=0.1)
+    # Every hit writes the same: one EMF record (PixelBeacons), nothing else at the function's level;
+    # the recorded figure is within 10 % of its size.
+    sizes = {len("\n".join(lines).encode()) + 1 for lines in plain + with_source}
+    assert len(sizes) == 1, sizes
+    for (line,) in plain + with_source:
+        assert json.loads(line)["PixelBeacons"] == [1.0]
+    assert recorded["value"] == pytest.approx(sizes.pop(), rel=0.1)
+
+
+def test_at_its_log_level_the_track_function_counts_invalid_hits_and_still_logs_spilled_beacons(
+    track: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from webbugger import spill, tracking
+
+    # A tampered token: 404, counted, not logged one by one.
+    event = _event(track, TokenClaims(mode=Mode.PIXEL))
+    event["rawPath"] = event["rawPath"].replace(".gif", "x.gif")
+    ((line,),) = _lines_per_hit(track, event, 404, hits=1)
+    assert json.loads(line)["InvalidRequests"] == [1.0]
+
+    # A write the table refuses, and no spill queue: the beacon's record is in the log, whole.
+    def refused(beacon: Any) -> None:
+        raise RuntimeError("table unavailable")
+
+    monkeypatch.setattr(tracking, "put_beacon", refused)
+    ((*logged, metrics),) = _lines_per_hit(track, _event(track, TokenClaims(mode=Mode.PIXEL)), 200, hits=1)
+    records = [record for record in map(spill.record_from_log_line, logged) if record is not None]
+    assert len(records) == 1
+    assert records[0]["mode"] == "pixel"
+    assert json.loads(metrics)["BeaconsLogged"] == [1.0]
 
 
 # --- the DynamoDB calls of a hit, track and stream function, counted from the calls they make ---

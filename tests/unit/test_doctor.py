@@ -7,7 +7,9 @@ passing run (every route answering) is tests/e2e/test_e2e_stack.py, against a re
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -157,3 +159,49 @@ def test_no_local_stack_is_one_line(
     assert capsys.readouterr().err.splitlines() == [
         "webbugger: error: no local stack is running: start it with `make run`"
     ]
+
+
+class _Origin(http.server.BaseHTTPRequestHandler):
+    """A stand-in function URL: answers every GET with the status the test sets."""
+
+    status = 403
+
+    def do_GET(self) -> None:
+        self.send_response(self.status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("status", "verdict"), [(403, "PASS"), (200, "FAIL")])
+def test_the_function_url_must_refuse_what_cloudfront_did_not_sign(
+    aws: Any, capsys: pytest.CaptureFixture[str], status: int, verdict: str
+) -> None:
+    _Origin.status = status
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Origin)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        outputs = {
+            **_outputs(),
+            "ApiUrl": f"http://127.0.0.1:{server.server_port}/",
+            "FrontDoor": "function-url",
+        }
+        aws.create_stack(StackName="url", TemplateBody=_template(RING, outputs))
+        _, checks, _ = _doctor("url", capsys)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (
+        checks["outputs"][1]
+        .split(" (")[1]
+        .startswith("CloudFront/custom domain in front of the function-url")
+    )
+    assert checks["origin"][0] == verdict
+    if verdict == "FAIL":
+        assert (
+            checks["origin"][1]
+            == "the function URL answered a request CloudFront did not sign with 200, not 403"
+        )

@@ -9,7 +9,9 @@ Three inputs, each with one home:
   or estimate (with its assumption);
 - the prices, dated, with their sources: ``data/prices.json`` (us-east-1).
 
-Data transfer out is left out (a 43-byte GIF or a 302 is tiny but priced per GB by region), as
+With ``--front-door function-url`` (template parameter FrontDoor), CloudFront forwards to the
+track function's URL: no API Gateway request is billed (function URLs cost nothing beyond the
+invocation). Data transfer out is left out (a 43-byte GIF or a 302 is tiny but priced per GB by region), as
 are fixed monthly costs (secrets, dashboards, alarms, custom metrics).
 """
 
@@ -24,7 +26,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from webbugger_cli.commands import UsageError, print_table
-from webbugger_cli.template import TemplateError, load_template
+from webbugger_cli.template import FRONT_DOORS, TemplateError, load_template
 
 if TYPE_CHECKING:
     from webbugger_cli.template import Template
@@ -68,6 +70,8 @@ class FunctionSettings:
 
     memory_mb: int
     architecture: str
+    # Lambda's START/END/REPORT lines: off when LoggingConfig's SystemLogLevel is WARN.
+    platform_logs: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,7 @@ class StackSettings:
     batching_window_s: float
     log_retention_days: int
     has_cloudfront: bool
+    has_function_url: bool = False
 
 
 def _function(template: Template, name: str) -> FunctionSettings:
@@ -87,7 +92,9 @@ def _function(template: Template, name: str) -> FunctionSettings:
         raise TemplateError(f"template.yaml has no {name}")
     memory = template.function_property(name, "MemorySize", DEFAULT_MEMORY_MB)
     architectures = template.function_property(name, "Architectures", [DEFAULT_ARCHITECTURE])
-    return FunctionSettings(int(memory), str(architectures[0]))
+    logging = template.function_property(name, "LoggingConfig", {})
+    quiet = isinstance(logging, dict) and logging.get("SystemLogLevel") == "WARN"
+    return FunctionSettings(int(memory), str(architectures[0]), platform_logs=not quiet)
 
 
 def _stream_event(template: Template) -> dict[str, Any]:
@@ -123,6 +130,7 @@ def stack_settings(template: Template | None = None) -> StackSettings:
         ),
         log_retention_days=int(retention),
         has_cloudfront="EnableCloudFront" in template.data.get("Parameters", {}),
+        has_function_url="FrontDoor" in template.data.get("Parameters", {}),
     )
 
 
@@ -174,6 +182,7 @@ def estimate(
     settings: StackSettings,
     *,
     cloudfront: bool = True,
+    front_door: str = "http-api",
     track_ms: float | None = None,
     stream_ms: float | None = None,
     prices: dict[str, Any] | None = None,
@@ -181,8 +190,10 @@ def estimate(
     events: bool = False,
     analytics: bool = False,
 ) -> Estimate:
-    """The cost of ``hits`` hits of ``profile`` in one month (with the hit feed's ``events`` and
-    ``analytics`` when asked for)."""
+    """The cost of ``hits`` hits of ``profile`` in one month, through ``front_door`` (see
+    FRONT_DOORS), with the hit feed's ``events`` and ``analytics`` when asked for."""
+    if front_door not in FRONT_DOORS or (front_door == "function-url" and not cloudfront):
+        raise ValueError(f"front door {front_door!r}: one of {FRONT_DOORS}, function-url behind CloudFront")
     prices = prices or load_prices()
     figures = figures or load_hit_figures()
     units = figures["profiles"][profile]
@@ -194,7 +205,8 @@ def estimate(
         lines.append(
             Line("CloudFront", "HTTPS requests", hits * unit_price(prices, "cloudfront_https_request"))
         )
-    lines.append(Line("API Gateway", "HTTP API requests", hits * unit_price(prices, "http_api_request")))
+    if front_door == "http-api":
+        lines.append(Line("API Gateway", "HTTP API requests", hits * unit_price(prices, "http_api_request")))
 
     # Track function: one invocation per hit, billed by the millisecond; cold starts bill their INIT.
     track = settings.track
@@ -265,9 +277,10 @@ def estimate(
 
     overhead = _value(figures, "log_event_overhead_bytes")
     platform = _value(figures, "platform_log_bytes_per_invocation") + 3 * overhead
-    log_bytes = hits * (_value(figures, "track_log_bytes") + overhead + platform) + invocations * (
-        _value(figures, "stream_log_bytes_per_invocation") + overhead + platform
-    )
+    track_bytes = _value(figures, "track_log_bytes") + overhead + (platform if track.platform_logs else 0)
+    stream_bytes = _value(figures, "stream_log_bytes_per_invocation") + overhead
+    stream_bytes += platform if stream.platform_logs else 0
+    log_bytes = hits * track_bytes + invocations * stream_bytes
     lines.append(
         Line(
             "CloudWatch Logs",
@@ -331,9 +344,12 @@ def markdown_table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def _as_json(estimates: list[Estimate], settings: StackSettings, prices: dict[str, Any]) -> dict[str, Any]:
+def _as_json(
+    estimates: list[Estimate], settings: StackSettings, prices: dict[str, Any], front_door: str
+) -> dict[str, Any]:
     return {
         "hits": estimates[0].hits,
+        "front_door": front_door,
         "region": prices["region"],
         "prices_recorded": prices["recorded"],
         "settings": {
@@ -367,12 +383,15 @@ def cmd_cost(args: argparse.Namespace) -> int:
     figures = load_hit_figures()
     names = list(figures["profiles"]) if args.profile is None else [args.profile]
     cloudfront = settings.has_cloudfront and not args.no_cloudfront
+    if args.front_door == "function-url" and not (cloudfront and settings.has_function_url):
+        raise UsageError("--front-door function-url is CloudFront's origin: leave out --no-cloudfront")
     estimates = [
         estimate(
             args.hits,
             name,
             settings,
             cloudfront=cloudfront,
+            front_door=args.front_door,
             track_ms=args.track_ms,
             stream_ms=args.stream_ms,
             prices=prices,
@@ -383,13 +402,14 @@ def cmd_cost(args: argparse.Namespace) -> int:
         for name in names
     ]
     if args.json:
-        print(json.dumps(_as_json(estimates, settings, prices)))
+        print(json.dumps(_as_json(estimates, settings, prices, args.front_door)))
         return 0
     if args.markdown:
         print(markdown_table(summary_rows(estimates)))
         return 0
     print(
-        f"{args.hits:,} hits a month, {prices['region']} prices recorded {prices['recorded']} "
+        f"{args.hits:,} hits a month through {args.front_door if cloudfront else 'the HTTP API alone'}, "
+        f"{prices['region']} prices recorded {prices['recorded']} "
         f"(cli/webbugger_cli/data/prices.json), excluding data transfer and fixed monthly costs"
     )
     for e in estimates:
@@ -403,7 +423,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     kinds = sorted({figures[name]["kind"] for name in ("track_ms", "stream_ms_per_beacon", "init_ms")})
     print(
         f"\nLambda durations are {'/'.join(kinds)}s (see data/hits.json): "
-        "pass --track-ms/--stream-ms from your functions' REPORT lines."
+        "pass --track-ms/--stream-ms from your functions' Duration metric (AWS/Lambda)."
     )
     return 0
 
@@ -444,6 +464,12 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     cost.add_argument(
         "--no-cloudfront", action="store_true", help="visitors use the API's own URL (no CloudFront)"
+    )
+    cost.add_argument(
+        "--front-door",
+        choices=FRONT_DOORS,
+        default="http-api",
+        help="what CloudFront forwards to: the HTTP API (default) or the track function's URL",
     )
     cost.add_argument(
         "--track-ms",

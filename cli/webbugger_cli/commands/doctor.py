@@ -12,7 +12,10 @@ The checks use only what a deployed stack publishes (its Outputs) and what its u
 - ``tampered``: the pixel's token with one character changed: 404;
 - ``headers``: the pixel's beacon, read back through the admin API, recorded the user agent and
   language the doctor sent, and, behind CloudFront, the viewer's country (CloudFront adds it only
-  when its origin request policy forwards it).
+  when its origin request policy forwards it);
+- ``origin``, only with the function-URL front door behind CloudFront (``FrontDoor`` output
+  ``function-url``): a pixel sent straight to the function URL (``ApiUrl``), unsigned, is refused
+  with 403, so nothing reaches the function around CloudFront.
 
 The pixel carries a unique source, ``campaign:webbugger-doctor-<random>`` with ``ignore_errors`` (no
 campaign is created), so its beacon can be found again and told apart from real traffic. After the
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
 
 API_OUTPUT = "ApiUrl"
 TRACKING_OUTPUT = "TrackingUrl"
+FRONT_DOOR_OUTPUT = "FrontDoor"
 SECRET_OUTPUT = "SigningSecretArn"  # noqa: S105 - an output name, not a secret
 # What the doctor needs of a stack (tables besides these are checked when present).
 NEEDED_OUTPUTS = (
@@ -129,6 +133,11 @@ class Subject:
         tracking = self.outputs.get(TRACKING_OUTPUT, "").rstrip("/")
         return bool(tracking) and tracking != self.outputs.get(API_OUTPUT, "").rstrip("/")
 
+    @property
+    def front_door(self) -> str:
+        """What CloudFront forwards to: ``http-api`` (also when no output says) or ``function-url``."""
+        return self.outputs.get(FRONT_DOOR_OUTPUT) or "http-api"
+
 
 @dataclass
 class Check:
@@ -175,6 +184,8 @@ class Doctor:
             ("tampered", self.check_tampered, ("secret",)),
             ("headers", self.check_headers, ("pixel", "admin-api")),
         ]
+        if self.subject.front_door == "function-url" and self.subject.behind_cloudfront:
+            steps.append(("origin", self.check_origin, ("secret",)))
         for name, step, needs in steps:
             failed = [need for need in needs if not self._passed(need)]
             if failed:
@@ -206,7 +217,11 @@ class Doctor:
         missing = [name for name in NEEDED_OUTPUTS if not outputs.get(name)]
         if missing:
             raise CheckFailedError(f"missing Outputs: {', '.join(missing)}")
-        where = "CloudFront/custom domain" if self.subject.behind_cloudfront else "the API's own URL"
+        where = (
+            f"CloudFront/custom domain in front of the {self.subject.front_door}"
+            if self.subject.behind_cloudfront
+            else "the API's own URL"
+        )
         admin = outputs[ADMIN_OUTPUT]
         return f"{TRACKING_OUTPUT} {self.subject.tracking_base} ({where}); {ADMIN_OUTPUT} {admin}"
 
@@ -304,6 +319,17 @@ class Doctor:
         if answer.status != http.HTTPStatus.NOT_FOUND:
             raise CheckFailedError(f"a tampered token answered {answer.status}, not 404")
         return "404 for a token with one character changed"
+
+    def check_origin(self) -> str:
+        assert self.ring is not None  # the secret check passed
+        claims = TokenClaims(mode=Mode.PIXEL, source=self.source, ignore_errors=True)
+        url = tracking_url(self.subject.outputs[API_OUTPUT], claims, self.ring)
+        answer = fetch(url, {"User-Agent": self.user_agent})
+        if answer.status != http.HTTPStatus.FORBIDDEN:
+            raise CheckFailedError(
+                f"the function URL answered a request CloudFront did not sign with {answer.status}, not 403"
+            )
+        return "403 for a pixel sent to the function URL around CloudFront (only signed requests pass)"
 
     def _read_back(self) -> dict[str, Any] | None:
         assert self.admin is not None and self.pixel_sent_at is not None

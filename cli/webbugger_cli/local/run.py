@@ -33,7 +33,7 @@ from webbugger_cli.local.ddblocal import DynamoDBLocal, DynamoDBLocalError, free
 from webbugger_cli.local.server import HOST, LocalApi, local_apis
 from webbugger_cli.local.streams import StreamConfigError, StreamFeed
 from webbugger_cli.local.tables import ensure_plugin_tables, ensure_tables, local_client, table_outputs
-from webbugger_cli.template import TemplateError, load_template
+from webbugger_cli.template import FRONT_DOORS, TemplateError, load_template
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -45,13 +45,14 @@ DEMO_LINK_URL = "https://example.com/"
 EXIT_INTERRUPTED = 130
 
 
-def local_outputs(template: Template, api_url: str) -> dict[str, str]:
+def local_outputs(template: Template, api_url: str, front_door: str = FRONT_DOORS[0]) -> dict[str, str]:
     """The Outputs a deployed stack has, with the local stack's values (the admin API's is added
     once its server is bound). ``TrackingUrl`` is what a deployment fronts with CloudFront or its
-    own domain: locally, the API's URL itself."""
+    own domain: locally, the API's (or the function URL's) URL itself."""
     return {
         "ApiUrl": api_url,
         "TrackingUrl": api_url,
+        "FrontDoor": front_door,
         **table_outputs(template),
         "SigningSecretArn": "local",
     }
@@ -67,13 +68,22 @@ def create_demo_link() -> None:
         create_link(default_registry(), DEMO_LINK_URL, DEMO_LINK_ID)
 
 
-def banner(api_url: str, ring: KeyRing, feed: StreamFeed | None = None, admin_url: str | None = None) -> str:
+def banner(
+    api_url: str,
+    ring: KeyRing,
+    feed: StreamFeed | None = None,
+    admin_url: str | None = None,
+    front_door: str = FRONT_DOORS[0],
+) -> str:
     """What to tell the user once the stack is up: URLs to try and commands to run."""
     pixel = tracking_url(api_url, TokenClaims(mode=Mode.PIXEL), ring)
     redirect = tracking_url(api_url, TokenClaims(mode=Mode.REDIRECT, target=Ref("link", DEMO_LINK_ID)), ring)
+    door = (
+        "the track function's URL: every path reaches it" if front_door == "function-url" else "the HTTP API"
+    )
     return "\n".join(
         [
-            f"webbugger local stack on {api_url} (Ctrl-C stops it)",
+            f"webbugger local stack on {api_url}, as {door} (Ctrl-C stops it)",
             f"  pixel:    {pixel}",
             f"  redirect: {redirect}  -> {DEMO_LINK_URL}",
             "try:",
@@ -120,8 +130,9 @@ class _Stop:
             signal.signal(sig, handler)
 
 
-def run(port: int) -> int:
-    """Run the local stack on 127.0.0.1:``port`` until Ctrl-C or SIGTERM; the exit status."""
+def run(port: int, front_door: str = FRONT_DOORS[0]) -> int:
+    """Run the local stack on 127.0.0.1:``port`` until Ctrl-C or SIGTERM; the exit status. The
+    tracking port is the HTTP API, or with ``front_door`` ``function-url`` the track function's URL."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # Their INFO lines (credentials found, settings files) say nothing useful here.
     for name in ("botocore", "pynamodb"):
@@ -144,13 +155,13 @@ def run(port: int) -> int:
         api_url=api_url,
         dynamodb_endpoint=f"http://{HOST}:{ddb_port}",
         pid=os.getpid(),
-        outputs=local_outputs(template, api_url),
+        outputs=local_outputs(template, api_url, front_door),
         state_dir=str(directory),
     )
     keys = state.load_or_create_signing_keys(directory)
     try:
         # Bind the ports before anything starts, so a taken port costs nothing to report.
-        api = LocalApi(template, stack, keys, port)
+        api = LocalApi(template, stack, keys, port, front_door=front_door)
     except OSError as exc:
         reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
         ports = f"port {port} or {port + 1}" if len(local_apis(template)) > 1 else f"port {port}"
@@ -179,7 +190,7 @@ def run(port: int) -> int:
             state.write_running(stack, directory)
             api.start_in_thread()
             feed.start()
-            print(banner(api_url, KeyRing.from_json(keys), feed, api.admin_url), flush=True)
+            print(banner(api_url, KeyRing.from_json(keys), feed, api.admin_url, front_door), flush=True)
             stop.event.wait()
             print("\nstopping", file=sys.stderr)
     except StreamConfigError as exc:

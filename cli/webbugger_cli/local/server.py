@@ -1,5 +1,10 @@
 """template.yaml's HTTP API on 127.0.0.1: each request becomes an API Gateway payload-2.0 event.
 
+With the function-URL front door (``webbugger local --front-door function-url``, template parameter
+FrontDoor), the tracking port plays the track function's URL instead: every request, whatever its
+path and method, goes to that function as a function URL event (``routeKey`` ``$default``, no path
+parameters). Deployed, only CloudFront's signed requests get through; locally nothing signs them.
+
 The functions' own handlers answer, exactly as deployed (same code, same event shape), so that
 what works locally works behind API Gateway. Like a Lambda container, each function handles one
 event at a time: Powertools' resolver keeps the current event in a module-level object.
@@ -49,6 +54,8 @@ _BAD_REQUEST = {"message": "Bad Request"}
 _INTERNAL = {"message": "Internal Server Error"}
 _ACCOUNT_ID = "123456789012"
 _API_ID = "local"
+_FUNCTION_URL_ID = "localfunctionurl"
+FUNCTION_URL = "function-url"
 # Variables that could make a local run use a real AWS identity.
 _REAL_CREDENTIAL_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 _MAX_CHUNKS = 100_000
@@ -251,7 +258,7 @@ class _Function:
 
 
 def build_event(
-    route: Route,
+    route: Route | None,
     match_params: dict[str, str],
     method: str,
     target: str,
@@ -260,7 +267,8 @@ def build_event(
     source_ip: str,
     protocol: str,
 ) -> dict[str, Any]:
-    """The API Gateway HTTP API payload-2.0 event for one request."""
+    """The API Gateway HTTP API payload-2.0 event for one request; with no ``route``, the Lambda
+    function URL event (payload 2.0 too, not routed)."""
     parts = urlsplit(target)
     headers: dict[str, list[str]] = {}
     for name, value in header_pairs:
@@ -269,7 +277,8 @@ def build_event(
     query: dict[str, list[str]] = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         query.setdefault(key, []).append(value)
-    route_key = f"{route.method} {route.path}"
+    route_key = f"{route.method} {route.path}" if route is not None else "$default"
+    api_id = _API_ID if route is not None else _FUNCTION_URL_ID
     now = datetime.now(UTC)
     event: dict[str, Any] = {
         "version": "2.0",
@@ -279,9 +288,9 @@ def build_event(
         "headers": {name: ",".join(values) for name, values in headers.items()},
         "requestContext": {
             "accountId": _ACCOUNT_ID,
-            "apiId": _API_ID,
+            "apiId": api_id,
             "domainName": headers.get("host", [HOST])[0],
-            "domainPrefix": _API_ID,
+            "domainPrefix": api_id,
             "http": {
                 "method": method,
                 "path": parts.path,
@@ -297,6 +306,8 @@ def build_event(
         },
         "isBase64Encoded": False,
     }
+    if route is None:  # a function URL names what it does not have
+        event.update(pathParameters=None, stageVariables=None)
     # API Gateway leaves out what a request does not have.
     if cookies:
         event["cookies"] = cookies
@@ -431,13 +442,26 @@ class LocalApi:
     """template.yaml's HTTP APIs, served on 127.0.0.1 by the functions' handlers: the tracking API
     on the port asked for, each other API (the admin API) on the ports after it."""
 
-    def __init__(self, template: Template, stack: state.LocalStack, signing_keys: str, port: int = 0) -> None:
-        """Set the functions' environment, load their handlers and bind the ports (0: any free ones).
+    def __init__(
+        self,
+        template: Template,
+        stack: state.LocalStack,
+        signing_keys: str,
+        port: int = 0,
+        front_door: str = "http-api",
+    ) -> None:
+        """Set the functions' environment, load their handlers and bind the ports (0: any free ones);
+        with ``front_door`` ``function-url``, the tracking port is the track function's URL.
 
         Raises :class:`OSError` when a port cannot be bound.
         """
         self.routes = template.routes()
         self._route_apis = {route: route_api(template, route) for route in self.routes}
+        self.front_door = front_door
+        # The function behind the tracking API's routes: the one a function URL would invoke.
+        self._url_function = next(
+            (route.function for route in self.routes if self._route_apis[route] == PRIMARY_API), None
+        )
         # The core reads its settings from the environment once, on first use: set it first.
         self.environment = apply_environment(template, stack, signing_keys)
         # Then the plugins (a broken one raises PluginLoadError here, as at a cold start), and
@@ -518,6 +542,18 @@ class LocalApi:
     ) -> LocalResponse:
         """Answer one request: route it, call the function, shape its result. Never raises."""
         try:
+            if self.front_door == FUNCTION_URL and api_id == self._primary and self._url_function:
+                event = build_event(
+                    None,
+                    {},
+                    method,
+                    target,
+                    header_pairs,
+                    body,
+                    request.client_address[0],
+                    request.request_version,
+                )
+                return response_from_result(self.invoke(self._url_function, event))
             matched = self.match(method, urlsplit(target).path, api_id)
             if matched is None:
                 return _json_response(404, _NOT_FOUND)

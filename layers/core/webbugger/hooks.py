@@ -8,7 +8,6 @@ thread); a small pool bounds how many can pile up.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,6 +16,7 @@ from webbugger.observability import MetricUnit, logger, metrics
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from concurrent.futures import ThreadPoolExecutor
 
 T = TypeVar("T")
 _pool: ThreadPoolExecutor | None = None
@@ -24,6 +24,9 @@ _pool_lock = threading.Lock()
 
 
 def _executor() -> ThreadPoolExecutor:
+    # Imported on the first inline hook, not at the track function's cold start: most hits run none.
+    from concurrent.futures import ThreadPoolExecutor
+
     global _pool
     with _pool_lock:
         if _pool is None:

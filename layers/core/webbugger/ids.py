@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -30,7 +30,9 @@ def _encode(value: int, length: int) -> str:
 def new_beacon_id(now_ms: int | None = None) -> str:
     """A 26-character ULID: 48 bits of milliseconds since the epoch, then 80 random bits."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    return _encode(ms, 10) + _encode(secrets.randbits(80), 16)
+    # os.urandom is what the secrets module draws from; importing secrets costs the track
+    # function's cold start (bench/cold_start.py) for nothing a beacon needs.
+    return _encode(ms, 10) + _encode(int.from_bytes(os.urandom(10)), 16)
 
 
 def beacon_id_time(beacon_id: str) -> datetime:
@@ -48,4 +50,6 @@ def beacon_id_floor(moment: datetime) -> str:
 
 def new_link_id(length: int = 8) -> str:
     """A short random id for a stored link (62^8 ≈ 2e14 values; creation also checks for clashes)."""
+    import secrets  # admin and CLI only: kept off the track function's import
+
     return "".join(secrets.choice(_BASE62) for _ in range(length))

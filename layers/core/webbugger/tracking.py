@@ -10,8 +10,7 @@ from __future__ import annotations
 import hmac
 import time
 from contextlib import suppress
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 from webbugger import tokens
@@ -66,9 +65,10 @@ SHORT_URL_FLAG = "short_url_enabled"
 MAX_CHAIN = 5
 
 
-@dataclass(frozen=True, slots=True)
-class TrackResult:
-    """What to answer: for a redirect, where to; and the beacon, if one was recorded."""
+class TrackResult(NamedTuple):
+    """What to answer: for a redirect, where to; and the beacon, if one was recorded.
+
+    A NamedTuple, not a frozen dataclass: as immutable, cheaper to define at a cold start."""
 
     mode: Mode
     location: str | None
