@@ -297,8 +297,9 @@ def estimate(
         )
     )
 
-    # Each warm container reads its secret every 5 minutes: the track function keeps one container
-    # per concurrent request; the stream function one per stream shard (one, at these rates).
+    # Each warm container reads its secrets every 15 minutes (settings.secret_cache_seconds): the
+    # track function keeps one container per concurrent request; the stream function one per stream
+    # shard (one, at these rates).
     containers = max(1, math.ceil(rate * track_ms / 1000)) + 1
     reads = containers * _value(figures, "secret_reads_per_container_hour") * SECONDS_PER_MONTH / 3600
     reads = min(reads, hits + invocations)  # at most one read an invocation (little traffic: cache expired)

@@ -54,7 +54,9 @@ class Settings:
     # Host names of this service besides the one a request arrived on (a CloudFront domain, the
     # API's own): a target URL on one of them is a chained tracked link, followed internally.
     tracking_hosts: tuple[str, ...] = ()
-    secret_cache_seconds: int = 300
+    # Secrets are read once per container every 15 minutes: a rotated key or origin secret takes
+    # that long to reach every container (docs/deploy.md), for a third of the reads of 5 minutes.
+    secret_cache_seconds: int = 900
     # Bounds on every DynamoDB call of the hot path: a stalled database must not hold a visitor.
     ddb_connect_timeout: float = 0.25
     ddb_read_timeout: float = 0.4

@@ -125,7 +125,9 @@ class Tracker:
         stored = self._save(hit)
         if entity is not None and entity_ref is not None:
             call_beacon_update(entity, entity_ref.type, hit, self._budget_s)
-        metrics.add_metric(name=f"{mode.capitalize()}Beacons", unit=MetricUnit.Count, value=1)
+        # No metric for a hit recorded as it should be: its EMF record would be most of what a hit
+        # costs in CloudWatch Logs, and Lambda's own Invocations metric counts hits for nothing.
+        # Metrics are for what goes wrong (write failures, spills, refusals, invalid requests).
         return TrackResult(mode, location, hit.beacon_id, stored)
 
     def _lookup(self, kind: str, ref: Ref, load: Callable[[str], Any]) -> Any:
