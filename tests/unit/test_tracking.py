@@ -59,6 +59,13 @@ class Page:
         return self.url
 
 
+class CappedPage(Page):
+    """A capped link whose claim of a hit cannot reach its store (a timeout, say)."""
+
+    def refusal(self, now: Any, *, claim: bool) -> str | None:
+        raise DatabaseDownError("claim timed out")
+
+
 @dataclass
 class Visitor:
     id: str
@@ -88,6 +95,8 @@ class World:
         self.target_loads.append(ident)
         if ident == "broken":
             raise DatabaseDownError(ident)
+        if ident == "capped-unreachable":
+            return CappedPage("https://example.com/capped")
         return Page(PAGES[ident]) if ident in PAGES else None
 
     def load_mailing(self, ident: str) -> object | None:
@@ -334,6 +343,13 @@ def test_unknown_target_type_is_not_found(hit: Hit, world: World) -> None:
 def test_redirect_target_lookup_failure_is_unavailable(hit: Hit, world: World) -> None:
     with pytest.raises(StoreUnavailableError):
         hit(redirect("page:broken"))
+    assert world.saved == []
+
+
+def test_a_hit_claim_that_cannot_reach_its_store_is_unavailable(hit: Hit, world: World) -> None:
+    # Whether a capped link has a hit left is unknown: a 503 to retry, not a 500, nothing stored.
+    with pytest.raises(StoreUnavailableError):
+        hit(redirect("page:capped-unreachable"))
     assert world.saved == []
 
 

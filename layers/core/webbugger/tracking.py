@@ -201,7 +201,12 @@ class Tracker:
         now = utcnow()
         refusal = getattr(record, "refusal", None)
         if callable(refusal):
-            reason = refusal(now, claim=incoming.method != "HEAD")
+            try:
+                reason = refusal(now, claim=incoming.method != "HEAD")
+            except Exception as exc:
+                # A capped link's claim of a hit did not answer in time: whether a hit is left is
+                # unknown, so ask the visitor to retry (503) rather than guess, as for the target.
+                raise StoreUnavailableError(f"could not check whether {ref} may be followed") from exc
             if reason:
                 return self._refused(ref, record, reason), None
         # Rules and splits are part of the cached record: deciding costs no read.
