@@ -54,7 +54,7 @@ def handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[Handler]:
         moto_stack.create_signing_secret(monkeypatch, RING_JSON)
         monkeypatch.setenv("WEBBUGGER_ORIGIN_SECRET", ORIGIN_SECRET)
         runtime.default_settings()
-        create_link(DESTINATION, "offer")
+        create_link(DESTINATION, "offer", short_url_enabled=True)
         yield moto_stack.load_track_handler()
         moto_stack.reset_caches()
 
