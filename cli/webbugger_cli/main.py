@@ -22,12 +22,10 @@ import os
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-from pynamodb.exceptions import PynamoDBException
-from webbugger.beacon_queries import latest_beacons
 from webbugger.errors import WebbuggerError
 from webbugger.minting import tracking_url
 from webbugger.modes import Mode
+from webbugger.plugins import load_plugins
 from webbugger.refs import Ref
 from webbugger.registry import Kind, Registry, resolve_target_url
 from webbugger.runtime import default_registry
@@ -54,7 +52,8 @@ from webbugger_cli.commands import (
     stats,
     types,
 )
-from webbugger_cli.stack import StackError, resolve_stack
+from webbugger_cli.local import state
+from webbugger_cli.stack import StackError, adopt_local_parameters, resolve_stack
 from webbugger_cli.template import FRONT_DOORS, TemplateError
 
 if TYPE_CHECKING:
@@ -86,9 +85,21 @@ def cmd_local(args: argparse.Namespace) -> int:
 # --- url ----------------------------------------------------------------------------------------
 
 
-def _registry() -> Registry:
-    # Every plugin the functions load (a broken one is a PluginLoadError: one line, exit 1).
-    return default_registry()
+def _registry(args: argparse.Namespace) -> Registry:
+    """The types the URL's references name: only their plugins, when the running local stack
+    published which plugin registers each (importing every plugin costs PynamoDB and botocore,
+    ~0.3 s: bench/cli.py); else every plugin the functions load. A type the stack does not have
+    is then missing either way: one line, exit 1."""
+    running = state.read_running() if args.stack is None else None
+    if running is None or running.types is None:
+        return default_registry()  # a broken plugin is a PluginLoadError: one line, exit 1
+    named = {(kind.value, text.partition(":")[0]) for kind in Kind if (text := getattr(args, kind.value))}
+    modules = [
+        str(entry["origin"]) for entry in running.types if (entry.get("kind"), entry.get("name")) in named
+    ]
+    registry = Registry()
+    load_plugins(registry, dict.fromkeys(modules))
+    return registry
 
 
 def _claims(args: argparse.Namespace, mode: Mode, registry: Registry) -> TokenClaims:
@@ -114,15 +125,23 @@ def _check_target(registry: Registry, claims: TokenClaims) -> None:
 
 
 def cmd_url(args: argparse.Namespace) -> int:
-    """Print a signed pixel or redirect URL."""
+    """Print a signed pixel or redirect URL (or, with --json, it and its claims)."""
     mode = Mode(args.mode)
     if mode is Mode.REDIRECT and args.target is None:
         raise UsageError("a redirect URL needs --target TYPE:ID")
-    registry = _registry()
+    registry = _registry(args)
     claims = _claims(args, mode, registry)
-    stack = resolve_stack(args.stack, args.region)
+    # Tables are bound only for plugins that have some (a link is read): a url target, or none,
+    # needs no database.
+    stack = resolve_stack(args.stack, args.region, registry, bind=bool(registry.tables))
     _check_target(registry, claims)
-    print(tracking_url(stack.api_url, claims, stack.key_ring()))
+    url = tracking_url(stack.api_url, claims, stack.key_ring())
+    if args.json:
+        refs = {"target": claims.target, "entity": claims.entity, "source": claims.source}
+        shown = {kind: str(ref) for kind, ref in refs.items() if ref is not None}
+        print(json.dumps({"url": url, "mode": claims.mode.value, **shown, "purpose": str(claims.purpose)}))
+    else:
+        print(url)
     return 0
 
 
@@ -154,6 +173,8 @@ def cmd_beacons_list(args: argparse.Namespace) -> int:
         if text is not None:
             # Not checked against the registry: old beacons may name types no longer registered.
             kind, ref = candidate, Ref.parse(text)
+    from webbugger.beacon_queries import latest_beacons
+
     resolve_stack(args.stack, args.region)
     beacons = itertools.islice(latest_beacons(kind=kind, ref=ref, days=args.days), args.limit)
     if args.json:
@@ -226,6 +247,7 @@ def _ref_options(parser: argparse.ArgumentParser, *, target_required: bool) -> N
         help="what the URL goes in (default: web); a hit seconds after an email mint may be a "
         "mail gateway's, never so on a web page",
     )
+    parser.add_argument("--json", action="store_true", help="one JSON object: the URL and its claims")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -304,14 +326,23 @@ def _one_line(message: object) -> str:
     return " ".join(str(message).split())
 
 
-def _aws_message(exc: Exception) -> str:
-    if isinstance(exc, NoCredentialsError):
+def _aws_message(exc: Exception) -> str | None:
+    """One line for an error of botocore or PynamoDB; None for any other exception.
+
+    Their exception classes are looked up among the loaded modules, not imported: a command that
+    never loaded botocore (`url pixel`, bench/cli.py) cannot have raised one of its errors.
+    """
+    botocore = sys.modules.get("botocore.exceptions")
+    pynamodb = sys.modules.get("pynamodb.exceptions")
+    if botocore is not None and isinstance(exc, botocore.NoCredentialsError):
         return "no AWS credentials found: configure them (e.g. `aws configure` or AWS_PROFILE)"
-    if isinstance(exc, NoRegionError):
+    if botocore is not None and isinstance(exc, botocore.NoRegionError):
         return "no AWS region configured: pass --region or set AWS_REGION"
-    if isinstance(exc, PynamoDBException):
+    if pynamodb is not None and isinstance(exc, pynamodb.PynamoDBException):
         return f"database error: {exc.cause or exc}"
-    return f"AWS error: {exc}"
+    if botocore is not None and isinstance(exc, botocore.BotoCoreError | botocore.ClientError):
+        return f"AWS error: {exc}"
+    return None
 
 
 def _dispatch(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -320,17 +351,18 @@ def _dispatch(handler: Callable[[argparse.Namespace], int], args: argparse.Names
     except (UsageError, StackError, WebbuggerError, TemplateError, AdminApiError) as exc:
         message = str(exc)
         status = getattr(exc, "exit_code", EXIT_USER_ERROR)
-    except (BotoCoreError, ClientError, PynamoDBException) as exc:
-        message = _aws_message(exc)
-        status = EXIT_USER_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_USER_ERROR
-    except OSError as exc:
-        message = str(exc)  # e.g. the state directory cannot be read or written
+    except Exception as exc:
+        aws = _aws_message(exc)
+        if aws is None and not isinstance(exc, OSError):
+            raise
+        # An OSError: e.g. the state directory cannot be read or written.
+        message = str(exc) if aws is None else aws
         status = EXIT_USER_ERROR
     print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
     return status
@@ -339,6 +371,9 @@ def _dispatch(handler: Callable[[argparse.Namespace], int], args: argparse.Names
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``webbugger`` command with ``argv`` (default: the process's arguments)."""
     args = build_parser().parse_args(argv)
+    if args.stack is None and args.command != "local":
+        for note in adopt_local_parameters():
+            print(f"{PROG}: note: {note}", file=sys.stderr)
     return _dispatch(args.handler, args)
 
 

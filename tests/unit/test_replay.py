@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from moto import mock_aws
-from webbugger import runtime
+from webbugger import runtime, spill
 from webbugger.ids import new_beacon_id
 from webbugger.models import Beacon, beacon_partition
-from webbugger_cli.commands import replay
 from webbugger_cli.commands.replay import Tally, replay_lines, since_time
 from webbugger_cli.main import main
 from webbugger_cli.template import load_template
@@ -70,7 +69,7 @@ def test_replay_counts_stored_present_and_invalid(monkeypatch: pytest.MonkeyPatc
         seen.add(record["id"])
         return True
 
-    monkeypatch.setattr(replay, "store_record", store)
+    monkeypatch.setattr(spill, "store_record", store)  # replay imports it when it runs
     first, second = _beacon(), _beacon("redirect")
     lines = [
         "START RequestId: x",

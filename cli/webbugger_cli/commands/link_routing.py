@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from webbugger.destinations import normalise_destination
 from webbugger.routing import DEVICES, SYSTEMS
 from webbugger.routing_fields import MAX_VARIANTS, MAX_WEIGHT, check_rules, check_split
-from webbugger.service.links import with_rule, without_rule
 
 from webbugger_cli.commands import UsageError, display, print_table
 from webbugger_cli.commands.backends import open_backend
@@ -119,6 +118,8 @@ def cmd_rule_add(args: argparse.Namespace) -> int:
     wanted = link_id(args.link_id)
     rule = rule_from_options(args)
     backend = open_backend(args.stack, args.region)
+    from webbugger.service.links import with_rule  # PynamoDB: not at the CLI's start-up
+
     rules = with_rule(backend.get_link(wanted).get("rules") or [], rule, args.position)
     print_rules(backend.update_link(wanted, {"rules": rules}).get("rules") or [], as_json=args.json)
     return 0
@@ -136,6 +137,8 @@ def cmd_rule_remove(args: argparse.Namespace) -> int:
     """Remove one of a link's routing rules, by name."""
     wanted = link_id(args.link_id)
     backend = open_backend(args.stack, args.region)
+    from webbugger.service.links import without_rule
+
     rules = without_rule(backend.get_link(wanted).get("rules") or [], args.name)
     backend.update_link(wanted, {"rules": rules or None})
     print(f"removed rule {args.name} of link {wanted}")

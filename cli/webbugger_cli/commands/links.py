@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from webbugger.destinations import UTM_KEYS, normalise_destination
 from webbugger.refs import Ref
-from webbugger.service.links import short_url
 
 from webbugger_cli.commands import UsageError, display, print_table
 from webbugger_cli.commands.backends import open_backend
@@ -117,6 +116,8 @@ def state(record: Record, now: datetime | None = None) -> str:
 
 
 def _shown(record: Record, api_url: str) -> dict[str, Any]:
+    from webbugger.service.links import short_url  # the tracker's modules: not at start-up
+
     # The admin API names the short URL itself (its tracking base may be a custom domain).
     short = record["short_url"] if "short_url" in record else short_url(record, api_url)
     shown = {"id": record["id"], "short_url": short}

@@ -12,8 +12,6 @@ import tempfile
 from datetime import UTC, datetime, time
 from pathlib import Path
 
-from webbugger.beacon_queries import beacons_between
-from webbugger.counters import daily_stats
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 
@@ -30,6 +28,9 @@ MAX_SCAN = 1_000_000
 
 def fetch(kind: Kind, ref: Ref, days: int, *, cap: int, now: datetime) -> ReportData:
     """The report's data, read from the bound tables."""
+    from webbugger.beacon_queries import beacons_between  # PynamoDB: not at the CLI's start-up
+    from webbugger.counters import daily_stats
+
     first, last = day_range(days, now)
     stats = daily_stats(kind, ref, first, last)
     since = datetime.combine(first, time.min, tzinfo=UTC)

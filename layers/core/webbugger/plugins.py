@@ -29,11 +29,9 @@ import os
 import sys
 from contextlib import contextmanager
 from contextvars import ContextVar
-from importlib.metadata import PathDistribution
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from webbugger.applied import AppliedBeacons, update_once
 from webbugger.errors import TypeClashError, WebbuggerError
 from webbugger.modes import Mode
 from webbugger.refs import Ref
@@ -55,6 +53,8 @@ if TYPE_CHECKING:
 
     from pynamodb.models import Model
     from pynamodb.transactions import TransactWrite
+
+    from webbugger.applied import AppliedBeacons, update_once
 
 ENTRY_POINT_GROUP = "webbugger.plugins"
 PLUGINS_VARIABLE = "WEBBUGGER_PLUGINS"
@@ -80,6 +80,16 @@ __all__ = [
     "load_plugins",
     "update_once",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Re-exported lazily: PynamoDB's attributes take ~50 ms to import, which minting a URL from
+    # the command line does without (bench/cli.py); a plugin that uses them imports them anyway.
+    if name in ("AppliedBeacons", "update_once"):
+        from webbugger import applied
+
+        return getattr(applied, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class PluginLoadError(WebbuggerError):
@@ -182,6 +192,8 @@ def entry_point_modules(group: str = ENTRY_POINT_GROUP) -> list[str]:
                         continue
             except OSError:  # no entry points
                 continue
+            from importlib.metadata import PathDistribution  # only when a distribution names the group
+
             found = PathDistribution(Path(directory, name)).entry_points.select(group=group)
             modules += [ep.value.split(":", 1)[0].strip() for ep in found]
     return modules
