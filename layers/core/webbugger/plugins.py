@@ -43,6 +43,7 @@ from webbugger.registry import (
     LinkRecord,
     LinkStore,
     Loader,
+    Pager,
     Registry,
     SourceCreator,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "LinkRecord",
     "LinkStore",
     "Mode",
+    "Pager",
     "PluginLoadError",
     "PluginTypes",
     "Ref",
@@ -120,17 +122,24 @@ class PluginTypes:
         get_or_create: GetOrCreate,
         hooks: HookMode = HookMode.INLINE,
         load: Loader | None = None,
+        page: Pager | None = None,
     ) -> None:
         """An entity type. ``get_or_create(id or None)`` returns the record (with an ``id``); its
         optional ``beacon_update(request)`` runs inline (before the response, within the budget)
         or deferred (from the beacons stream, retried, applied once per beacon). ``load(id)``,
-        optional, reads a record without creating it."""
-        self._registry.register_entity(name, get_or_create, origin=self.origin, hooks=hooks, load=load)
+        optional, reads a record without creating it; ``page(limit, after)``, optional, lists
+        them (``webbugger entity list``)."""
+        self._registry.register_entity(
+            name, get_or_create, origin=self.origin, hooks=hooks, load=load, page=page
+        )
 
-    def source(self, name: str, *, load: Loader, create: SourceCreator | None = None) -> None:
+    def source(
+        self, name: str, *, load: Loader, create: SourceCreator | None = None, page: Pager | None = None
+    ) -> None:
         """A source type. ``load(id)`` returns the record or None; ``create(id, name)``, optional,
-        stores a new one (``webbugger source create``)."""
-        self._registry.register_source(name, load, origin=self.origin, create=create)
+        stores a new one (``webbugger source create``); ``page(limit, after)``, optional, lists
+        them (``webbugger source list``)."""
+        self._registry.register_source(name, load, origin=self.origin, create=create, page=page)
 
     def table(self, model: type[Model], *, variable: str) -> None:
         """A PynamoDB model of the plugin's own table, whose name is in environment ``variable``
