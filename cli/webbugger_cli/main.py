@@ -1,4 +1,4 @@
-"""The ``webbugger`` command: run the local stack, create links, mint tracking URLs, list beacons.
+"""The `webbugger` command: run the local stack, create links, mint tracking URLs, list beacons.
 
 Also: list the registered types (``types``, :mod:`webbugger_cli.commands.types`), create sources
 and show stored entities and sources (:mod:`webbugger_cli.commands.records`), manage links
@@ -52,6 +52,7 @@ from webbugger_cli.commands import (
     stats,
     types,
 )
+from webbugger_cli.helptext import VersionAction, finish, paint
 from webbugger_cli.local import state
 from webbugger_cli.stack import StackError, adopt_local_parameters, resolve_stack
 from webbugger_cli.template import FRONT_DOORS, TemplateError
@@ -196,7 +197,9 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose refusals are one line (subcommands' parsers are of this class too)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see `{self.prog} --help`)\n")
+        self.exit(
+            2, f"{paint(f'{self.prog}: error:', 'red')} {_one_line(message)} (see `{self.prog} --help`)\n"
+        )
 
 
 def _positive(text: str) -> int:
@@ -254,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     # Typed as a plain parser so that subcommand parsers (of the same class at run time) are too.
     parser: argparse.ArgumentParser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=VersionAction, help="print the version and exit")
     _stack_options(parser, None)
     # Accept --stack/--region after the command too, without overriding a value given before it.
     common = argparse.ArgumentParser(add_help=False)
@@ -287,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     redirect.epilog = (
         "A url:URL target (the destination signed into the token) must be on a host the stack "
-        "allows: set ALLOWED_REDIRECT_HOSTS to the stack's AllowedRedirectHosts parameter."
+        "allows: a deployed stack's AllowedRedirectHosts parameter; locally, the "
+        "ALLOWED_REDIRECT_HOSTS that `make run` was started with."
     )
     for sub in (pixel, redirect):
         sub.set_defaults(handler=cmd_url)
@@ -316,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_parsers(commands)
     classify.add_parsers(commands)
     relabel.add_parsers(commands, common)
+    finish(parser)
     return parser
 
 
@@ -364,7 +370,7 @@ def _dispatch(handler: Callable[[argparse.Namespace], int], args: argparse.Names
         # An OSError: e.g. the state directory cannot be read or written.
         message = str(exc) if aws is None else aws
         status = EXIT_USER_ERROR
-    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
+    print(f"{paint(f'{PROG}: error:', 'red')} {_one_line(message)}", file=sys.stderr)
     return status
 
 
@@ -373,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.stack is None and args.command != "local":
         for note in adopt_local_parameters():
-            print(f"{PROG}: note: {note}", file=sys.stderr)
+            print(f"{paint(f'{PROG}: note:', 'yellow')} {note}", file=sys.stderr)
     return _dispatch(args.handler, args)
 
 

@@ -143,7 +143,11 @@ def cmd_link_create(args: argparse.Namespace) -> int:
         link_id(args.id)
     changes = link_changes(args)
     backend = open_backend(args.stack, args.region)
-    print(backend.create_link(url, args.id, utm, changes)["id"])
+    record = backend.create_link(url, args.id, utm, changes)
+    if args.json:
+        print(json.dumps(_shown(record, backend.api_url)))
+    else:
+        print(record["id"])
     return 0
 
 
@@ -212,6 +216,9 @@ def cmd_link_disable(args: argparse.Namespace) -> int:
     wanted = link_id(args.link_id)
     backend = open_backend(args.stack, args.region)
     record = backend.disable_link(wanted)
+    if args.json:
+        print(json.dumps(_shown(record, backend.api_url)))
+        return 0
     print(f"disabled link {record['id']}")
     return 0
 
@@ -268,6 +275,7 @@ def add_parsers(
         help="set a UTM parameter on URL (repeatable; utm_source, utm_medium, utm_campaign, "
         "utm_term, utm_content)",
     )
+    create.add_argument("--json", action="store_true", help="print the new link as one JSON object")
     create.set_defaults(handler=cmd_link_create)
 
     listing = link.add_parser("list", parents=[common], help="print stored links")
@@ -295,5 +303,6 @@ def add_parsers(
 
     disable = link.add_parser("disable", parents=[common], help="disable a link (its hits answer 404)")
     disable.add_argument("link_id", metavar="ID", help="the link's id")
+    disable.add_argument("--json", action="store_true", help="print the link as one JSON object")
     disable.set_defaults(handler=cmd_link_disable)
     return link

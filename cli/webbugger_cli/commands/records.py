@@ -21,6 +21,7 @@ from webbugger.runtime import default_registry
 
 from webbugger_cli.commands import UsageError, display, print_table, record_fields
 from webbugger_cli.commands.options import bounded
+from webbugger_cli.helptext import paint
 from webbugger_cli.stack import resolve_stack
 
 if TYPE_CHECKING:
@@ -35,11 +36,9 @@ LIST_PAGE = 100
 def _source_ref(args: argparse.Namespace) -> Ref:
     """``TYPE:ID``; the older ``TYPE ID`` still works, with a line on stderr saying so."""
     if args.legacy_id is not None:
-        print(
-            f"webbugger: note: `source create {args.ref} {args.legacy_id}` is deprecated: "
-            f"write `source create {args.ref}:{args.legacy_id}`",
-            file=sys.stderr,
-        )
+        old, new = f"{args.ref} {args.legacy_id}", f"{args.ref}:{args.legacy_id}"
+        note = paint("webbugger: note:", "yellow")
+        print(f"{note} `source create {old}` is deprecated: write `source create {new}`", file=sys.stderr)
         return Ref(args.ref, args.legacy_id)
     if ":" not in args.ref:
         raise UsageError(f"give the source as TYPE:ID (e.g. campaign:{args.ref}), not {args.ref!r}")

@@ -12,6 +12,8 @@ Lines without a spilled record are skipped. One summary line; exit status 1 if a
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import re
 import sys
 from contextlib import ExitStack
@@ -152,7 +154,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         else:
             since = args.since or since_time(DEFAULT_SINCE)
             replay_lines(log_group_lines(str(stack_name), region, since), tally)
-    print(tally.summary())
+    print(json.dumps(dataclasses.asdict(tally)) if args.json else tally.summary())
     return 1 if tally.invalid else 0
 
 
@@ -182,4 +184,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--stack", metavar="NAME", default=argparse.SUPPRESS, help="deployed stack (default: the local one)"
     )
     parser.add_argument("--region", default=argparse.SUPPRESS, help="AWS region of --stack")
+    parser.add_argument("--json", action="store_true", help="the counts as one JSON object")
     parser.set_defaults(handler=cmd_replay)
