@@ -118,7 +118,8 @@ def test_link_id_taken(local_stack: RunningStack) -> None:
 def test_link_create_and_disable_json(local_stack: RunningStack) -> None:
     link_id = f"cli-{secrets.token_hex(4)}"
     made = json.loads(ok(local_stack, "link", "create", DESTINATION, "--id", link_id, "--json"))
-    assert (made["id"], made["url"], made["disabled"], made["short_url"]) == (link_id, DESTINATION, False, None)
+    shown = (made["id"], made["url"], made["disabled"], made["short_url"])
+    assert shown == (link_id, DESTINATION, False, None)
     disabled = json.loads(ok(local_stack, "link", "disable", link_id, "--json"))
     assert (disabled["id"], disabled["disabled"]) == (link_id, True)
 
