@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from webbugger.destinations import UTM_KEYS, normalise_destination
 from webbugger.refs import Ref
-from webbugger.service.links import short_url
+from webbugger.service.links import check_link_id, short_url
 
 from webbugger_cli.commands import UsageError, display, print_table
 from webbugger_cli.commands.backends import open_backend
@@ -139,7 +139,7 @@ def cmd_link_create(args: argparse.Namespace) -> int:
     url = normalise_destination(args.url)
     utm = _utm(args.utm or ())
     if args.id is not None:
-        link_id(args.id)
+        check_link_id(args.id)  # URL-safe: the id is the short URL's path
     changes = link_changes(args)
     backend = open_backend(args.stack, args.region)
     print(backend.create_link(url, args.id, utm, changes)["id"])
@@ -258,7 +258,9 @@ def add_parsers(
     )
     create = link.add_parser("create", parents=[common], help="store a link to URL and print its id")
     create.add_argument("url", metavar="URL", help="absolute http or https URL")
-    create.add_argument("--id", help="the link's id (default: a random one)")
+    create.add_argument(
+        "--id", help="the link's id: letters, digits, '-' and '_', at most 64 (default: a random one)"
+    )
     _link_options(create)
     create.add_argument(
         "--utm",

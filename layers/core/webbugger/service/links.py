@@ -24,6 +24,7 @@ from webbugger.destinations import normalise_destination
 from webbugger.errors import (
     ConfigurationError,
     InvalidCursorError,
+    InvalidReferenceError,
     InvalidRoutingError,
     NoShortUrlError,
     WebbuggerError,
@@ -56,6 +57,17 @@ def link_store(registry: Registry) -> LinkStore:
             "its links cannot be managed"
         )
     return target.store
+
+
+def check_link_id(link_id: str) -> str:
+    """``link_id`` if a new link may have it: URL-safe characters only, since it is the path of
+    the link's short URL (``/l/ID``); :class:`InvalidReferenceError` otherwise."""
+    if not LINK_ID.match(link_id):
+        raise InvalidReferenceError(
+            f"invalid link id {link_id!r}: letters, digits, '-' and '_' only, at most 64 "
+            "(it is the path of the link's short URL)"
+        )
+    return link_id
 
 
 def _checked(changes: Mapping[str, object]) -> dict[str, object]:
@@ -125,7 +137,10 @@ def create_link(
     registry: Registry, url: str, link_id: str | None = None, changes: Mapping[str, object] | None = None
 ) -> LinkRecord:
     """Store a new link to ``url`` with ``changes`` (the fields :func:`update_link` takes) set;
-    a random id unless one is given; :class:`LinkExistsError` when the id is taken."""
+    a random id unless one is given (:func:`check_link_id`); :class:`LinkExistsError` when the
+    id is taken."""
+    if link_id is not None:
+        check_link_id(link_id)
     _check_window(changes or {})
     fallback = (changes or {}).get("fallback_url")
     if fallback is not None:
