@@ -75,7 +75,8 @@ class Backend(Protocol):
         """A link's clicks per A/B variant (:meth:`VariantClicks.as_dict`)."""
 
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
-        """A reference's daily counters."""
+        """A reference's daily counters; refused (one line) for a reference with no stored
+        record and nothing counted."""
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
         """Beacon records, newest first, read lazily."""
@@ -143,7 +144,7 @@ class LocalBackend:
 
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         require_counters(self.stack)
-        return read_stats(kind, ref, first, last)
+        return read_stats(kind, ref, first, last, registry=default_registry())
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
         return beacon_records(query)

@@ -1,0 +1,141 @@
+"""Issue 18's "no silent wrong answers", through the local stack: every command either does what
+was asked or exits non-zero with one line, and the figures it prints mean what they say.
+
+The CLI runs in this process (``main``, as test_link_routing_local does: a second each saved
+over the console script), against the session's stack; the admin API over HTTP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from test_admin_api import assert_error, call, create
+from webbugger import runtime
+from webbugger.settings import load_settings
+from webbugger_cli.main import main
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conftest import RunningStack
+
+pytestmark = pytest.mark.ddblocal
+# `webbugger ARGS` run in this process: (exit code, stdout, stderr).
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(local_stack: RunningStack, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """``webbugger ARGS`` in this process against the local stack: (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def refused(cli: Cli, *args: str) -> str:
+    """The one line ``webbugger ARGS`` refuses with (exit 1, nothing on stdout)."""
+    code, out, err = cli(*args)
+    assert (code, out) == (1, ""), err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def ok(cli: Cli, *args: str) -> str:
+    code, out, err = cli(*args)
+    assert code == 0, err
+    return out
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+def create_campaign(prefix: str) -> str:
+    """A new campaign, stored through the core (as `webbugger source create` does); its id."""
+    settings = dataclasses.replace(load_settings(), ddb_connect_timeout=3, ddb_read_timeout=10)
+    registry = runtime.default_registry()
+    runtime.bind_tables(registry, settings)
+    campaign_id = new_id(prefix)
+    create = registry.source("campaign").create
+    assert create is not None
+    create(campaign_id, None)
+    return campaign_id
+
+
+# --- refs checked at mint time ------------------------------------------------------------------
+
+
+def test_the_cli_mints_no_url_for_a_link_or_campaign_that_does_not_exist(cli: Cli) -> None:
+    missing = new_id("nope")
+    assert refused(cli, "url", "pixel", "--source", f"campaign:{missing}") == (
+        f"webbugger: error: no campaign source with id {missing!r} (create it first, or mint with "
+        "ignore_errors)"
+    )
+    assert refused(cli, "url", "redirect", "--target", f"link:{missing}").startswith(
+        f"webbugger: error: no link with id {missing!r}"
+    )
+    assert refused(cli, "url", "pixel", "--entity", "nosuchtype:1") == (
+        "webbugger: error: no entity type named 'nosuchtype' is registered"
+    )
+    # A campaign that exists, or one asked for with --ignore-errors (the hit is recorded anyway).
+    campaign = create_campaign("spring")
+    assert "/p/" in ok(cli, "url", "pixel", "--source", f"campaign:{campaign}")
+    assert "/p/" in ok(cli, "url", "pixel", "--source", f"campaign:{missing}", "--ignore-errors")
+
+
+def test_the_admin_api_refuses_a_missing_ref_and_a_batch_with_one(local_stack: RunningStack) -> None:
+    admin = local_stack.admin_url
+    link_id = create(local_stack, url="https://example.org/exists", id=new_id("m"))["id"]
+    missing = new_id("nope")
+    for payload in ({"target": f"link:{missing}"}, {"source": f"campaign:{missing}"}):
+        answer = call("POST", f"{admin}/mint", payload)
+        assert_error(answer, 400, "unknown_record")
+        assert missing in answer.json()["error"]["message"]
+    good = {"target": f"link:{link_id}", "entity": "ip"}
+    assert call("POST", f"{admin}/mint/batch", {"items": [good] * 3}).status == 200
+    bad = call("POST", f"{admin}/mint/batch", {"items": [good, good, {"target": f"link:{missing}"}, good]})
+    assert_error(bad, 400, "unknown_record")
+    assert bad.json()["error"]["message"].startswith(f"items[2]: no link with id {missing!r}")
+
+
+# --- stats and report: the kind inferred, an unknown ref refused -------------------------------
+
+
+def test_stats_and_report_refuse_a_ref_that_names_nothing(
+    local_stack: RunningStack, cli: Cli, tmp_path: Path
+) -> None:
+    missing = new_id("nosuch")
+    html = str(tmp_path / "r.html")
+    assert refused(cli, "stats", f"link:{missing}").startswith(
+        f"webbugger: error: no link target with id {missing!r}, and no hits counted for link:{missing}"
+    )
+    assert refused(cli, "report", f"link:{missing}", "--html", html).startswith(
+        f"webbugger: error: no link target with id {missing!r}"
+    )
+    assert refused(cli, "report", "nosuch:x", "--html", html).startswith(
+        "webbugger: error: no type named 'nosuch' is registered"
+    )
+    admin = call("GET", f"{local_stack.admin_url}/stats", query={"ref": f"link:{missing}"})
+    assert_error(admin, 404, "not_found")
+    # A link that exists reports its zeros.
+    link_id = create(local_stack, url="https://example.org/quiet", id=new_id("q"))["id"]
+    data: dict[str, Any] = json.loads(ok(cli, "stats", f"link:{link_id}", "--json", "--days", "1"))
+    assert data["totals"]["total"] == 0
+
+
+def test_report_of_a_campaign_infers_the_source_kind(cli: Cli, tmp_path: Path) -> None:
+    campaign = create_campaign("autumn")
+    out = ok(cli, "report", f"campaign:{campaign}", "--html", str(tmp_path / "c.html"), "--days", "1")
+    assert out.startswith(f"wrote {tmp_path / 'c.html'}: ")
+    assert f"<h1>source campaign:{campaign}</h1>" in (tmp_path / "c.html").read_text(encoding="utf-8")
