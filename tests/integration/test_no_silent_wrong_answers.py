@@ -10,13 +10,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from test_admin_api import assert_error, call, create
 from webbugger import runtime
+from webbugger.modes import Mode
+from webbugger.refs import Ref
 from webbugger.settings import load_settings
+from webbugger.tokens import TokenClaims
 from webbugger_cli.main import main
 
 if TYPE_CHECKING:
@@ -27,6 +31,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.ddblocal
 # `webbugger ARGS` run in this process: (exit code, stdout, stderr).
 Cli = Callable[..., tuple[int, str, str]]
+COUNTED_WITHIN_S = 20.0
+CACHE_TTL_S = 2.0
 
 
 @pytest.fixture
@@ -139,3 +145,51 @@ def test_report_of_a_campaign_infers_the_source_kind(cli: Cli, tmp_path: Path) -
     out = ok(cli, "report", f"campaign:{campaign}", "--html", str(tmp_path / "c.html"), "--days", "1")
     assert out.startswith(f"wrote {tmp_path / 'c.html'}: ")
     assert f"<h1>source campaign:{campaign}</h1>" in (tmp_path / "c.html").read_text(encoding="utf-8")
+
+
+# --- link list: HITS from the counters -----------------------------------------------------------
+
+
+def wait_counted(cli: Cli, ref: str, total: int) -> None:
+    """Until the stream function has counted ``total`` hits of ``ref`` (bounded)."""
+    deadline = time.monotonic() + COUNTED_WITHIN_S
+    while json.loads(ok(cli, "stats", ref, "--json", "--days", "1"))["totals"]["total"] != total:
+        assert time.monotonic() < deadline, f"{ref}'s hits not counted in time"
+        time.sleep(0.3)
+
+
+def test_link_list_hits_are_the_counted_hits_of_an_uncapped_link(local_stack: RunningStack, cli: Cli) -> None:
+    link_id = create(local_stack, url="https://example.org/clicked", id=new_id("c"))["id"]
+    redirect = local_stack.mint(TokenClaims(mode=Mode.REDIRECT, target=Ref("link", link_id)))
+    for _ in range(2):
+        assert call("GET", redirect).status == 302
+    wait_counted(cli, f"link:{link_id}", 2)
+    rows = [row.split() for row in ok(cli, "link", "list", "--limit", "10000").splitlines()]
+    assert rows[0][:4] == ["ID", "STATE", "HITS", "MAX"]
+    assert [row[:4] for row in rows if row[0] == link_id] == [[link_id, "active", "2", "-"]]
+
+
+# --- link disable says when it takes effect ------------------------------------------------------
+
+
+def test_link_disable_says_it_may_redirect_for_up_to_the_cache_ttl(
+    local_stack: RunningStack, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stack's track function (this process's) and the CLI read the same setting.
+    monkeypatch.setenv("LOOKUP_CACHE_SECONDS", str(CACHE_TTL_S))
+    runtime.reset()
+    link_id = create(local_stack, url="https://example.org/soon-off", id=new_id("d"))["id"]
+    redirect = local_stack.mint(TokenClaims(mode=Mode.REDIRECT, target=Ref("link", link_id)))
+    assert call("GET", redirect).status == 302  # the track function now holds the link
+    read_at = time.monotonic()
+    code, out, err = cli("link", "disable", link_id)
+    assert (code, out) == (0, f"disabled link {link_id}\n")
+    assert err == (
+        f"note: hits may still be followed for up to {CACHE_TTL_S:g} s: each running track function "
+        "keeps a link it read that long (LOOKUP_CACHE_SECONDS)\n"
+    )
+    # What the note says: the cached link is followed until its cache entry expires, then not.
+    if time.monotonic() - read_at < CACHE_TTL_S / 2:  # this machine was not too slow to tell
+        assert call("GET", redirect).status == 302
+    time.sleep(max(0.0, read_at + CACHE_TTL_S - time.monotonic()) + 0.1)
+    assert call("GET", redirect).status == 404

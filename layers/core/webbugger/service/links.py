@@ -30,6 +30,7 @@ from webbugger.errors import (
     WebbuggerError,
 )
 from webbugger.routing_fields import MAX_RULES, check_rules, check_split, parse_rules
+from webbugger.settings import lookup_cache_seconds
 from webbugger.tracking import SHORT_LINK_TYPE, SHORT_URL_FLAG
 
 if TYPE_CHECKING:
@@ -177,8 +178,18 @@ def update_link(registry: Registry, link_id: str, changes: Mapping[str, object])
 
 
 def disable_link(registry: Registry, link_id: str) -> LinkRecord | None:
-    """Disable a link (its hits answer 404, or go to its fallback URL); None when there is none."""
+    """Disable a link (its hits answer 404, or go to its fallback URL; see
+    :func:`change_delay`); None when there is none."""
     return link_store(registry).update(link_id, {"disabled": True})
+
+
+def change_delay() -> str:
+    """What a link's change waits for: each running track function keeps a link it read for
+    ``LOOKUP_CACHE_SECONDS`` (so that a hit costs no read), and no container is told of a change."""
+    return (
+        f"hits may still be followed for up to {lookup_cache_seconds():g} s: each running track "
+        "function keeps a link it read that long (LOOKUP_CACHE_SECONDS)"
+    )
 
 
 def _encode_cursor(link_id: str | None) -> str | None:
