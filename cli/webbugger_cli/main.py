@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 PROG = "webbugger"
 DEFAULT_PORT = 3000
 USER_AGENT_WIDTH = 40
+REASONS_WIDTH = 40
 EXIT_USER_ERROR = 1
 EXIT_INTERRUPTED = 130
 
@@ -116,21 +117,28 @@ def cmd_url(args: argparse.Namespace) -> int:
 
 # --- beacons ------------------------------------------------------------------------------------
 
-_COLUMNS = ("time", "mode", "target", "entity", "source", "ip", "user agent")
+_COLUMNS = ("time", "mode", "class", "target", "entity", "source", "ip", "user agent", "reasons")
+
+
+def _cut(text: str | None, width: int) -> str:
+    if not text:
+        return "-"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _row(beacon: Beacon) -> tuple[str, ...]:
-    agent = beacon.user_agent or ""
-    if len(agent) > USER_AGENT_WIDTH:
-        agent = agent[: USER_AGENT_WIDTH - 1] + "…"
+    record = beacon.to_record()
     return (
         beacon.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
         beacon.mode,
+        # Not labelled yet: the stream function labels a beacon with a reference within seconds.
+        record["classification"] or "pending",
         beacon.target or "-",
         beacon.entity or "-",
         beacon.source or "-",
         beacon.ip or "-",
-        agent or "-",
+        _cut(beacon.user_agent, USER_AGENT_WIDTH),
+        _cut(record["reasons"], REASONS_WIDTH),
     )
 
 
@@ -261,7 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     beacons = commands.add_parser("beacons", help="recorded beacons").add_subparsers(
         dest="beacons_command", required=True, metavar="COMMAND"
     )
-    listing = beacons.add_parser("list", parents=[common], help="print the latest beacons, newest first")
+    listing = beacons.add_parser(
+        "list",
+        parents=[common],
+        help="print the latest beacons, newest first, with their class and its reasons",
+    )
     only = listing.add_mutually_exclusive_group()
     for kind in Kind:
         only.add_argument(f"--{kind.value}", metavar="TYPE:ID", help=f"only the beacons of this {kind}")

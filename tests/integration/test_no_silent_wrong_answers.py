@@ -193,3 +193,21 @@ def test_link_disable_says_it_may_redirect_for_up_to_the_cache_ttl(
         assert call("GET", redirect).status == 302
     time.sleep(max(0.0, read_at + CACHE_TTL_S - time.monotonic()) + 0.1)
     assert call("GET", redirect).status == 404
+
+
+# --- beacons list: the class and its reasons -----------------------------------------------------
+
+
+def test_beacons_list_shows_the_class_and_its_reasons(local_stack: RunningStack, cli: Cli) -> None:
+    link_id = create(local_stack, url="https://example.org/listed", id=new_id("b"))["id"]
+    pixel = local_stack.mint(TokenClaims(mode=Mode.PIXEL, target=Ref("link", link_id)))
+    assert call("GET", pixel, agent="curl/8.5.0").status == 200
+    only = ("beacons", "list", "--target", f"link:{link_id}", "--days", "1")
+    deadline = time.monotonic() + COUNTED_WITHIN_S
+    while (labelled := json.loads(ok(cli, *only, "--json")))["classification"] is None:
+        assert time.monotonic() < deadline, "the beacon was not labelled in time"
+        time.sleep(0.3)
+    header, row = (line.split("  ") for line in ok(cli, *only).splitlines())
+    cells = dict(zip([name.strip() for name in header if name], [c.strip() for c in row if c], strict=True))
+    assert (cells["CLASS"], cells["REASONS"]) == ("crawler", labelled["reasons"])
+    assert labelled["classification"] == "crawler"
