@@ -211,3 +211,21 @@ def test_beacons_list_shows_the_class_and_its_reasons(local_stack: RunningStack,
     cells = dict(zip([name.strip() for name in header if name], [c.strip() for c in row if c], strict=True))
     assert (cells["CLASS"], cells["REASONS"]) == ("crawler", labelled["reasons"])
     assert labelled["classification"] == "crawler"
+
+
+# --- HEAD: answered, not recorded (docs/classification.md says so) -------------------------------
+
+
+def test_a_head_request_is_answered_as_a_get_and_records_nothing(local_stack: RunningStack) -> None:
+    link_id = create(local_stack, url="https://example.org/probed", id=new_id("h"), max_hits=1)["id"]
+    agent = f"curl-i/{new_id('probe')}"
+    target = Ref("link", link_id)
+    pixel = call("HEAD", local_stack.mint(TokenClaims(mode=Mode.PIXEL, target=target)), agent=agent)
+    assert (pixel.status, pixel.headers["content-type"], pixel.body) == (200, "image/gif", b"")
+    redirect_url = local_stack.mint(TokenClaims(mode=Mode.REDIRECT, target=target))
+    for _ in range(2):  # a capped link's HEAD claims none of its hits
+        redirect = call("HEAD", redirect_url, agent=agent)
+        assert (redirect.status, redirect.headers["location"]) == (302, "https://example.org/probed")
+    assert local_stack.beacons(agent) == []
+    assert call("GET", redirect_url, agent=agent).status == 302  # its one hit was still there
+    assert len(local_stack.beacons(agent)) == 1
