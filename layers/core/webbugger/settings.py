@@ -52,6 +52,10 @@ class Settings:
     origin_secret_arn: str | None = None
     local_origin_secret: str | None = None
     hook_budget_ms: int = 200
+    # A hook's first call in a container also pays its one-time costs (a database client, lazy
+    # imports, a first connection: 140-220 ms for the ip entity's first get-or-create against
+    # DynamoDB Local), so it may take this long (never less than hook_budget_ms).
+    hook_cold_budget_ms: int = 1000
     lookup_cache_seconds: float = DEFAULT_LOOKUP_CACHE_SECONDS
     # Host names of this service besides the one a request arrived on (a CloudFront domain, the
     # API's own): a target URL on one of them is a chained tracked link, followed internally.
@@ -153,6 +157,7 @@ def load_settings() -> Settings:
         origin_secret_arn=os.environ.get("ORIGIN_SECRET_ARN") or None,
         local_origin_secret=os.environ.get("WEBBUGGER_ORIGIN_SECRET") or None,
         hook_budget_ms=int(_number("HOOK_BUDGET_MS", 200, minimum=1)),
+        hook_cold_budget_ms=int(_number("HOOK_COLD_BUDGET_MS", 1000, minimum=1)),
         lookup_cache_seconds=lookup_cache_seconds(),
         spill_queue_url=os.environ.get("SPILL_QUEUE_URL") or None,
         event_bus_name=os.environ.get("EVENT_BUS_NAME") or None,
