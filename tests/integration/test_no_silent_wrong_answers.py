@@ -244,3 +244,26 @@ def test_the_first_hit_of_a_bare_ip_entity_keeps_its_entity_id(local_stack: Runn
     assert call("GET", pixel, agent=agent).status == 200
     (beacon,) = local_stack.beacons(agent)
     assert beacon["entity"]["S"].startswith("ip:"), beacon["entity"]
+
+
+# --- doctor leaves no beacon behind --------------------------------------------------------------
+
+
+def test_doctor_removes_the_beacons_it_records(local_stack: RunningStack, cli: Cli) -> None:
+    # The session's stack publishes no TrackingUrl (the e2e stack does): that check fails, the
+    # others run against its ApiUrl.
+    code, out, _ = cli("doctor", "--json")
+    # The stack's functions run in this process: their log lines share its stdout.
+    report = next(json.loads(line) for line in out.splitlines() if line.startswith('{"stack"'))
+    checks = {check["name"]: (check["status"], check["detail"]) for check in report["checks"]}
+    assert code == 1 and checks["outputs"][0] == "FAIL"
+    assert {name: checks[name][0] for name in ("pixel", "redirect", "headers", "cleanup")} == dict.fromkeys(
+        ("pixel", "redirect", "headers", "cleanup"), "PASS"
+    )
+    assert checks["cleanup"][1].startswith("removed this run's 2 beacons (entity ip:webbugger-doctor-")
+    left = [
+        item
+        for item in local_stack.beacons()
+        if item.get("ua", {}).get("S", "").startswith("webbugger-doctor/")
+    ]
+    assert left == []
