@@ -14,9 +14,9 @@ its PRF in place of AES-CMAC and AES-CTR): a PRF of the whole input gives the IV
 stream and is the authentication tag. Deterministic: equal inputs give equal outputs, so it shows
 whether two tokens are the same and how long the plaintext is; nothing else.
 
-Why not ``cryptography``'s AESSIV: the Lambda runtime does not ship it, and its import alone would
-add about 16 ms to the track function's cold start (and 4.7 MB to the layer) to save about 1.5 µs a
-hit (bench/tokens.py).
+Why not ``cryptography``'s AESSIV: the Lambda runtime does not ship it, and its import would add 5 %
+to the track function's cold start (and a 4.7 MB wheel to the layer) to save a few µs a hit
+(bench/tokens.py).
 """
 
 from __future__ import annotations
