@@ -155,7 +155,7 @@ def verify(token: str, ring: KeyRing) -> TokenClaims:
     if len(parts) == 2:
         return _decode_claims(_unseal(parts[0], parts[1], ring))
     if len(parts) == 3:
-        return _decode_claims(_verify_legacy(*parts, ring))
+        return _decode_claims(_verify_legacy(parts[0], parts[1], parts[2], ring))
     raise InvalidTokenError("token must have two parts (three for one minted before sealing)")
 
 
