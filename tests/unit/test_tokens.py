@@ -137,14 +137,7 @@ LEGACY_EMAIL_PIXEL = (
     "k1.WyJwIiwxNzQ2NTE1Mjg5LDQsImxpbms6YUIzZEU2Z0giLCJyZWNpcGllbnQ6YWxpY2VAZXhhbXBsZS5jb20iLCJu"
     "ZXdzbGV0dGVyOjIwMjUtMDUiXQ.OE2Q48wbOm4UcTgfzAvDDw"
 )
-EMAIL_PIXEL = TokenClaims(
-    mode=Mode.PIXEL,
-    target=Ref("link", "aB3dE6gH"),
-    entity=Ref("recipient", "alice@example.com"),
-    source=Ref("newsletter", "2025-05"),
-    issued_at=ISSUED,
-    purpose=Purpose.EMAIL,
-)
+EMAIL_PIXEL = replace(PIXEL, entity=Ref("recipient", "alice@example.com"), purpose=Purpose.EMAIL)
 SECRETS = ["alice@example.com", "alice", "example.com", "aB3dE6gH", "newsletter", "2025-05", "recipient"]
 
 
