@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -186,6 +187,31 @@ def test_urls_minted_before_tokens_were_sealed_still_work(handler: Handler) -> N
     assert (redirect["statusCode"], header(redirect, "Location")) == (302, DESTINATION)
     recorded = sorted((item["mode"]["S"], item["target"]["S"], item["entity"]["S"]) for item in beacons())
     assert recorded == [("pixel", str(target), str(ALICE)), ("redirect", str(target), str(ALICE))]
+
+
+def test_a_key_rotation_keeps_sent_urls_until_their_key_leaves_the_ring(handler: Handler) -> None:
+    sealed, legacy = pixel_path(), legacy_path(TokenClaims(mode=Mode.PIXEL))
+
+    def rotate(ring: dict[str, str]) -> KeyRing:
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        client.put_secret_value(SecretId=os.environ["SIGNING_SECRET_ARN"], SecretString=json.dumps(ring))
+        reset_caches()  # as the secret's cache expiring would
+        return KeyRing.from_json(json.dumps(ring))
+
+    k2 = "k2-" + "R" * 45
+    both = rotate({"current": "k2", "k1": "K" * 48, "k2": k2})
+    new = tracking_url("https://t.example", TokenClaims(mode=Mode.PIXEL), both).removeprefix(
+        "https://t.example"
+    )
+    assert new.startswith("/p/k2.")  # only the current key seals
+    assert [handler(event(path), FakeContext())["statusCode"] for path in (sealed, legacy, new)] == [200] * 3
+    rotate({"current": "k2", "k2": k2})  # k1 removed: its URLs, sealed or not, are retired
+    assert [handler(event(path), FakeContext())["statusCode"] for path in (sealed, legacy, new)] == [
+        404,
+        404,
+        200,
+    ]
+    assert len(beacons()) == 4
 
 
 # --- redirects --------------------------------------------------------------------------------
