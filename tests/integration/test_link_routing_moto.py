@@ -149,3 +149,30 @@ def test_a_link_stored_before_short_urls_were_opt_in_has_none(handler: Handler) 
         TableName="split-LinksTable", Item=item | {"id": {"S": "old-on"}, "short": {"BOOL": True}}
     )
     assert visit(handler, "/l/old-on", "192.0.2.7") == "old"
+
+
+def test_unsigned_short_url_hits_never_use_up_a_capped_links_hits(handler: Handler) -> None:
+    """Issue 17, item 5: three unsigned hits on /l/ID of a --max-hits 3 link with its short URL on
+    leave the recipients' signed URLs working; the cap counts only the URLs the owner minted."""
+    links.create_link(
+        default_registry(), "https://example.com/offer", "capped", {"max_hits": 3, "short_url_enabled": True}
+    )
+    client = boto3.client("dynamodb", region_name=moto_stack.REGION)
+
+    def claimed() -> int:
+        item = client.get_item(TableName="split-LinksTable", Key={"id": {"S": "capped"}}, ConsistentRead=True)
+        return int(item["Item"].get("hits", {"N": "0"})["N"])
+
+    def status(path: str, ip: str) -> int:
+        event = moto_stack.http_event(path, headers={"user-agent": DESKTOP}, source_ip=ip, request_id=ip)
+        code: int = handler(event, moto_stack.FakeContext())["statusCode"]
+        return code
+
+    assert [status("/l/capped", f"198.51.100.{n}") for n in range(3)] == [302, 302, 302]
+    assert claimed() == 0
+    signed = redirect_path(TokenClaims(mode=Mode.REDIRECT, target=Ref("link", "capped")))
+    assert [status(signed, f"192.0.2.{n}") for n in range(4)] == [302, 302, 302, 404]
+    assert claimed() == 3
+    # Spent by the signed URLs, the link refuses its short URL too.
+    assert status("/l/capped", "198.51.100.9") == 404
+    assert len(client.scan(TableName="split-BeaconsTable")["Items"]) == 6
