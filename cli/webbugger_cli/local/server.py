@@ -39,6 +39,7 @@ from webbugger_cli.local import state
 from webbugger_cli.local.streams import stream_functions
 from webbugger_cli.local.tables import PluginTable, plugin_tables
 from webbugger_cli.template import Route, load_handler
+from webbugger_cli.terminal import terminal_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -365,7 +366,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.info("%s %s", self.address_string(), format % args)
+        # The request line is the visitor's: escaped, it cannot drive the terminal showing the log.
+        log.info("%s %s", self.address_string(), terminal_text(format % args))
 
     def _dispatch(self) -> None:
         try:
@@ -571,7 +573,7 @@ class LocalApi:
             return response_from_result(self.invoke(route.function, event))
         except Exception:
             # As API Gateway does for a failed invocation; the server itself carries on.
-            log.exception("handler failed on %s %s", method, target)
+            log.exception("handler failed on %s %s", terminal_text(method), terminal_text(target))
             return _json_response(500, _INTERNAL)
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
