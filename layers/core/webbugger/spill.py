@@ -29,6 +29,7 @@ track function's cold start does not pay for it).
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -50,6 +51,8 @@ SPILL_CONNECT_TIMEOUT = 0.25
 SPILL_READ_TIMEOUT = 0.4
 SPILL_MAX_ATTEMPTS = 1
 
+# Times in epoch seconds: whole, finite, and within what DynamoDB's numbers and a datetime hold.
+_MAX_SECONDS = 2**53
 _BEACON_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}\Z")
 _TEXT_FIELDS = (
     "target",
@@ -128,6 +131,9 @@ def _whole(record: Mapping[str, Any], name: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidSpillRecordError(f"spilled record's {name} is not a number: {value!r:.60}")
+    # 1e400 parses as infinity: refused here, not left to fail the write (and the drain's batch).
+    if not (math.isfinite(value) and 0 <= value <= _MAX_SECONDS):
+        raise InvalidSpillRecordError(f"spilled record's {name} is out of range: {value!r:.60}")
     return int(value)
 
 
@@ -140,9 +146,9 @@ def _created_at(record: Mapping[str, Any]) -> datetime:
     text = _text(record, "created_at", required=True)
     try:
         moment = datetime.fromisoformat(str(text))
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidSpillRecordError(f"spilled record's created_at is not a time: {text!r:.60}") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def record_to_beacon(record: object) -> Beacon:
@@ -175,10 +181,18 @@ def record_to_beacon(record: object) -> Beacon:
     return beacon
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Python's JSON reader takes NaN and Infinity, which no record of ours holds (strict JSON has none).
+_JSON = json.JSONDecoder(parse_constant=_no_constant)
+
+
 def record_from_message(body: str) -> dict[str, Any]:
     """The spilled record in a spill-queue message body; :class:`InvalidSpillRecordError` if none."""
     try:
-        data = json.loads(body)
+        data = _JSON.decode(body)
     except ValueError:
         raise InvalidSpillRecordError(f"message is not JSON: {body!r:.60}") from None
     record = data.get(SPILL_KEY) if isinstance(data, dict) else None
@@ -199,7 +213,7 @@ def record_from_log_line(line: str) -> dict[str, Any] | None:
         return None
     start = line.find("{")
     try:
-        data, _ = json.JSONDecoder().raw_decode(line, start) if start >= 0 else (None, 0)
+        data, _ = _JSON.raw_decode(line, start) if start >= 0 else (None, 0)
     except ValueError:
         data = None
     if isinstance(data, dict) and SPILL_KEY not in data and isinstance(data.get("message"), str):
