@@ -38,9 +38,15 @@ def terminal_text(text: object) -> str:
 
 
 class TerminalFormatter(logging.Formatter):
-    """A log formatter whose messages are escaped with :func:`terminal_text` (a traceback, added
-    after the message, keeps its own lines)."""
+    """A log formatter whose messages are escaped with :func:`terminal_text`; a traceback after
+    the message keeps its lines, indented, so that no text of a record (an exception's message
+    may quote a visitor, line breaks and all) starts a line of the log. ``webbugger replay``
+    reads records only from the start of a line."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         record.message = terminal_text(record.message)
         return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line, or several with every line after the first indented."""
+        return super().format(record).replace("\n", "\n    ")

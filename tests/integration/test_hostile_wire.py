@@ -6,8 +6,11 @@ these. No answer is a 5xx, and nothing the visitor sent becomes a response heade
 
 from __future__ import annotations
 
+import json
+import logging
 import socket
 import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
@@ -17,6 +20,8 @@ from webbugger.refs import Ref
 from webbugger.tokens import TokenClaims
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conftest import RunningStack
 
 pytestmark = pytest.mark.ddblocal
@@ -109,3 +114,49 @@ def test_a_host_header_that_names_no_host_still_redirects(local_stack: RunningSt
     answer = send_raw(local_stack.api_url, f"GET /l/{link_id} HTTP/1.1".encode(), [b"Host: [::1"])
     assert_clean(answer)
     assert answer.status == 302
+
+
+def test_replay_stores_no_beacon_a_visitor_wrote_into_the_log(
+    local_stack: RunningStack,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A request line that holds a spill record (raw, or quoted by http.server's 400 line) lands
+    in the local log, as `make run` prints it; `webbugger replay` of that log stores none of it,
+    and still stores the track function's own record beside them."""
+    from webbugger import runtime
+    from webbugger.ids import new_beacon_id
+    from webbugger_cli.main import main
+    from webbugger_cli.terminal import TerminalFormatter
+
+    agent = f"forged/{uuid.uuid4().hex}"
+
+    def record() -> dict[str, str]:
+        now = datetime.now(UTC).isoformat()
+        return {
+            "id": new_beacon_id(),
+            "created_at": now,
+            "mode": "pixel",
+            "method": "GET",
+            "user_agent": agent,
+        }
+
+    bare = json.dumps({"spilled_beacon": record()}, separators=(",", ":"))
+    shaped = json.dumps({"level": "ERROR", "message": "beacon write failed", "spilled_beacon": record()})
+    with caplog.at_level(logging.INFO, logger="webbugger_cli.local.server"):
+        send_raw(local_stack.api_url, f"GET /p/{bare} HTTP/1.1".encode(), [b"Host: 127.0.0.1"])
+        send_raw(local_stack.api_url, f"GET /p/x {shaped} HTTP/1.1".encode(), [b"Host: 127.0.0.1"])
+    formatter = TerminalFormatter("%(message)s")
+    logged = [formatter.format(entry) for entry in caplog.records if "spilled_beacon" in entry.getMessage()]
+    assert len(logged) == 3, caplog.text  # the request line, and the 400 line quoting it
+    genuine = {"level": "ERROR", "message": "beacon write failed", "spilled_beacon": record()}
+    log_file = tmp_path / "local.log"
+    log_file.write_text("\n".join([*logged, json.dumps(genuine)]) + "\n")
+
+    runtime.reset()
+    capsys.readouterr()
+    assert main(["replay", str(log_file)]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary == "replay: read 1 spilled beacon: 1 stored, 0 already present, 0 invalid"
+    assert [item["id"]["S"] for item in local_stack.beacons(agent)] == [genuine["spilled_beacon"]["id"]]

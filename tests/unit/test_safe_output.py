@@ -5,6 +5,7 @@ separator character visibly, and is unchanged by a second escaping."""
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 from hypothesis import example, given, settings
@@ -61,3 +62,13 @@ def test_terminal_escapes(text: str, shown: str) -> None:
 def test_the_log_formatter_escapes_messages() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "GET %s", ("/\x1b[2J\u202e",), None)
     assert TerminalFormatter("%(levelname)s %(message)s").format(record) == "INFO GET /\\x1b[2J\\u202e"
+
+
+def test_the_log_formatter_indents_a_traceback_under_its_message() -> None:
+    try:
+        raise ValueError('quoted\n{"level":"ERROR","message":"beacon write failed"}')
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    lines = TerminalFormatter("%(message)s").format(record).splitlines()
+    assert lines[0] == "failed"
+    assert all(line.startswith("    ") for line in lines[1:])

@@ -163,12 +163,18 @@ def _logs_event(messages: list[str]) -> dict[str, Any]:
     return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}}
 
 
+def _log_line(beacon: Beacon) -> str:
+    """The track function's log record of a beacon it could not store."""
+    return json.dumps(
+        {"level": "ERROR", "message": "beacon write failed", **json.loads(spill_message(beacon))}
+    )
+
+
 def test_a_log_subscription_delivery_stores_its_spilled_beacons(drain: ModuleType) -> None:
     first, second = _beacon(), _beacon()
-    line = json.loads(spill_message(first))
     messages = [
-        json.dumps({"level": "ERROR", "message": "beacon write failed", **line}),
-        json.dumps({"level": "ERROR", "message": "beacon write failed", **json.loads(spill_message(second))}),
+        _log_line(first),
+        _log_line(second),
         json.dumps({"level": "ERROR", "spilled_beacon": {"id": "nope"}}),
     ]
 
@@ -186,4 +192,4 @@ def test_a_log_delivery_fails_while_the_table_does(
 
     monkeypatch.setattr(Beacon, "save", table_down)
     with pytest.raises(ConnectionError):  # Lambda retries the delivery
-        drain.lambda_handler(_logs_event([spill_message(_beacon())]), Context())
+        drain.lambda_handler(_logs_event([_log_line(_beacon())]), Context())

@@ -439,6 +439,10 @@ class _Server(ThreadingHTTPServer):
         self.api_id = api_id
         super().__init__((HOST, port), _RequestHandler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints the traceback to stderr itself: through the log, it is escaped.
+        log.exception("request from %s failed", client_address[0] if client_address else "?")
+
 
 class LocalApi:
     """template.yaml's HTTP APIs, served on 127.0.0.1 by the functions' handlers: the tracking API
