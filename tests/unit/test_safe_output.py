@@ -72,3 +72,13 @@ def test_the_log_formatter_indents_a_traceback_under_its_message() -> None:
     lines = TerminalFormatter("%(message)s").format(record).splitlines()
     assert lines[0] == "failed"
     assert all(line.startswith("    ") for line in lines[1:])
+
+
+def test_function_log_records_are_ascii_json() -> None:
+    from webbugger.observability import logger
+
+    record = logging.LogRecord("webbugger", logging.ERROR, __file__, 1, "beacon write failed", (), None)
+    record.user_agent = "ua\x1b[2J\x9b31m\u202eedoc caf\u00e9"
+    line = logger.registered_formatter.format(record)
+    assert line.isascii() and line.isprintable(), line
+    assert '"user_agent":"ua\\u001b[2J\\u009b31m\\u202eedoc caf\\u00e9"' in line
