@@ -48,10 +48,15 @@ def hit(stack: RunningStack, link_id: str, headers: dict[str, str]) -> None:
         conn.close()
 
 
-def ok(stack: RunningStack, *args: str) -> str:
-    result = stack.cli(*args, env={"COLUMNS": "200"})
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+def ok(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """``webbugger ARGS`` in this process, against the local stack (a subprocess costs seconds)."""
+    from webbugger import runtime
+    from webbugger_cli.main import main
+
+    runtime.reset()
+    capsys.readouterr()
+    assert main(list(args)) == 0
+    return capsys.readouterr().out
 
 
 def assert_terminal_safe(text: str) -> None:
@@ -60,13 +65,15 @@ def assert_terminal_safe(text: str) -> None:
         assert not found, f"{found!r} in {line!r}"
 
 
-def test_exported_csv_cells_never_start_a_formula(local_stack: RunningStack) -> None:
+def test_exported_csv_cells_never_start_a_formula(
+    local_stack: RunningStack, capsys: pytest.CaptureFixture[str]
+) -> None:
     link_id = local_stack.create_link(DESTINATION)
     agent = FORMULAS["User-Agent"] + uuid.uuid4().hex
     hit(local_stack, link_id, {**FORMULAS, "User-Agent": agent})
     hit(local_stack, link_id, {"User-Agent": "-2+3", "Referer": "=1+1", "Accept-Language": "en"})
 
-    from_cli = ok(local_stack, "export", "--format", "csv", "--target", f"link:{link_id}")
+    from_cli = ok(capsys, "export", "--format", "csv", "--target", f"link:{link_id}")
     parts = urlsplit(local_stack.admin_url)
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
     try:
@@ -92,7 +99,9 @@ def test_exported_csv_cells_never_start_a_formula(local_stack: RunningStack) -> 
         assert by_agent["'-2+3"]["referer"] == "'=1+1"
 
 
-def test_listings_escape_control_and_bidi_characters(local_stack: RunningStack) -> None:
+def test_listings_escape_control_and_bidi_characters(
+    local_stack: RunningStack, capsys: pytest.CaptureFixture[str]
+) -> None:
     from webbugger_plugins.link import update_link
 
     link_id = local_stack.create_link(DESTINATION)
@@ -104,13 +113,13 @@ def test_listings_escape_control_and_bidi_characters(local_stack: RunningStack) 
         {"User-Agent": f"ua{ESCAPES}{marker}", "Referer": f"https://r.example/{ESCAPES}"},
     )
     campaign = f"c-{marker[:8]}"
-    ok(local_stack, "source", "create", "campaign", campaign, "--name", f"name{ESCAPES}{NEW_ROW}")
+    ok(capsys, "source", "create", "campaign", campaign, "--name", f"name{ESCAPES}{NEW_ROW}")
 
     outputs = {
-        "beacons list": ok(local_stack, "beacons", "list", "--target", f"link:{link_id}"),
-        "link list": ok(local_stack, "link", "list", "--limit", "10000"),
-        "link show": ok(local_stack, "link", "show", link_id),
-        "source show": ok(local_stack, "source", "show", f"campaign:{campaign}"),
+        "beacons list": ok(capsys, "beacons", "list", "--target", f"link:{link_id}"),
+        "link list": ok(capsys, "link", "list", "--limit", "10000"),
+        "link show": ok(capsys, "link", "show", link_id),
+        "source show": ok(capsys, "source", "show", f"campaign:{campaign}"),
     }
     for name, output in outputs.items():
         assert_terminal_safe(output)

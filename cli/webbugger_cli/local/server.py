@@ -383,7 +383,7 @@ class LocalApi:
                 # The admin API checks no signature locally: it refuses what a web page could send.
                 guarded = api_id == ADMIN_API
                 self._servers[api_id] = LocalServer(
-                    port + offset if port else 0, self, api_id, guarded=guarded
+                    port + offset if port else 0, self.handle, api_id, guarded=guarded
                 )
         except OSError:
             for server in self._servers.values():

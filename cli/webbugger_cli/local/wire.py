@@ -23,12 +23,19 @@ import logging
 import re
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from webbugger_cli.terminal import terminal_text
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from email.message import Message
+
+    # What answers a request once it is read (LocalApi.handle): method, target, header pairs,
+    # body, the request, and the API's id.
+    Answerer = Callable[
+        [str, str, list[tuple[str, str]], bytes, BaseHTTPRequestHandler, str], "LocalResponse"
+    ]
 
 HOST = "127.0.0.1"
 LOCAL_NAMES = (HOST, "localhost")
@@ -112,22 +119,6 @@ def admin_refusal(method: str, headers: Message, port: int, has_body: bool) -> R
     return None
 
 
-class RequestSink(Protocol):
-    """What answers a request once it is read: the local API."""
-
-    def handle(
-        self,
-        method: str,
-        target: str,
-        header_pairs: list[tuple[str, str]],
-        body: bytes,
-        request: BaseHTTPRequestHandler,
-        api_id: str | None = None,
-    ) -> LocalResponse:
-        """Answer one request."""
-        ...
-
-
 class RequestHandler(BaseHTTPRequestHandler):
     """One connection: reads each request strictly, then hands it to the server's API."""
 
@@ -154,10 +145,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(json_response(exc.status, {"message": _MESSAGES[exc.status]}))
             return
-        answer = self.server.api.handle(
-            self.command, self.path, self.headers.items(), body, self, api_id=self.server.api_id
+        self._send(
+            self.server.answer(self.command, self.path, self.headers.items(), body, self, self.server.api_id)
         )
-        self._send(answer)
 
     def _read_body(self) -> bytes:
         length = body_length(self.headers)
@@ -215,8 +205,8 @@ class LocalServer(ThreadingHTTPServer):
     # socketserver's default backlog of 5 makes a burst of new connections wait for retries.
     request_queue_size = 128
 
-    def __init__(self, port: int, api: RequestSink, api_id: str, *, guarded: bool = False) -> None:
-        self.api = api
+    def __init__(self, port: int, answer: Answerer, api_id: str, *, guarded: bool = False) -> None:
+        self.answer = answer
         self.api_id = api_id
         self.guarded = guarded
         super().__init__((HOST, port), RequestHandler)
