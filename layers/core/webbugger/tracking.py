@@ -362,7 +362,7 @@ class Tracker:
                     return False
             # The whole beacon in one record, from which `webbugger replay` restores it.
             logger.error(
-                "beacon write failed",
+                spill.SPILL_LOG_MESSAGE,
                 extra={
                     spill.SPILL_KEY: beacon.to_record(),
                     "error": repr(exc),
