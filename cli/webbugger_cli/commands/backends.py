@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from webbugger.errors import NotFoundError
+from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.runtime import default_registry
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     from webbugger.counters import Stats
-    from webbugger.refs import Ref
     from webbugger.service.beacons import BeaconQuery as ExportQuery
     from webbugger.service.qr import QrFormat
 
@@ -69,14 +69,24 @@ class Backend(Protocol):
     def variant_clicks(self, link_id: str, first: date, last: date) -> Record:
         """A link's clicks per A/B variant (:meth:`VariantClicks.as_dict`)."""
 
+    def link_hits(self, link_ids: list[str], first: date, last: date) -> list[int]:
+        """Each link's hits from ``first`` to ``last``, as its counters have them."""
+
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
-        """A reference's daily counters."""
+        """A reference's daily counters; refused (one line) for a reference with no stored
+        record and nothing counted."""
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
         """Beacon records, newest first, read lazily."""
 
     def erase(self, entity: Ref) -> Record:
         """Delete an entity's beacons, counters and record; what was removed."""
+
+
+def _link_ref(link_id: str) -> Ref:
+    from webbugger.tracking import SHORT_LINK_TYPE  # the tracker's modules: not at start-up
+
+    return Ref(SHORT_LINK_TYPE, link_id)
 
 
 def _no_link(link_id: str) -> UsageError:
@@ -150,11 +160,17 @@ class LocalBackend:
         except NotFoundError:
             raise _no_link(link_id) from None
 
+    def link_hits(self, link_ids: list[str], first: date, last: date) -> list[int]:
+        from webbugger.service.stats import read_stats
+
+        require_counters(self.stack)
+        return [read_stats(Kind.TARGET, _link_ref(link_id), first, last).totals.total for link_id in link_ids]
+
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         from webbugger.service.stats import read_stats
 
         require_counters(self.stack)
-        return read_stats(kind, ref, first, last)
+        return read_stats(kind, ref, first, last, registry=default_registry())
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
         from webbugger.service.beacons import beacon_records
@@ -285,6 +301,9 @@ class AdminBackend:
         if not isinstance(answer, dict) or not isinstance(answer.get("variants"), list):
             raise AdminApiError("the admin API's variant clicks answer is malformed")
         return answer
+
+    def link_hits(self, link_ids: list[str], first: date, last: date) -> list[int]:
+        return [self.stats(Kind.TARGET, _link_ref(link_id), first, last).totals.total for link_id in link_ids]
 
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         query = {"ref": str(ref), "kind": str(kind), "from": first.isoformat(), "to": last.isoformat()}
