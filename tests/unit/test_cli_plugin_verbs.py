@@ -286,7 +286,11 @@ def test_url_target_signs_the_normalised_url(running_stack: Path) -> None:
         (("--utm", "=news"), "--utm expects KEY=VALUE, got '=news'"),
         (("--utm", "utm_medium="), "--utm utm_medium has an empty value"),
         (("--utm", "utm_source=a", "--utm", "utm_source=b"), "--utm utm_source given more than once"),
-        (("--forward-query", "--id", "bad\x07id"), "id of 'link' reference contains control characters"),
+        (
+            ("--forward-query", "--id", "bad\x07id"),
+            "invalid link id 'bad\\x07id': letters, digits, '-' and '_' only, at most 64 (it is the path "
+            "of the link's short URL)",
+        ),
     ],
 )
 def test_link_create_bad_options(tmp_path: Path, options: tuple[str, ...], message: str) -> None:
