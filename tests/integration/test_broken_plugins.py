@@ -238,9 +238,9 @@ def test_local_stack_with_a_broken_plugin_stops_at_once(case: str, tmp_path: Pat
 def aws_with_bad_hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fake AWS with the template's tables and secret; the function's environment plus the two
     misbehaving hook plugins and a 50 ms hook budget (first calls included)."""
+    monkeypatch.syspath_prepend(str(ROOT))  # before the import: the test plugins live under tests/
     from tests.plugins_for_tests import slow_hook
 
-    monkeypatch.syspath_prepend(str(ROOT))
     moto_stack.fake_aws_environment(monkeypatch)
     moto_stack.reset_caches()
     slow_hook.RELEASE.clear()
