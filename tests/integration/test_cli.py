@@ -116,5 +116,14 @@ def test_link_id_taken(local_stack: RunningStack) -> None:
     assert result.stderr.splitlines() == [f"webbugger: error: link {link_id!r} already exists"]
 
 
+def test_link_create_and_disable_json(local_stack: RunningStack) -> None:
+    link_id = f"cli-{secrets.token_hex(4)}"
+    made = json.loads(ok(local_stack, "link", "create", DESTINATION, "--id", link_id, "--json"))
+    shown = (made["id"], made["url"], made["disabled"], made["short_url"])
+    assert shown == (link_id, DESTINATION, False, None)
+    disabled = json.loads(ok(local_stack, "link", "disable", link_id, "--json"))
+    assert (disabled["id"], disabled["disabled"]) == (link_id, True)
+
+
 def test_no_beacons_for_an_unused_link(local_stack: RunningStack) -> None:
     assert beacons(local_stack, "--target", f"link:never-{secrets.token_hex(4)}") == []
