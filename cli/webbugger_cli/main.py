@@ -163,6 +163,17 @@ def _row(beacon: Beacon) -> tuple[str, ...]:
     )
 
 
+def _require_record(kind: Kind, ref: Ref, found: str) -> None:
+    """:class:`NotFoundError` when nothing was found for ``ref`` and it names no stored record:
+    a mistyped id must not read as "no traffic" (as ``stats`` refuses it)."""
+    from webbugger.errors import NotFoundError
+    from webbugger.runtime import default_registry
+    from webbugger.service.stats import record_exists
+
+    if record_exists(default_registry(), kind, ref) is False:
+        raise NotFoundError(f"no {ref.type} {kind} with id {ref.id!r}, {found}")
+
+
 def cmd_beacons_list(args: argparse.Namespace) -> int:
     """Print the latest beacons, newest first, as a table or as JSON lines."""
     kind, ref = None, None
@@ -174,7 +185,9 @@ def cmd_beacons_list(args: argparse.Namespace) -> int:
     from webbugger.beacon_queries import latest_beacons
 
     resolve_stack(args.stack, args.region)
-    beacons = itertools.islice(latest_beacons(kind=kind, ref=ref, days=args.days), args.limit)
+    beacons = list(itertools.islice(latest_beacons(kind=kind, ref=ref, days=args.days), args.limit))
+    if not beacons and kind is not None and ref is not None:
+        _require_record(kind, ref, f"and no beacons in the last {args.days} days")
     if args.json:
         for beacon in beacons:
             print(json.dumps(beacon.to_record()))

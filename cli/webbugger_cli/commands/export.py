@@ -10,6 +10,7 @@ has got) and a count; otherwise stderr gets one summary line at the end.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import sys
 import time
@@ -191,10 +192,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "parquet":
         return export_parquet(args, query)
     backend = open_backend(args.stack, args.region)
-    records = backend.export(query)
+    records = iter(backend.export(query))
+    first = next(records, None)
+    if first is None and query.kind is not None and query.ref is not None:
+        # Nothing for a reference: the stats of its last days refuse it if it names no record
+        # and nothing was counted (a mistyped id must not read as "no traffic").
+        last = query.until.date()
+        backend.stats(query.kind, query.ref, max(query.since.date(), last - timedelta(days=365)), last)
     writer = make_writer(args.format, sys.stdout)
     progress = Progress(sys.stderr, query.since, query.until)
-    write_records(records, writer, progress)
+    write_records(itertools.chain([first] if first is not None else [], records), writer, progress)
     sys.stdout.flush()
     return 0
 
