@@ -153,7 +153,19 @@ def cmd_link_create(args: argparse.Namespace) -> int:
         print(json.dumps(_shown(record, backend.api_url)))
     else:
         print(record["id"])
+    _note_uncapped_short_url(record)
     return 0
+
+
+def _note_uncapped_short_url(record: Record) -> None:
+    """Say so when a capped link has a short URL: anyone may follow /l/ID, so its hits never
+    spend the cap (docs/links.md), and the short URL keeps working while minted URLs are left."""
+    if record.get("max_hits") is not None and record.get("short_url_enabled"):
+        print(
+            f"note: the short URL of link {record['id']} (and its QR code) is not capped: only URLs "
+            f"minted for the link spend its {record['max_hits']} hits",
+            file=sys.stderr,
+        )
 
 
 def cmd_link_list(args: argparse.Namespace) -> int:
@@ -217,7 +229,9 @@ def cmd_link_update(args: argparse.Namespace) -> int:
             "--tag, --forward-query/--no-forward-query, --short-url/--no-short-url or --enable"
         )
     backend = open_backend(args.stack, args.region)
-    _print_link(backend.update_link(wanted, changes), backend.api_url, as_json=args.json)
+    record = backend.update_link(wanted, changes)
+    _print_link(record, backend.api_url, as_json=args.json)
+    _note_uncapped_short_url(record)
     return 0
 
 
