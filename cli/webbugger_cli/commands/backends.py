@@ -21,6 +21,7 @@ from webbugger.service import links
 from webbugger.service.beacons import BeaconQuery, beacon_records, erase
 from webbugger.service.qr import link_qr
 from webbugger.service.stats import read_stats, variant_clicks
+from webbugger.signing import load_visitor_salt
 
 from webbugger_cli.admin_client import AdminApiError, AdminClient, deployed_admin
 from webbugger_cli.commands import UsageError
@@ -150,7 +151,8 @@ class LocalBackend:
 
     def erase(self, entity: Ref) -> Record:
         require_counters(self.stack)
-        return erase(default_registry(), entity).as_dict()
+        salt = load_visitor_salt(self.stack.settings)
+        return erase(default_registry(), entity, salt).as_dict()
 
 
 def _found(record: Record | None, link_id: str) -> Record:

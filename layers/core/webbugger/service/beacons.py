@@ -158,8 +158,9 @@ def export_page(query: BeaconQuery, fmt: ExportFormat, limit: int) -> ExportPage
     return ExportPage(out.getvalue(), CONTENT_TYPES[fmt], last_id if more else None)
 
 
-def erase(registry: Registry, entity: Ref) -> Erased:
-    """Delete every beacon of ``entity``, its counters and visitor marks, and its own record."""
+def erase(registry: Registry, entity: Ref, salt_secret: bytes) -> Erased:
+    """Delete every beacon of ``entity``, its counters and visitor marks, and its own record,
+    and leave its tombstone (keyed with ``salt_secret``, the visitor-salt secret)."""
     if entity.id is None:
         raise InvalidReferenceError("give the entity's id: TYPE:ID")
-    return erase_entity(entity, registry)
+    return erase_entity(entity, registry, salt_secret)
