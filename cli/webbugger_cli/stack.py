@@ -68,7 +68,9 @@ class Stack:
     def visitor_salt(self) -> bytes:
         """The stack's visitor-salt secret (the key of erased entities' tombstones, too)."""
         if not (self.settings.visitor_salt_secret_arn or self.settings.local_visitor_salt):
-            raise StackError(f"stack {self.name!r} has no VisitorSaltSecretArn output: update it to this template")
+            raise StackError(
+                f"stack {self.name!r} has no VisitorSaltSecretArn output: update it to this template"
+            )
         if not self.settings.visitor_salt_secret_arn:
             return load_visitor_salt(self.settings)
         from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError

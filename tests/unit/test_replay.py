@@ -135,7 +135,9 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         boto3.client("dynamodb", region_name=REGION).create_table(TableName="wb-beacons", **spec)
         counters = load_template().tables()["CountersTable"]  # erased entities' tombstones
         boto3.client("dynamodb", region_name=REGION).create_table(TableName="wb-CountersTable", **counters)
-        salt = boto3.client("secretsmanager", region_name=REGION).create_secret(Name="wb-salt", SecretString="s" * 48)
+        salt = boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name="wb-salt", SecretString="s" * 48
+        )
         logs = boto3.client("logs", region_name=REGION)
         logs.create_log_group(logGroupName="/wb/track")
         logs.create_log_stream(logGroupName="/wb/track", logStreamName="s1")

@@ -20,8 +20,8 @@ from webbugger.runtime import default_registry
 from webbugger.service import links
 from webbugger.service.beacons import BeaconQuery, beacon_records, erase
 from webbugger.service.qr import link_qr
+from webbugger.service.recount import recount_range
 from webbugger.service.stats import read_stats, variant_clicks
-from webbugger.signing import load_visitor_salt
 
 from webbugger_cli.admin_client import AdminApiError, AdminClient, deployed_admin
 from webbugger_cli.commands import UsageError
@@ -83,6 +83,9 @@ class Backend(Protocol):
 
     def erase(self, entity: Ref) -> Record:
         """Delete an entity's beacons, counters and record; what was removed."""
+
+    def recount(self, since: str | None, until: str | None, cursor: str | None) -> Record:
+        """One page of a recount (:meth:`Recounted.as_dict`, ``next_cursor`` None after the last)."""
 
 
 def _no_link(link_id: str) -> UsageError:
@@ -151,8 +154,15 @@ class LocalBackend:
 
     def erase(self, entity: Ref) -> Record:
         require_counters(self.stack)
-        salt = load_visitor_salt(self.stack.settings)
-        return erase(default_registry(), entity, salt).as_dict()
+        return erase(default_registry(), entity, self.stack.visitor_salt()).as_dict()
+
+    def recount(self, since: str | None, until: str | None, cursor: str | None) -> Record:
+        require_counters(self.stack)
+        settings = self.stack.settings
+        found = recount_range(
+            default_registry(), settings, self.stack.visitor_salt(), since=since, until=until, cursor=cursor
+        )
+        return found.as_dict()
 
 
 def _found(record: Record | None, link_id: str) -> Record:
@@ -297,6 +307,15 @@ class AdminBackend:
         answer = self.client.request("POST", "/erase", payload={"entity": str(entity)}).json()
         if not isinstance(answer, dict):
             raise AdminApiError("the admin API's erase answer is not a JSON object")
+        return answer
+
+    def recount(self, since: str | None, until: str | None, cursor: str | None) -> Record:
+        payload = {
+            name: value for name, value in (("from", since), ("to", until), ("cursor", cursor)) if value
+        }
+        answer = self.client.request("POST", "/recount", payload=payload).json()
+        if not isinstance(answer, dict):
+            raise AdminApiError("the admin API's recount answer is not a JSON object")
         return answer
 
 

@@ -23,4 +23,6 @@ def erase(request: EraseRequest) -> ErasedOut:
     """Delete every beacon of one entity, its counters and visitor marks, and its own record.
     Repeating it is harmless: the second run removes nothing."""
     salt = load_visitor_salt(settings())  # the tombstone's key
-    return ErasedOut.model_validate(erase_entity(default_registry(), Ref.parse(request.entity), salt).as_dict())
+    return ErasedOut.model_validate(
+        erase_entity(default_registry(), Ref.parse(request.entity), salt).as_dict()
+    )

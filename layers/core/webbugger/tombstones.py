@@ -64,7 +64,9 @@ def bury(salt_secret: bytes, entity: str, when: datetime) -> None:
     item = Tombstone(tombstone_key(salt_secret, entity), SORT_KEY)
     at = epoch_ms(when)
     try:
-        item.update(actions=[Tombstone.at.set(at)], condition=Tombstone.at.does_not_exist() | (Tombstone.at < at))
+        item.update(
+            actions=[Tombstone.at.set(at)], condition=Tombstone.at.does_not_exist() | (Tombstone.at < at)
+        )
     except UpdateError as exc:
         if exc.cause_response_code != "ConditionalCheckFailedException":
             raise  # else a later erasure's tombstone is there already
