@@ -159,12 +159,11 @@ def test_every_answered_pixel_is_stored_and_counted_once_after_an_outage(
             answered += 1
 
     with _feed(faults, invoke, cap):
-        send(pixels // 3)
-        invoke.armed.set()  # the stream's next batch meets a dead table
-        for _ in range(pixels // 3):  # until then, hits keep coming (bounded)
-            if invoke.killed.wait(timeout=0.2):
-                break
-            send(1)
+        invoke.armed.set()  # the stream's first batch meets a dead table
+        deadline = time.monotonic() + 15
+        while not invoke.killed.wait(timeout=0.01) and time.monotonic() < deadline:
+            if answered < pixels // 2:  # until then, hits come
+                send(1)
         assert invoke.killed.is_set(), "the stream function was not invoked"
         send(pixels // 3)  # answered, spilled to the log
         time.sleep(outage_s)
