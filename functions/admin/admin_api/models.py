@@ -336,7 +336,7 @@ class EraseRequest(BaseModel):
 
 
 class RecountRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
     since: str | None = Field(
         default=None, alias="from", max_length=64, description="ISO 8601 (default: 48 h ago)"
