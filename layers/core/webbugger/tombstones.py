@@ -83,7 +83,7 @@ class Tombstones:
         """When ``entity`` was last erased (epoch ms), or None."""
         if entity not in self._seen:
             try:
-                stone = Tombstone.get(tombstone_key(self.salt_secret, entity), SORT_KEY, consistent_read=True)
+                stone = Tombstone.get(tombstone_key(self.salt_secret, entity), SORT_KEY)
                 self._seen[entity] = int(stone.at)
             except Tombstone.DoesNotExist:
                 self._seen[entity] = None
