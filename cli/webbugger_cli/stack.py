@@ -81,10 +81,12 @@ class Stack:
             raise StackError(f"cannot read the visitor-salt secret of stack {self.name!r}: {exc}") from exc
 
     def tombstones(self) -> Tombstones | None:
-        """The stack's erased entities (None without a counters table)."""
+        """The stack's erased entities; None without a counters table, or for a stack deployed
+        before erasures left tombstones (it has no VisitorSaltSecretArn output, and none)."""
         from webbugger.tombstones import Tombstones
 
-        return Tombstones(self.visitor_salt()) if self.settings.counters_table else None
+        keyed = self.settings.visitor_salt_secret_arn or self.settings.local_visitor_salt
+        return Tombstones(self.visitor_salt()) if self.settings.counters_table and keyed else None
 
 
 def table_variables(outputs: dict[str, str]) -> dict[str, str]:
