@@ -175,11 +175,16 @@ def test_bad_links_are_refused_with_400(local_stack: RunningStack, payload: dict
     assert_error(answer, 400)
 
 
-def test_a_body_that_is_not_json_is_a_400(local_stack: RunningStack) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [b"{nope", b'{"url":' + b"[" * 50_000 + b"]" * 50_000 + b"}", b'{"max_hits":' + b"9" * 5000 + b"}"],
+    ids=["not json", "deep nesting", "5000 digits"],  # json.loads: RecursionError, ValueError
+)
+def test_a_body_that_is_not_json_is_a_400(local_stack: RunningStack, body: bytes) -> None:
     parts = urlsplit(local_stack.admin_url)
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     try:
-        conn.request("POST", "/links", body=b"{nope", headers={"Content-Type": "application/json"})
+        conn.request("POST", "/links", body=body, headers={"Content-Type": "application/json"})
         response = conn.getresponse()
         assert response.status == 400, response.read()
     finally:
@@ -292,11 +297,13 @@ def test_an_expired_link_is_404_or_its_fallback(local_stack: RunningStack) -> No
 
 
 def test_a_capped_link_stops_after_max_hits(local_stack: RunningStack) -> None:
-    # Its short URL turned on: the owner published it, so its hits count against the cap.
     created = create(
         local_stack, url="https://example.org/capped", id=new_id(), max_hits=2, short_url_enabled=True
     )
-    statuses = [call("GET", created["short_url"]).status for _ in range(3)]
+    # Its short URL (unsigned) redirects without spending a hit: only minted URLs count.
+    assert call("GET", created["short_url"]).status == 302
+    minted = call("POST", f"{local_stack.admin_url}/mint", {"target": f"link:{created['id']}"}).json()
+    statuses = [call("GET", minted["redirect_url"]).status for _ in range(3)]
     assert statuses == [302, 302, 404]
     assert call("GET", f"{local_stack.admin_url}/links/{created['id']}").json()["hits"] == 2
 

@@ -16,7 +16,7 @@ import pytest
 from webbugger.models import Beacon
 from webbugger.modes import Mode
 from webbugger.refs import Ref
-from webbugger.spill import SPILL_KEY
+from webbugger.spill import SPILL_KEY, SPILL_LOG_MESSAGE
 from webbugger.tokens import TokenClaims
 from webbugger_cli.local import state
 from webbugger_cli.template import load_handler
@@ -174,7 +174,12 @@ def test_neither_the_drain_nor_replay_stores_a_beacon_made_before_the_erasure(
 
     assert _drain(records[0]) == {"batchItemFailures": []}  # dropped, not retried
     log = tmp_path / "track.log"
-    log.write_text("".join(json.dumps({"level": "ERROR", SPILL_KEY: record}) + "\n" for record in records))
+    log.write_text(
+        "".join(
+            json.dumps({"level": "ERROR", "message": SPILL_LOG_MESSAGE, SPILL_KEY: record}) + "\n"
+            for record in records
+        )
+    )
     replayed = local_stack.cli("replay", str(log))
     assert replayed.returncode == 0, replayed.stderr
     assert "0 stored" in replayed.stdout and "2 of erased entities (not stored)" in replayed.stdout, (

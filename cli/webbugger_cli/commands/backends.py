@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from webbugger.counters import DayCounts, Stats
 from webbugger.errors import NotFoundError
+from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.runtime import default_registry
 from webbugger.service import links
@@ -22,6 +23,7 @@ from webbugger.service.beacons import BeaconQuery, beacon_records, erase
 from webbugger.service.qr import link_qr
 from webbugger.service.recount import recount_range
 from webbugger.service.stats import read_stats, variant_clicks
+from webbugger.tracking import SHORT_LINK_TYPE
 
 from webbugger_cli.admin_client import AdminApiError, AdminClient, deployed_admin
 from webbugger_cli.commands import UsageError
@@ -30,7 +32,6 @@ from webbugger_cli.stack import require_counters, resolve_stack
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-    from webbugger.refs import Ref
     from webbugger.service.qr import QrFormat
 
     from webbugger_cli.stack import Stack
@@ -75,8 +76,12 @@ class Backend(Protocol):
     def variant_clicks(self, link_id: str, first: date, last: date) -> Record:
         """A link's clicks per A/B variant (:meth:`VariantClicks.as_dict`)."""
 
+    def link_hits(self, link_ids: list[str], first: date, last: date) -> list[int]:
+        """Each link's hits from ``first`` to ``last``, as its counters have them."""
+
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
-        """A reference's daily counters."""
+        """A reference's daily counters; refused (one line) for a reference with no stored
+        record and nothing counted."""
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
         """Beacon records, newest first, read lazily."""
@@ -86,6 +91,10 @@ class Backend(Protocol):
 
     def recount(self, since: str | None, until: str | None, cursor: str | None) -> Record:
         """One page of a recount (:meth:`Recounted.as_dict`, ``next_cursor`` None after the last)."""
+
+
+def _link_ref(link_id: str) -> Ref:
+    return Ref(SHORT_LINK_TYPE, link_id)
 
 
 def _no_link(link_id: str) -> UsageError:
@@ -145,9 +154,13 @@ class LocalBackend:
         except NotFoundError:
             raise _no_link(link_id) from None
 
+    def link_hits(self, link_ids: list[str], first: date, last: date) -> list[int]:
+        require_counters(self.stack)
+        return [read_stats(Kind.TARGET, _link_ref(link_id), first, last).totals.total for link_id in link_ids]
+
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         require_counters(self.stack)
-        return read_stats(kind, ref, first, last)
+        return read_stats(kind, ref, first, last, registry=default_registry())
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
         return beacon_records(query)
@@ -280,6 +293,9 @@ class AdminBackend:
         if not isinstance(answer, dict) or not isinstance(answer.get("variants"), list):
             raise AdminApiError("the admin API's variant clicks answer is malformed")
         return answer
+
+    def link_hits(self, link_ids: list[str], first: date, last: date) -> list[int]:
+        return [self.stats(Kind.TARGET, _link_ref(link_id), first, last).totals.total for link_id in link_ids]
 
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         query = {"ref": str(ref), "kind": str(kind), "from": first.isoformat(), "to": last.isoformat()}

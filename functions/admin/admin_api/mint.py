@@ -24,7 +24,8 @@ def _order(request: MintRequest) -> minting.MintRequest:
     responses={200: {"description": "The URLs"}, 400: BAD_REQUEST},
 )
 def mint(request: MintRequest) -> MintOut:
-    """A pixel URL, and a redirect URL when there is a target."""
+    """A pixel URL, and a redirect URL when there is a target; 400 (``unknown_record``) when the
+    target or the source does not exist (the URLs would answer 404)."""
     ring, base = load_key_ring(settings()), tracking_base_url()
     return MintOut.model_validate(
         minting.mint(default_registry(), _order(request), ring, base), from_attributes=True
@@ -38,7 +39,8 @@ def mint(request: MintRequest) -> MintOut:
 )
 def mint_batch(batch: MintBatch) -> MintBatchOut:
     """Up to 1000 items at once, for a mailing (``purpose`` defaults to ``email``); one bad item
-    refuses the batch (its index is in the message)."""
+    (a target or source that does not exist included) refuses the batch (its index is in the
+    message). Each distinct target and source is read once."""
     ring, base = load_key_ring(settings()), tracking_base_url()
     orders = [_order(item) for item in batch.items]
     minted = minting.mint_batch(default_registry(), orders, ring, base, default=Purpose.EMAIL)

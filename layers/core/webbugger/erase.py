@@ -19,7 +19,7 @@ a beacon that ``webbugger recount`` finds uncounted.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from webbugger.beacon_queries import scanned_beacons
@@ -64,16 +64,23 @@ def _delete_all(model: type[Any], items: Any) -> int:
     return count
 
 
-def erase_entity(ref: Ref, registry: Registry, salt_secret: bytes) -> Erased:
-    """Erase everything held about entity ``ref``. Safe to repeat: a second run finds nothing."""
+def erase_entity(
+    ref: Ref, registry: Registry, salt_secret: bytes, *, since: datetime | None = None
+) -> Erased:
+    """Erase everything held about entity ``ref``. Safe to repeat: a second run finds nothing.
+
+    ``since``: the caller knows the entity has no beacon before then (the doctor's run), so the
+    unlisted ones are looked for from then only, not over the last :data:`UNLISTED_HOURS` hours
+    (that scan reads every beacon of its window). Listed beacons are erased whatever their time.
+    """
     entity_type = registry.entity(ref.type)  # UnknownTypeError for a type nobody registered
     now = utcnow()
     bury(salt_secret, str(ref), now)  # before anything goes: what the stream does next is refused
     days = all_entity_days(str(ref))
     listed = {beacon_id for day in days for beacon_id in day.hits}
-    recent = {
-        beacon.id for beacon in scanned_beacons(now - timedelta(hours=UNLISTED_HOURS), now, Kind.ENTITY, ref)
-    }
+    start = now - timedelta(hours=UNLISTED_HOURS)
+    start = max(start, since) if since is not None else start
+    recent = {beacon.id for beacon in scanned_beacons(start, now, Kind.ENTITY, ref)}
     erased_beacons = _delete_all(Beacon, (beacon_key(beacon_id) for beacon_id in sorted(listed | recent)))
     counters = _delete_all(Counter, Counter.query(counter_key(Kind.ENTITY, ref)))
     marks = _delete_all(PersonDay, (PersonDay(day.person, day.day) for day in days))

@@ -22,7 +22,7 @@ from webbugger.errors import (
     StoreUnavailableError,
     UnsafeDestinationError,
 )
-from webbugger.hooks import HookFailedError, call_beacon_update, run_within_budget
+from webbugger.hooks import HookBudgets, HookFailedError, call_beacon_update, run_within_budget
 from webbugger.ids import epoch_ms, new_beacon_id
 from webbugger.minting import REDIRECT_PREFIX
 from webbugger.models import Beacon, beacon_partition, expiry, put_beacon, utcnow
@@ -57,8 +57,7 @@ if TYPE_CHECKING:
 
 # The target type that short public URLs (/l/ID) name.
 SHORT_LINK_TYPE = "link"
-# A stored link answers its short URL only when its record says so (opt-in, per link): an unsigned
-# URL anyone can guess from a tracking URL must not spend the hits the owner minted URLs for.
+# A stored link answers its short URL only when its record says so (opt-in, per link).
 SHORT_URL_FLAG = "short_url_enabled"
 # A tracked link whose target is another tracked link of this service is followed internally
 # (one redirect for the visitor, a beacon per link), up to this many links.
@@ -89,7 +88,7 @@ class Tracker:
         self.registry = registry
         self._key_ring = key_ring or (lambda: load_key_ring(settings))
         self._lookups = LookupCache(settings.lookup_cache_seconds)
-        self._budget_s = settings.hook_budget_ms / 1000
+        self._budgets = HookBudgets(settings.hook_budget_ms / 1000, settings.hook_cold_budget_ms / 1000)
 
     def track(self, token: str, mode: Mode, incoming: IncomingRequest, *, _chain: int = 1) -> TrackResult:
         """Handle one hit. Raises :class:`NotFoundError` (404) or :class:`StoreUnavailableError` (503)."""
@@ -101,7 +100,7 @@ class Tracker:
     def track_short_link(self, link_id: str, incoming: IncomingRequest) -> TrackResult:
         """A hit on a stored link's short public URL (``/l/ID``): unsigned, since the destination is
         stored and cannot be chosen by whoever writes the URL; no entity, no source. Only for a link
-        whose record turned its short URL on (:data:`SHORT_URL_FLAG`); else 404, nothing claimed."""
+        whose record turned its short URL on (:data:`SHORT_URL_FLAG`), else 404; never claims a hit."""
         try:
             target = Ref(SHORT_LINK_TYPE, link_id)
         except InvalidReferenceError as exc:
@@ -124,7 +123,7 @@ class Tracker:
         hit = self._hit_request(claims, mode, incoming, entity_ref, from_cdn, decision)
         stored = self._save(hit)
         if entity is not None and entity_ref is not None:
-            call_beacon_update(entity, entity_ref.type, hit, self._budget_s)
+            call_beacon_update(entity, entity_ref.type, hit, self._budgets)
         # No metric for a hit recorded as it should be: its EMF record would be most of what a hit
         # costs in CloudWatch Logs, and Lambda's own Invocations metric counts hits for nothing.
         # Metrics are for what goes wrong (write failures, spills, refusals, invalid requests).
@@ -202,7 +201,8 @@ class Tracker:
         refusal = getattr(record, "refusal", None)
         if callable(refusal):
             try:
-                reason = refusal(now, claim=incoming.method != "HEAD")
+                # Only URLs the owner minted spend a capped link's hits; a short hit is checked.
+                reason = refusal(now, claim=incoming.method != "HEAD" and not short)
             except Exception as exc:
                 # A capped link's claim of a hit did not answer in time: whether a hit is left is
                 # unknown, so ask the visitor to retry (503) rather than guess, as for the target.
@@ -269,7 +269,7 @@ class Tracker:
             return Ref(ref.type, ref.id or new_beacon_id()), None
         try:
             entity = run_within_budget(
-                "get_or_create", ref.type, self._budget_s, lambda: entity_type.get_or_create(ref.id)
+                "get_or_create", ref.type, self._budgets, lambda: entity_type.get_or_create(ref.id)
             )
         except HookFailedError:
             return ref, None  # keep the reference as the link gave it; the hit still counts
@@ -362,7 +362,7 @@ class Tracker:
                     return False
             # The whole beacon in one record, from which `webbugger replay` restores it.
             logger.error(
-                "beacon write failed",
+                spill.SPILL_LOG_MESSAGE,
                 extra={
                     spill.SPILL_KEY: beacon.to_record(),
                     "error": repr(exc),

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from webbugger.beacon_queries import beacons_between
+from webbugger.csv_cells import csv_row
 from webbugger.erase import erase_entity
 from webbugger.errors import InvalidCursorError, InvalidReferenceError, InvalidTimeError, WebbuggerError
 from webbugger.models import BEACON_RECORD_FIELDS
@@ -147,7 +148,7 @@ def export_page(query: BeaconQuery, fmt: ExportFormat, limit: int) -> ExportPage
     for beacon in found:
         record = beacon.to_record()
         if fmt == "csv":
-            writer.writerow(record)
+            writer.writerow(csv_row(record))
         else:
             out.write(json.dumps(record, separators=(",", ":")) + "\n")
         count, last_id, size = count + 1, beacon.id, out.tell()
@@ -158,9 +159,10 @@ def export_page(query: BeaconQuery, fmt: ExportFormat, limit: int) -> ExportPage
     return ExportPage(out.getvalue(), CONTENT_TYPES[fmt], last_id if more else None)
 
 
-def erase(registry: Registry, entity: Ref, salt_secret: bytes) -> Erased:
-    """Delete every beacon of ``entity``, its counters and visitor marks, and its own record,
-    and leave its tombstone (keyed with ``salt_secret``, the visitor-salt secret)."""
+def erase(registry: Registry, entity: Ref, salt_secret: bytes, since: datetime | None = None) -> Erased:
+    """Delete every beacon of ``entity``, its counters and visitor marks, and its own record, and
+    leave its tombstone, keyed with ``salt_secret`` (the visitor-salt secret; ``since``: see
+    :func:`webbugger.erase.erase_entity`)."""
     if entity.id is None:
         raise InvalidReferenceError("give the entity's id: TYPE:ID")
-    return erase_entity(entity, registry, salt_secret)
+    return erase_entity(entity, registry, salt_secret, since=since)
