@@ -18,17 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from webbugger.csv_cells import csv_row
-from webbugger.models import BEACON_RECORD_FIELDS
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 
 from webbugger_cli.commands import UsageError
-from webbugger_cli.commands.backends import ExportQuery, open_backend
+from webbugger_cli.commands.backends import open_backend
 from webbugger_cli.commands.options import iso_time, iso_time_end
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Iterable, Sequence
+
+    from webbugger.service.beacons import BeaconQuery as ExportQuery
 
     from webbugger_cli.commands.backends import Record
 
@@ -40,6 +41,8 @@ REFRESH_SECONDS = 0.1
 
 def export_columns() -> list[str]:
     """The CSV columns: the keys of :meth:`Beacon.to_record`, in its order."""
+    from webbugger.models import BEACON_RECORD_FIELDS  # PynamoDB: only for a command that reads beacons
+
     return list(BEACON_RECORD_FIELDS)
 
 
@@ -168,6 +171,8 @@ def write_records(records: Iterable[Record], writer: RecordWriter, progress: Pro
 
 def export_query(args: argparse.Namespace, now: datetime) -> ExportQuery:
     """The query the options ask for; :class:`UsageError` for a range that makes no sense."""
+    from webbugger.service.beacons import BeaconQuery as ExportQuery  # PynamoDB: not at start-up
+
     until: datetime = args.until if args.until is not None else now
     since: datetime = args.since if args.since is not None else until - timedelta(days=DEFAULT_DAYS)
     if since > until:

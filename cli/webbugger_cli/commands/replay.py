@@ -14,6 +14,8 @@ status 1 if a record was invalid.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import re
 import sys
 from contextlib import ExitStack
@@ -21,14 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
-
-from webbugger.spill import (
-    SPILL_KEY,
-    ErasedBeaconError,
-    InvalidSpillRecordError,
-    record_from_log_line,
-    store_record,
-)
 
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.options import parse_time
@@ -39,8 +33,6 @@ if TYPE_CHECKING:
 
     from webbugger.tombstones import Tombstones
 
-# The subscription filter of template.yaml's SpilledLogsSubscription: the same records.
-LOG_FILTER = "{ $.%s.id = * }" % SPILL_KEY  # noqa: UP031 - braces are the pattern's own
 LOG_GROUP_OUTPUT = "TrackFunctionLogGroupName"
 DEFAULT_SINCE = "1d"
 _DURATION = re.compile(r"(\d+)([mhd])\Z")
@@ -83,6 +75,9 @@ def since_time(text: str, now: datetime | None = None) -> datetime:
 def replay_lines(lines: Iterable[str], tally: Tally, tombstones: Tombstones | None = None) -> Tally:
     """Store the beacon of every spilled record in ``lines`` (but those ``tombstones`` bury);
     table errors propagate."""
+    # Imported here: the beacon model (PynamoDB) is not for the CLI's start-up (bench/cli.py).
+    from webbugger.spill import ErasedBeaconError, InvalidSpillRecordError, record_from_log_line, store_record
+
     for line in lines:
         try:
             record = record_from_log_line(line)
@@ -111,6 +106,10 @@ def replay_lines(lines: Iterable[str], tally: Tally, tombstones: Tombstones | No
 def log_group_lines(stack_name: str, region: str | None, since: datetime) -> Iterator[str]:
     """The messages of the stack's track-function log events that carry a spilled record."""
     import boto3  # only a deployed stack's log is read with it
+    from webbugger.spill import SPILL_KEY
+
+    # The subscription filter of template.yaml's SpilledLogsSubscription: the same records.
+    log_filter = "{ $.%s.id = * }" % SPILL_KEY  # noqa: UP031 - braces are the pattern's own
 
     session = boto3.session.Session(region_name=region)
     outputs = stack_outputs(describe_stack(session, stack_name))
@@ -120,7 +119,7 @@ def log_group_lines(stack_name: str, region: str | None, since: datetime) -> Ite
     pages = (
         session.client("logs")
         .get_paginator("filter_log_events")
-        .paginate(logGroupName=group, filterPattern=LOG_FILTER, startTime=int(since.timestamp() * 1000))
+        .paginate(logGroupName=group, filterPattern=log_filter, startTime=int(since.timestamp() * 1000))
     )
     for page in pages:
         for event in page.get("events", []):
@@ -166,7 +165,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         else:
             since = args.since or since_time(DEFAULT_SINCE)
             replay_lines(log_group_lines(str(stack_name), region, since), tally, tombstones)
-    print(tally.summary())
+    print(json.dumps(dataclasses.asdict(tally)) if args.json else tally.summary())
     return 1 if tally.invalid else 0
 
 
@@ -196,4 +195,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--stack", metavar="NAME", default=argparse.SUPPRESS, help="deployed stack (default: the local one)"
     )
     parser.add_argument("--region", default=argparse.SUPPRESS, help="AWS region of --stack")
+    parser.add_argument("--json", action="store_true", help="the counts as one JSON object")
     parser.set_defaults(handler=cmd_replay)

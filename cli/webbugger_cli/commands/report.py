@@ -12,12 +12,9 @@ import tempfile
 from datetime import UTC, datetime, time
 from pathlib import Path
 
-from webbugger.beacon_queries import beacons_between
-from webbugger.counters import daily_stats
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.runtime import default_registry
-from webbugger.service.stats import require_known
 
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.options import bounded
@@ -33,6 +30,11 @@ MAX_SCAN = 1_000_000
 def fetch(kind: Kind, ref: Ref, days: int, *, cap: int, now: datetime) -> ReportData:
     """The report's data, read from the bound tables; refused (one line) for a reference with no
     stored record and nothing counted (an empty report would read as "no traffic")."""
+    # PynamoDB's modules: not at the CLI's start-up.
+    from webbugger.beacon_queries import beacons_between
+    from webbugger.counters import daily_stats
+    from webbugger.service.stats import require_known
+
     first, last = day_range(days, now)
     stats = daily_stats(kind, ref, first, last)
     require_known(default_registry(), kind, ref, stats)
