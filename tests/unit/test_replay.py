@@ -195,7 +195,13 @@ def test_replay_reads_the_stacks_log_group_since_a_time(
 
 def test_replay_json(deployed: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", "--stack", "wb", "--region", REGION, "--since", "2h", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"read": 0, "stored": 0, "present": 0, "invalid": 0, "erased": 0}
+    assert json.loads(capsys.readouterr().out) == {
+        "read": 0,
+        "stored": 0,
+        "present": 0,
+        "invalid": 0,
+        "erased": 0,
+    }
 
 
 def test_replay_from_a_stack_without_the_log_group_output_is_one_line(
