@@ -45,6 +45,7 @@ from webbugger_cli.commands import (
     links,
     print_table,
     records,
+    recount,
     relabel,
     replay,
     report,
@@ -335,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_parsers(commands)
     classify.add_parsers(commands)
     relabel.add_parsers(commands, common)
+    recount.add_parsers(commands, common)
     finish(parser)
     return parser
 

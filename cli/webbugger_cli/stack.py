@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from webbugger.runtime import bind_tables, default_registry
 from webbugger.settings import Settings
-from webbugger.signing import load_key_ring
+from webbugger.signing import load_key_ring, load_visitor_salt
 
 from webbugger_cli.local import state
 from webbugger_cli.template import load_template
@@ -23,6 +23,7 @@ from webbugger_cli.template import load_template
 if TYPE_CHECKING:
     from webbugger.registry import Registry
     from webbugger.tokens import KeyRing
+    from webbugger.tombstones import Tombstones
 
 # Outputs of template.yaml the command line needs from a deployed stack.
 REQUIRED_OUTPUTS = ("ApiUrl", "BeaconsTableName", "LinksTableName", "SigningSecretArn")
@@ -64,6 +65,29 @@ class Stack:
             return load_key_ring(self.settings)
         except (GetParameterError, TransformParameterError) as exc:
             raise StackError(f"cannot read the signing secret of stack {self.name!r}: {exc}") from exc
+
+    def visitor_salt(self) -> bytes:
+        """The stack's visitor-salt secret (the key of erased entities' tombstones, too)."""
+        if not (self.settings.visitor_salt_secret_arn or self.settings.local_visitor_salt):
+            raise StackError(
+                f"stack {self.name!r} has no VisitorSaltSecretArn output: update it to this template"
+            )
+        if not self.settings.visitor_salt_secret_arn:
+            return load_visitor_salt(self.settings)
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+        try:
+            return load_visitor_salt(self.settings)
+        except GetParameterError as exc:
+            raise StackError(f"cannot read the visitor-salt secret of stack {self.name!r}: {exc}") from exc
+
+    def tombstones(self) -> Tombstones | None:
+        """The stack's erased entities; None without a counters table, or for a stack deployed
+        before erasures left tombstones (it has no VisitorSaltSecretArn output, and none)."""
+        from webbugger.tombstones import Tombstones
+
+        keyed = self.settings.visitor_salt_secret_arn or self.settings.local_visitor_salt
+        return Tombstones(self.visitor_salt()) if self.settings.counters_table and keyed else None
 
 
 def table_variables(outputs: dict[str, str]) -> dict[str, str]:
@@ -144,6 +168,7 @@ def local_stack(registry: Registry | None = None, *, tables: bool = True) -> Sta
         counters_table=os.environ.get("COUNTERS_TABLE"),
         region=state.LOCAL_REGION,
         local_signing_keys=keys,
+        local_visitor_salt=os.environ.get("WEBBUGGER_VISITOR_SALT"),
         dynamodb_endpoint=running.dynamodb_endpoint,
     )
     return Stack(state.STACK_NAME, running.api_url, _cli_settings(settings))
@@ -193,6 +218,8 @@ def deployed_stack(name: str, region: str | None = None) -> Stack:
         counters_table=os.environ.get("COUNTERS_TABLE"),
         region=session.region_name,
         signing_secret_arn=outputs["SigningSecretArn"],
+        # The key of erased entities' tombstones (replay and recount honour them).
+        visitor_salt_secret_arn=outputs.get("VisitorSaltSecretArn"),
     )
     return Stack(name, outputs["ApiUrl"], _cli_settings(settings))
 

@@ -11,6 +11,9 @@ so a beacon that arrives by two paths is stored once and an already-stored one i
   could not even be queued. A failed write fails the invocation, which Lambda retries; the log
   records stay in the log group for ``webbugger replay --stack NAME`` in any case.
 
+A beacon of an entity erased after it was made is dropped (:mod:`webbugger.tombstones`): its
+message succeeds, and nothing is stored.
+
 Once the table fails within a batch, the batch's remaining messages go back to the queue untried:
 they would only wait for the same timeouts.
 """
@@ -27,11 +30,13 @@ from webbugger.models import Beacon, bind
 from webbugger.observability import MetricUnit, logger, metrics
 from webbugger.settings import get_settings
 from webbugger.spill import (
+    ErasedBeaconError,
     InvalidSpillRecordError,
     record_from_log_line,
     record_from_message,
     store_record,
 )
+from webbugger.tombstones import Tombstone, Tombstones, tombstones_for
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -53,6 +58,7 @@ class TableFailingError(Exception):
 @dataclasses.dataclass
 class _Batch:
     table_failed: bool = False
+    tombstones: Tombstones | None = None
 
 
 _batch = _Batch()
@@ -69,11 +75,16 @@ def bind_beacons() -> None:
         ddb_max_retries=DRAIN_MAX_RETRIES,
     )
     bind(Beacon, settings.beacons_table, drain_settings)
+    if settings.counters_table:
+        bind(Tombstone, settings.counters_table, drain_settings)
 
 
 def _store(record: object) -> None:
     try:
-        stored = store_record(record)
+        stored = store_record(record, _batch.tombstones)
+    except ErasedBeaconError:
+        metrics.add_metric(name="DrainedErased", unit=MetricUnit.Count, value=1)
+        return
     except InvalidSpillRecordError:
         raise
     except Exception:
@@ -115,6 +126,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     """Lambda entry point: a batch of spill-queue messages, or a log subscription's delivery."""
     bind_beacons()
     _batch.table_failed = False
+    _batch.tombstones = tombstones_for(get_settings())  # read afresh each batch
     if "awslogs" in event:
         return drain_logs(event)
     return dict(

@@ -4,8 +4,9 @@ counters of their references, one ``ADD`` per counter item per batch (webbugger.
 
 A failed record is reported alone (a partial batch response): Lambda delivers it again, with
 the records after it; what was done for a record before is recognised and not done twice. An
-invocation that raises fails the whole batch, which the event source mapping bisects and
-finally sends to the dead-letter queue.
+invocation that raises fails the whole batch, which the event source mapping bisects. A record
+still failing after an hour goes to the dead-letter queue, coordinates only: ``webbugger
+recount`` then finds its beacon unfinished and does its work (:mod:`webbugger.recount`).
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEST_PLUGINS = "stream_test_plugins.probe"
 PLUGINS_DIR = Path(__file__).resolve().parent
 WEBBUGGER = Path(sys.executable).with_name("webbugger")  # the console script `uv run webbugger` runs
+POISON_GIVEN_UP_S = 5.0
 
 
 @dataclass
@@ -169,7 +170,10 @@ def _start(tmp: Path) -> RunningStack:
         create_demo_link()
         state.write_running(stack, state_dir)
         api.start_in_thread()
-        feed = StreamFeed.from_template(template, ddb.endpoint, api.invoke, state_dir).start(paused=True)
+        # A poison record is given up after a few seconds (tests wait for its dead letter).
+        feed = StreamFeed.from_template(
+            template, ddb.endpoint, api.invoke, state_dir, record_age_cap_s=POISON_GIVEN_UP_S
+        ).start(paused=True)
     except BaseException:
         if feed is not None:
             feed.stop()

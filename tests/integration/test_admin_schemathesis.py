@@ -56,6 +56,7 @@ OPERATIONS = [
     ("GET", "/stats"),
     ("GET", "/export"),
     ("POST", "/erase"),
+    ("POST", "/recount"),
 ]
 
 

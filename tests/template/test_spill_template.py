@@ -34,6 +34,9 @@ def test_track_function_knows_the_spill_queue(template: Template) -> None:
 def test_drain_function_has_least_privilege(template: Template) -> None:
     assert grants(template, "DrainFunction") == {
         ("dynamodb:PutItem", arn("BeaconsTable")),
+        # Erased entities' tombstones (a spilled beacon of one is dropped), and their key.
+        ("dynamodb:GetItem", arn("CountersTable")),
+        ("secretsmanager:GetSecretValue", str({"Ref": "VisitorSaltSecret"})),
         *{
             (action, arn("SpillQueue"))
             for action in (

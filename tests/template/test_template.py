@@ -127,6 +127,8 @@ def test_stream_function_has_least_privilege(template: Template) -> None:
         ("dynamodb:UpdateItem", arn("BeaconsTable")),
         ("dynamodb:GetItem", arn("BeaconsTable")),
         ("dynamodb:BatchGetItem", arn("BeaconsTable")),
+        # A late beacon of an erased entity deleted (webbugger.tombstones).
+        ("dynamodb:DeleteItem", arn("BeaconsTable")),
         # Counters and person-days updated, batch ledgers put, both read, an entity's days queried;
         # no scan, no delete.
         ("dynamodb:UpdateItem", arn("CountersTable")),
@@ -156,6 +158,10 @@ def test_stream_retries_failed_records_alone_and_keeps_poison_ones(template: Tem
     }
     # One batch at a time per shard: webbugger.ledger's argument rests on it.
     assert event["ParallelizationFactor"] == 1
+    # Retried for an hour whatever the count (an outage of minutes loses no count); what is
+    # dead-lettered after that, `webbugger recount` counts.
+    assert event["MaximumRetryAttempts"] == -1
+    assert event["MaximumRecordAgeInSeconds"] == 3600
 
 
 def test_stream_batches_are_full_and_only_new_beacons_with_a_reference(template: Template) -> None:

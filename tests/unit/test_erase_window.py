@@ -12,6 +12,7 @@ from webbugger.refs import Ref
 from webbugger.registry import Registry
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+SALT = b"s" * 48
 
 
 @pytest.fixture
@@ -27,6 +28,7 @@ def windows(monkeypatch: pytest.MonkeyPatch) -> list[tuple[datetime, datetime]]:
     monkeypatch.setattr(erase, "scanned_beacons", scanned)
     monkeypatch.setattr(erase, "all_entity_days", lambda person: [])
     monkeypatch.setattr(erase, "_delete_all", lambda model, items: len(list(items)))
+    monkeypatch.setattr(erase, "bury", lambda *args: None)  # the tombstone: not stored either
     monkeypatch.setattr(erase.Counter, "query", lambda *args, **kwargs: iter([]))
     return seen
 
@@ -39,9 +41,9 @@ def registry() -> Registry:
 
 
 def test_since_narrows_the_scan_of_unlisted_beacons(windows: list[Any], registry: Registry) -> None:
-    erase.erase_entity(Ref("ip", "doctor-1"), registry)
-    erase.erase_entity(Ref("ip", "doctor-1"), registry, since=NOW - timedelta(minutes=5))
-    erase.erase_entity(Ref("ip", "doctor-1"), registry, since=NOW - timedelta(days=9))
+    erase.erase_entity(Ref("ip", "doctor-1"), registry, SALT)
+    erase.erase_entity(Ref("ip", "doctor-1"), registry, SALT, since=NOW - timedelta(minutes=5))
+    erase.erase_entity(Ref("ip", "doctor-1"), registry, SALT, since=NOW - timedelta(days=9))
     assert windows == [
         (NOW - timedelta(hours=erase.UNLISTED_HOURS), NOW),
         (NOW - timedelta(minutes=5), NOW),

@@ -63,7 +63,7 @@ def test_since_takes_a_duration_or_a_time(text: str, expected: datetime) -> None
 def test_replay_counts_stored_present_and_invalid(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: set[str] = set()
 
-    def store(record: Any) -> bool:
+    def store(record: Any, **_: Any) -> bool:
         if record["id"] in seen:
             return False
         seen.add(record["id"])
@@ -132,6 +132,11 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     with mock_aws():
         spec = load_template().tables()["BeaconsTable"]
         boto3.client("dynamodb", region_name=REGION).create_table(TableName="wb-beacons", **spec)
+        counters = load_template().tables()["CountersTable"]  # erased entities' tombstones
+        boto3.client("dynamodb", region_name=REGION).create_table(TableName="wb-CountersTable", **counters)
+        salt = boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name="wb-salt", SecretString="s" * 48
+        )
         logs = boto3.client("logs", region_name=REGION)
         logs.create_log_group(logGroupName="/wb/track")
         logs.create_log_stream(logGroupName="/wb/track", logStreamName="s1")
@@ -142,6 +147,7 @@ def deployed(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
             "BeaconsTableName": "wb-beacons",
             "SigningSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:wb",
             "TrackFunctionLogGroupName": "/wb/track",
+            "VisitorSaltSecretArn": salt["ARN"],
         }
         template = {
             "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
@@ -189,7 +195,13 @@ def test_replay_reads_the_stacks_log_group_since_a_time(
 
 def test_replay_json(deployed: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", "--stack", "wb", "--region", REGION, "--since", "2h", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"read": 0, "stored": 0, "present": 0, "invalid": 0}
+    assert json.loads(capsys.readouterr().out) == {
+        "read": 0,
+        "stored": 0,
+        "present": 0,
+        "invalid": 0,
+        "erased": 0,
+    }
 
 
 def test_replay_from_a_stack_without_the_log_group_output_is_one_line(

@@ -82,6 +82,9 @@ class Backend(Protocol):
     def erase(self, entity: Ref) -> Record:
         """Delete an entity's beacons, counters and record; what was removed."""
 
+    def recount(self, since: str | None, until: str | None, cursor: str | None) -> Record:
+        """One page of a recount (:meth:`Recounted.as_dict`, ``next_cursor`` None after the last)."""
+
 
 def _link_ref(link_id: str) -> Ref:
     from webbugger.tracking import SHORT_LINK_TYPE  # the tracker's modules: not at start-up
@@ -181,7 +184,17 @@ class LocalBackend:
         from webbugger.service.beacons import erase
 
         require_counters(self.stack)
-        return erase(default_registry(), entity).as_dict()
+        return erase(default_registry(), entity, self.stack.visitor_salt()).as_dict()
+
+    def recount(self, since: str | None, until: str | None, cursor: str | None) -> Record:
+        from webbugger.service.recount import recount_range  # the stream's modules: not at start-up
+
+        require_counters(self.stack)
+        settings = self.stack.settings
+        found = recount_range(
+            default_registry(), settings, self.stack.visitor_salt(), since=since, until=until, cursor=cursor
+        )
+        return found.as_dict()
 
 
 def _found(record: Record | None, link_id: str) -> Record:
@@ -331,6 +344,15 @@ class AdminBackend:
         answer = self.client.request("POST", "/erase", payload={"entity": str(entity)}).json()
         if not isinstance(answer, dict):
             raise AdminApiError("the admin API's erase answer is not a JSON object")
+        return answer
+
+    def recount(self, since: str | None, until: str | None, cursor: str | None) -> Record:
+        payload = {
+            name: value for name, value in (("from", since), ("to", until), ("cursor", cursor)) if value
+        }
+        answer = self.client.request("POST", "/recount", payload=payload).json()
+        if not isinstance(answer, dict):
+            raise AdminApiError("the admin API's recount answer is not a JSON object")
         return answer
 
 

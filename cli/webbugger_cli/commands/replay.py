@@ -6,7 +6,9 @@ files or stdin (JSON lines of log records, or a CloudWatch Logs export's text li
 in them), or, with ``--stack NAME`` and no FILE, from the stack's track-function log group
 (FilterLogEvents since ``--since``), and stores each beacon with the drain's conditional put: a
 beacon stored already (by the drain, or by an earlier replay) is counted, not stored twice.
-Lines without a spilled record are skipped. One summary line; exit status 1 if a record was invalid.
+A beacon of an entity erased after it was made is not stored (the erasure's tombstone,
+:mod:`webbugger.tombstones`). Lines without a spilled record are skipped. One summary line; exit
+status 1 if a record was invalid.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from webbugger_cli.stack import StackError, describe_stack, resolve_stack, stack
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
+    from webbugger.tombstones import Tombstones
+
 LOG_GROUP_OUTPUT = "TrackFunctionLogGroupName"
 DEFAULT_SINCE = "1d"
 _DURATION = re.compile(r"(\d+)([mhd])\Z")
@@ -43,12 +47,14 @@ class Tally:
     stored: int = 0
     present: int = 0
     invalid: int = 0
+    erased: int = 0
 
     def summary(self) -> str:
         """The one line the command prints."""
+        erased = f", {self.erased:,} of erased entities (not stored)" if self.erased else ""
         return (
             f"replay: read {self.read:,} spilled beacon{'s' if self.read != 1 else ''}: "
-            f"{self.stored:,} stored, {self.present:,} already present, {self.invalid:,} invalid"
+            f"{self.stored:,} stored, {self.present:,} already present, {self.invalid:,} invalid{erased}"
         )
 
 
@@ -66,10 +72,11 @@ def since_time(text: str, now: datetime | None = None) -> datetime:
         ) from None
 
 
-def replay_lines(lines: Iterable[str], tally: Tally) -> Tally:
-    """Store the beacon of every spilled record in ``lines``; table errors propagate."""
+def replay_lines(lines: Iterable[str], tally: Tally, tombstones: Tombstones | None = None) -> Tally:
+    """Store the beacon of every spilled record in ``lines`` (but those ``tombstones`` bury);
+    table errors propagate."""
     # Imported here: the beacon model (PynamoDB) is not for the CLI's start-up (bench/cli.py).
-    from webbugger.spill import InvalidSpillRecordError, record_from_log_line, store_record
+    from webbugger.spill import ErasedBeaconError, InvalidSpillRecordError, record_from_log_line, store_record
 
     for line in lines:
         try:
@@ -82,7 +89,10 @@ def replay_lines(lines: Iterable[str], tally: Tally) -> Tally:
             tally.invalid += 1
             continue
         try:
-            stored = store_record(record)
+            stored = store_record(record, tombstones=tombstones)
+        except ErasedBeaconError:
+            tally.erased += 1
+            continue
         except InvalidSpillRecordError:
             tally.invalid += 1
             continue
@@ -147,13 +157,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     tally = Tally()
     with ExitStack() as stack:
         inputs = _open(files, stack)
-        resolve_stack(stack_name, region)  # binds the beacon model to the stack's table
+        target = resolve_stack(stack_name, region)  # binds the beacon model to the stack's table
+        tombstones = target.tombstones()
         if inputs:
             for handle in inputs:
-                replay_lines(handle, tally)
+                replay_lines(handle, tally, tombstones)
         else:
             since = args.since or since_time(DEFAULT_SINCE)
-            replay_lines(log_group_lines(str(stack_name), region, since), tally)
+            replay_lines(log_group_lines(str(stack_name), region, since), tally, tombstones)
     print(json.dumps(dataclasses.asdict(tally)) if args.json else tally.summary())
     return 1 if tally.invalid else 0
 

@@ -19,12 +19,16 @@ the Lambda DynamoDB stream event, as the event source mapping does in AWS:
   from the first failed record on (it and the records after it, as Lambda does); an invocation
   that raises, or names an unknown item, fails the whole batch. Without it, only a raise fails
   the batch.
-- ``MaximumRetryAttempts``: retries after the first attempt (short exponential back-off); after
-  the last one the records are dead-lettered. There is no SQS locally: each record goes, with its
-  coordinates, as one JSON line to ``<state dir>/stream-dead-letters.jsonl``, and one line is
-  logged. ``-1`` or absent (AWS: retry until the record expires) is bounded locally by
-  :data:`LOCAL_RETRY_CAP`. ``BisectBatchOnFunctionError`` needs no model: failed records are
-  already retried on their own.
+- ``MaximumRetryAttempts`` and ``MaximumRecordAgeInSeconds``: a failing batch is retried (short
+  exponential back-off, at most :data:`RETRY_BACKOFF_MAX_S` apart) until either runs out; then its
+  records are dead-lettered. ``-1`` or absent means no limit, as in AWS (where the record's 24
+  hours in the stream end it); locally the age is counted from the batch's first attempt and
+  bounded by the feed's ``record_age_cap_s`` (:data:`LOCAL_RECORD_AGE_CAP_S`), so that a poison
+  record does not hold a developer's shard for an hour, while DynamoDB Local restarting is
+  ridden out. There is no SQS locally: each record goes, whole, with its coordinates, as one JSON
+  line to ``<state dir>/stream-dead-letters.jsonl``, and one line is logged; ``webbugger
+  recount`` then does its work (:mod:`webbugger.recount`). ``BisectBatchOnFunctionError`` needs
+  no model: failed records are already retried on their own.
 
 Positions (``<state dir>/stream-checkpoints.json``): the last sequence number handled in each
 shard is saved after each batch is done (delivered, filtered out or dead-lettered). A restart
@@ -72,9 +76,10 @@ MAX_READ = 1000
 DEFAULT_BATCH_SIZE = 100
 # The batching window locally: at most this long (AWS's may be minutes).
 LOCAL_WINDOW_CAP_S = 1.0
-# AWS retries a failing record until it leaves the stream (24 h) when MaximumRetryAttempts is -1
-# or absent; locally that would block the shard for a day.
-LOCAL_RETRY_CAP = 10
+# AWS retries a failing record until it leaves the stream (24 h) when neither MaximumRetryAttempts
+# nor MaximumRecordAgeInSeconds bounds it; locally that would block the shard for a day. Long
+# enough for DynamoDB Local to restart.
+LOCAL_RECORD_AGE_CAP_S = 30.0
 RETRY_BACKOFF_S = 0.05
 RETRY_BACKOFF_MAX_S = 1.0
 # Shards are listed again this often (a local stream rarely gets new shards).
@@ -105,7 +110,9 @@ class StreamSource:
     table: str
     batch_size: int = DEFAULT_BATCH_SIZE
     starting_position: str = "TRIM_HORIZON"
-    max_retries: int = LOCAL_RETRY_CAP
+    # -1: no limit (as in AWS).
+    max_retries: int = -1
+    max_record_age_s: float | None = None
     report_item_failures: bool = False
     # None: no FilterCriteria (every record passes).
     filters: tuple[RecordFilter, ...] | None = None
@@ -234,10 +241,8 @@ def _source(template: Template, function: str, event: str, props: dict[str, Any]
     position = str(props.get("StartingPosition", "TRIM_HORIZON"))
     if position not in _STARTING_POSITIONS:
         raise StreamConfigError(f"{label}: StartingPosition {position} is not supported locally")
-    retries = _int_property(label, props, "MaximumRetryAttempts", -1)
-    if retries < 0:
-        log.info("%s: MaximumRetryAttempts %s is bounded locally to %s", label, retries, LOCAL_RETRY_CAP)
-        retries = LOCAL_RETRY_CAP
+    retries = max(_int_property(label, props, "MaximumRetryAttempts", -1), -1)
+    age = _int_property(label, props, "MaximumRecordAgeInSeconds", -1)
     batch_size = _int_property(label, props, "BatchSize", DEFAULT_BATCH_SIZE)
     if batch_size < 1:
         raise StreamConfigError(f"{label}: BatchSize must be at least 1")
@@ -248,6 +253,7 @@ def _source(template: Template, function: str, event: str, props: dict[str, Any]
         batch_size=min(batch_size, MAX_READ),
         starting_position=position,
         max_retries=retries,
+        max_record_age_s=float(age) if age >= 0 else None,
         report_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
         filters=_filters(label, props.get("FilterCriteria")),
         batching_window_s=_window(template, label, props),
@@ -419,9 +425,12 @@ class StreamFeed:
         *,
         region: str = state.LOCAL_REGION,
         poll_interval: float = POLL_INTERVAL_S,
+        record_age_cap_s: float = LOCAL_RECORD_AGE_CAP_S,
     ) -> None:
-        """``invoke(function, event)`` runs one invocation and returns the handler's result."""
+        """``invoke(function, event)`` runs one invocation and returns the handler's result;
+        a failing batch is retried for at most ``record_age_cap_s`` seconds."""
         self._streams = [_Stream(source, state.table_name(source.table)) for source in sources]
+        self.record_age_cap_s = record_age_cap_s
         self._invoke = invoke
         self._region = region
         self._poll_interval = poll_interval
@@ -447,9 +456,11 @@ class StreamFeed:
         endpoint: str,
         invoke: Callable[[str, dict[str, Any]], Any],
         directory: Path,
+        *,
+        record_age_cap_s: float = LOCAL_RECORD_AGE_CAP_S,
     ) -> StreamFeed:
         """A feed of every stream event source of ``template`` (:class:`StreamConfigError` if unsupported)."""
-        return cls(stream_sources(template), endpoint, invoke, directory)
+        return cls(stream_sources(template), endpoint, invoke, directory, record_age_cap_s=record_age_cap_s)
 
     @property
     def sources(self) -> list[StreamSource]:
@@ -639,13 +650,15 @@ class StreamFeed:
         self, source: StreamSource, stream_arn: str, shard_id: str, raw: list[dict[str, Any]]
     ) -> None:
         pending = [lambda_record(r, stream_arn, self._region) for r in raw if source.accepts(r)]
-        attempts = 0
+        attempts, started = 0, time.monotonic()
+        max_age = min(source.max_record_age_s or self.record_age_cap_s, self.record_age_cap_s)
         while pending:
             failed = self._invoke_once(source, pending)
             attempts += 1
             if not failed:
                 return
-            if attempts > source.max_retries:
+            out_of_retries = 0 <= source.max_retries < attempts
+            if out_of_retries or time.monotonic() - started >= max_age:
                 self._dead_letter(source, shard_id, failed, attempts)
                 return
             backoff = min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_S * 2 ** (attempts - 1))

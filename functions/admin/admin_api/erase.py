@@ -6,6 +6,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from webbugger.refs import Ref
 from webbugger.runtime import default_registry
 from webbugger.service.beacons import erase as erase_entity
+from webbugger.signing import load_visitor_salt
 
 from admin_api.config import settings
 from admin_api.models import BAD_REQUEST, ErasedOut, EraseRequest
@@ -21,6 +22,6 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__
 def erase(request: EraseRequest) -> ErasedOut:
     """Delete every beacon of one entity, its counters and visitor marks, and its own record.
     Repeating it is harmless: the second run removes nothing."""
-    settings()
-    erased = erase_entity(default_registry(), Ref.parse(request.entity), request.since)
+    salt = load_visitor_salt(settings())  # the tombstone's key
+    erased = erase_entity(default_registry(), Ref.parse(request.entity), salt, request.since)
     return ErasedOut.model_validate(erased.as_dict())

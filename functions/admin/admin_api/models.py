@@ -341,6 +341,24 @@ class EraseRequest(BaseModel):
     )
 
 
+class RecountRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: str | None = Field(
+        default=None, alias="from", max_length=64, description="ISO 8601 (default: 48 h ago)"
+    )
+    until: str | None = Field(default=None, alias="to", max_length=64, description="ISO 8601 (default: now)")
+    cursor: str | None = Field(default=None, max_length=64, description="next_cursor of the previous page")
+
+
+class RecountedOut(BaseModel):
+    examined: int
+    unfinished: int = Field(description="Beacons whose hooks, label or counts were not all done")
+    recounted: int
+    failed: int
+    next_cursor: str | None = Field(description="Where the next page resumes; null after the last")
+
+
 class ErasedOut(BaseModel):
     entity: str
     beacons: int

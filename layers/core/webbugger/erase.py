@@ -9,6 +9,11 @@ For a data-subject request ("delete what you hold about recipient:alice@example.
 - the entity's own record, when its type can load it and it is a stored item (has ``delete()``).
 Counters of targets and sources keep their sums: they are aggregates that name nobody. The stream
 function ignores deletions, so erasing triggers no hooks and no counting.
+
+First of all it leaves the entity's tombstone (:mod:`webbugger.tombstones`, a keyed hash, not the
+id), so that nothing made before the erasure comes back: a spilled beacon drained or replayed
+later, a stream record delivered later (its beacon deleted then, its hooks and counts not run),
+a beacon that ``webbugger recount`` finds uncounted.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from webbugger.counters import Counter, counter_key
 from webbugger.models import Beacon, beacon_key, utcnow
 from webbugger.persons import PersonDay, all_entity_days
 from webbugger.registry import Kind
+from webbugger.tombstones import bury
 
 if TYPE_CHECKING:
     from webbugger.refs import Ref
@@ -58,7 +64,9 @@ def _delete_all(model: type[Any], items: Any) -> int:
     return count
 
 
-def erase_entity(ref: Ref, registry: Registry, *, since: datetime | None = None) -> Erased:
+def erase_entity(
+    ref: Ref, registry: Registry, salt_secret: bytes, *, since: datetime | None = None
+) -> Erased:
     """Erase everything held about entity ``ref``. Safe to repeat: a second run finds nothing.
 
     ``since``: the caller knows the entity has no beacon before then (the doctor's run), so the
@@ -66,9 +74,10 @@ def erase_entity(ref: Ref, registry: Registry, *, since: datetime | None = None)
     (that scan reads every beacon of its window). Listed beacons are erased whatever their time.
     """
     entity_type = registry.entity(ref.type)  # UnknownTypeError for a type nobody registered
+    now = utcnow()
+    bury(salt_secret, str(ref), now)  # before anything goes: what the stream does next is refused
     days = all_entity_days(str(ref))
     listed = {beacon_id for day in days for beacon_id in day.hits}
-    now = utcnow()
     start = now - timedelta(hours=UNLISTED_HOURS)
     start = max(start, since) if since is not None else start
     recent = {beacon.id for beacon in scanned_beacons(start, now, Kind.ENTITY, ref)}

@@ -41,8 +41,9 @@ def bind_core_models(settings: Settings) -> None:
         from webbugger.counters import Counter
         from webbugger.ledger import Ledger
         from webbugger.persons import PersonDay
+        from webbugger.tombstones import Tombstone
 
-        for model in (Counter, PersonDay, Ledger):
+        for model in (Counter, PersonDay, Ledger, Tombstone):
             bind(model, settings.counters_table, settings)
 
 

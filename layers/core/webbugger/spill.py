@@ -20,7 +20,8 @@ record written by a newer version still replays.
 
 Every path stores a beacon with the same conditional put, so a beacon that arrives twice (queue
 and log, a redelivered message, a replay run twice) is stored once, and an already-stored beacon
-counts as a success.
+counts as a success. A beacon of an entity erased after it was made is not stored at all
+(:class:`ErasedBeaconError`; see :mod:`webbugger.tombstones`).
 
 Nothing here connects to AWS at import time; the SQS client is made on the first spill only (the
 track function's cold start does not pay for it).
@@ -42,6 +43,8 @@ from webbugger.modes import Mode
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from webbugger.tombstones import Tombstones
 
 # The key of the spilled record, in a spill-queue message's body and in the track function's log.
 SPILL_KEY = "spilled_beacon"
@@ -83,6 +86,10 @@ _clients_lock = threading.Lock()
 
 class InvalidSpillRecordError(WebbuggerError, ValueError):
     """A spilled record that cannot be turned back into a beacon; the message says why."""
+
+
+class ErasedBeaconError(WebbuggerError):
+    """A spilled beacon of an entity erased since: not stored (and nothing to retry)."""
 
 
 def spill_message(beacon: Beacon) -> str:
@@ -246,10 +253,14 @@ def record_from_log_line(line: str) -> dict[str, Any] | None:
     return _log_record(line)
 
 
-def store_record(record: object) -> bool:
+def store_record(record: object, tombstones: Tombstones | None = None) -> bool:
     """Store the beacon of a spilled record idempotently: True if stored now, False if already
-    there. Raises :class:`InvalidSpillRecordError` for a bad record, ``PutError`` if the table fails."""
-    return put_beacon(record_to_beacon(record))
+    there. Raises :class:`InvalidSpillRecordError` for a bad record, :class:`ErasedBeaconError`
+    for a beacon that ``tombstones`` bury, ``PutError`` if the table fails."""
+    beacon = record_to_beacon(record)
+    if tombstones is not None and tombstones.buried(beacon):
+        raise ErasedBeaconError(f"beacon {beacon.id}: its entity was erased after it was made")
+    return put_beacon(beacon)
 
 
 def elapsed_ms(started: float) -> int:

@@ -2,6 +2,8 @@
 
 Per beacon, in this order (each step safe to repeat, so a record delivered again is harmless):
 
+0. unless its entity was erased after it was made (:mod:`webbugger.tombstones`): then the beacon
+   is deleted, and nothing else is done for it;
 1. its entity's deferred hook, once (:mod:`webbugger.deferred`);
 2. its registration on its person-day with its unique claims (:func:`webbugger.persons.register`:
    one write), unless it has no person or counts for nothing;
@@ -40,9 +42,10 @@ from webbugger.labelling import (
     verdicts_for,
 )
 from webbugger.ledger import LedgerBatch, claim, reclaim, tallied_refs, tally
-from webbugger.models import Beacon
+from webbugger.models import Beacon, beacon_key
 from webbugger.observability import MetricUnit, logger, metrics
 from webbugger.persons import Day, person_of, read, register
+from webbugger.tombstones import Tombstones
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -69,12 +72,19 @@ class BatchRun:
     def __init__(self, registry: Registry, salt_secret: bytes, settings: Settings) -> None:
         self.registry, self.salt_secret, self.settings = registry, salt_secret, settings
         self.ledgers = LedgerBatch(settings)
+        self.tombstones = Tombstones(salt_secret) if settings.counters_table else None
+        self.buried: set[str] = set()
 
     def process(self, beacons: list[Beacon]) -> set[str]:
         """Process every beacon, then commit the counts; the ids of the beacons that failed."""
         failed: set[str] = set()
         for beacon in beacons:
             try:
+                if self.tombstones is not None and self.tombstones.buried(beacon):
+                    beacon_key(beacon.id).delete()  # a late record of an erased entity: gone again
+                    self.buried.add(beacon.id)
+                    metrics.add_metric(name="ErasedBeaconsDropped", unit=MetricUnit.Count, value=1)
+                    continue
                 self.process_one(beacon)
             except Exception:  # noqa: BLE001 - one beacon's failure must not stop the others
                 logger.exception(
@@ -169,7 +179,9 @@ def process_batch(
     """Process a stream batch's new beacons; the ids of those whose records are to be retried.
     Then the hit feed (:mod:`webbugger.feed`, when on): the beacons that succeeded, labelled,
     and every class change the batch made."""
+    run = BatchRun(registry, salt_secret, settings)
     with collecting_relabels(settings) as relabels:
-        retry = BatchRun(registry, salt_secret, settings).process(beacons)
-    publish((beacon for beacon in beacons if beacon.id not in retry), relabels, salt_secret, settings)
+        retry = run.process(beacons)
+    done = (beacon for beacon in beacons if beacon.id not in retry and beacon.id not in run.buried)
+    publish(done, relabels, salt_secret, settings)
     return retry

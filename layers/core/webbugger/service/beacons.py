@@ -159,9 +159,10 @@ def export_page(query: BeaconQuery, fmt: ExportFormat, limit: int) -> ExportPage
     return ExportPage(out.getvalue(), CONTENT_TYPES[fmt], last_id if more else None)
 
 
-def erase(registry: Registry, entity: Ref, since: datetime | None = None) -> Erased:
-    """Delete every beacon of ``entity``, its counters and visitor marks, and its own record
-    (``since``: see :func:`webbugger.erase.erase_entity`)."""
+def erase(registry: Registry, entity: Ref, salt_secret: bytes, since: datetime | None = None) -> Erased:
+    """Delete every beacon of ``entity``, its counters and visitor marks, and its own record, and
+    leave its tombstone, keyed with ``salt_secret`` (the visitor-salt secret; ``since``: see
+    :func:`webbugger.erase.erase_entity`)."""
     if entity.id is None:
         raise InvalidReferenceError("give the entity's id: TYPE:ID")
-    return erase_entity(entity, registry, since=since)
+    return erase_entity(entity, registry, salt_secret, since=since)
