@@ -1,4 +1,4 @@
-"""Admin function: the admin HTTP API (links, minting, beacons, stats, exports), behind IAM.
+"""Admin function: the admin HTTP API (links, minting, rewriting, beacons, stats, exports), behind IAM.
 
 Every route of this API needs a SigV4-signed request (template.yaml: the AdminApi's default
 authorizer is AWS_IAM). The routes are in :mod:`admin_api`, one router per resource; here they
@@ -24,7 +24,7 @@ from webbugger.observability import logger, metrics
 from webbugger.plugins import PluginLoadError
 from webbugger.runtime import default_registry
 
-from admin_api import beacons, erase, export, links, mint, openapi, stats
+from admin_api import beacons, erase, export, links, mint, openapi, rewrite, stats
 from admin_api.errors import error_answer, status_and_code
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 app = APIGatewayHttpResolver(enable_validation=True)
-for module in (links, mint, beacons, stats, export, erase, openapi):
+for module in (links, mint, rewrite, beacons, stats, export, erase, openapi):
     app.include_router(module.router)
 
 # Plugins load at init: a broken plugin stops this container with one clear line.

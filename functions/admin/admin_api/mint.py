@@ -24,11 +24,13 @@ def _order(request: MintRequest) -> minting.MintRequest:
     responses={200: {"description": "The URLs"}, 400: BAD_REQUEST},
 )
 def mint(request: MintRequest) -> MintOut:
-    """A pixel URL, and a redirect URL when there is a target."""
-    ring, base = load_key_ring(settings()), tracking_base_url()
-    return MintOut.model_validate(
-        minting.mint(default_registry(), _order(request), ring, base), from_attributes=True
-    )
+    """A pixel URL, and a redirect URL when there is a target. With ``purpose`` email, an
+    entity with an id and a source, the mail's send is recorded (once per entity and source)."""
+    config = settings()
+    ring, base, order = load_key_ring(config), tracking_base_url(), _order(request)
+    minted = minting.mint(default_registry(), order, ring, base)
+    minting.record_minted_sends(default_registry(), [order], config, default=Purpose.WEB)
+    return MintOut.model_validate(minted, from_attributes=True)
 
 
 @router.post(
@@ -38,8 +40,11 @@ def mint(request: MintRequest) -> MintOut:
 )
 def mint_batch(batch: MintBatch) -> MintBatchOut:
     """Up to 1000 items at once, for a mailing (``purpose`` defaults to ``email``); one bad item
-    refuses the batch (its index is in the message)."""
-    ring, base = load_key_ring(settings()), tracking_base_url()
+    refuses the batch (its index is in the message). An email item naming an entity with an id
+    and a source records that mail's send (once per entity and source)."""
+    config = settings()
+    ring, base = load_key_ring(config), tracking_base_url()
     orders = [_order(item) for item in batch.items]
     minted = minting.mint_batch(default_registry(), orders, ring, base, default=Purpose.EMAIL)
+    minting.record_minted_sends(default_registry(), orders, config)
     return MintBatchOut(urls=[MintOut.model_validate(urls, from_attributes=True) for urls in minted])

@@ -1,6 +1,7 @@
 """The admin API's request and answer models, in one place: Powertools validates requests and
 answers with them and derives the OpenAPI document from them (the class names are its schema
 names). Also the query parameters that several routes share, and the documented error answers.
+The email routes' models (rewrite, campaign stats) are in :mod:`admin_api.email_models`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ BAD_REQUEST: OpenAPIResponse = {
 }
 NOT_FOUND: OpenAPIResponse = {
     "description": "No such link",
+    "content": {"application/json": {"model": ErrorBody}},
+}
+NO_CAMPAIGN: OpenAPIResponse = {
+    "description": "No such campaign",
     "content": {"application/json": {"model": ErrorBody}},
 }
 LINK_EXISTS: OpenAPIResponse = {

@@ -34,8 +34,9 @@ def bind_core_models(settings: Settings) -> None:
         from webbugger.counters import Counter
         from webbugger.ledger import Ledger
         from webbugger.persons import PersonDay
+        from webbugger.sends import Send
 
-        for model in (Counter, PersonDay, Ledger):
+        for model in (Counter, PersonDay, Ledger, Send):
             bind(model, settings.counters_table, settings)
 
 

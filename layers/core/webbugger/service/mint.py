@@ -1,5 +1,8 @@
 """Minting tracking URLs for references: each one parsed, its type registered, and checked by
-its type when the type checks ids (the ``url`` type: its host must be allowed)."""
+its type when the type checks ids (the ``url`` type: its host must be allowed).
+
+URLs minted for email that name a recipient (an entity with an id) and a campaign (a source)
+are a mail sent: :func:`record_minted_sends` records each once (:mod:`webbugger.sends`)."""
 
 from __future__ import annotations
 
@@ -12,12 +15,14 @@ from webbugger.minting import tracking_url
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.registry import Kind, TargetType
+from webbugger.sends import record_sends
 from webbugger.tokens import Purpose, TokenClaims
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from webbugger.registry import Registry
+    from webbugger.settings import Settings
     from webbugger.tokens import KeyRing
 
 
@@ -96,3 +101,17 @@ def mint_batch(
         except WebbuggerError as exc:
             raise BatchItemError(index, exc) from exc
     return minted
+
+
+def record_minted_sends(
+    registry: Registry, requests: Iterable[MintRequest], settings: Settings, default: Purpose = Purpose.EMAIL
+) -> int:
+    """Record a send for each request minted for email naming an entity with an id and a source
+    (once per entity and source, whatever the number of mintings); how many were new."""
+    by_source: dict[Ref, list[Ref]] = {}
+    for request in requests:
+        claims = pixel_claims(registry, request, default)
+        entity, source = claims.entity, claims.source
+        if claims.purpose is Purpose.EMAIL and source is not None and entity is not None and entity.id:
+            by_source.setdefault(source, []).append(entity)
+    return sum(record_sends(source, entities, settings) for source, entities in by_source.items())

@@ -1,0 +1,120 @@
+"""Sends: that a campaign's mail went to a recipient, once per (recipient, campaign), counted.
+
+The denominator of a campaign's open and click rates. Minting a mail's URLs (``/mint/batch``,
+``/mint`` for email, ``/rewrite``, ``webbugger email rewrite``) records a send for each
+recipient (the URLs' entity) of a campaign (their source).
+
+In the counters table, one partition per campaign (pk ``s#SOURCE``):
+
+- a *mark* per recipient (sk the entity, ``at`` the first send's time in epoch seconds): that
+  the recipient was sent the campaign, and when (the report's time from send to first open);
+- the *total* (sk ``#sent``): the number of marks, ``sent``.
+
+Up to :data:`CHUNK` marks are put in one TransactWriteItems with the ``ADD`` of their number to
+the total, each put conditional on the mark's absence, so a send minted twice (a retried batch,
+a second rewrite) counts once and the total never drifts from the marks. A mark already there
+cancels the transaction; DynamoDB names the marks that failed their condition and the
+transaction is retried without them. Cost: 2 write units per new recipient (a transaction's
+price), 2 per chunk for the total; a recipient sent again costs the same and adds nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from webbugger.models import expiry, transaction_connection, utcnow
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from webbugger.refs import Ref
+    from webbugger.settings import Settings
+
+TOTAL = "#sent"  # sorts before every "TYPE:ID" sort key
+# Marks per transaction: DynamoDB's limit is 100 items, one of them the total.
+CHUNK = 99
+# Tries of one chunk: each drops the marks found there already (or meets a concurrent writer).
+_TRIES = 4
+_TAKEN = "ConditionalCheckFailed"
+_CONFLICT = "TransactionConflict"
+
+
+class Send(Model):
+    """A send mark (sk: the recipient) or a campaign's total (sk: :data:`TOTAL`)."""
+
+    class Meta:
+        table_name = "unbound-counters"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    at = NumberAttribute(null=True)
+    sent = NumberAttribute(null=True)
+    expires = NumberAttribute(null=True)
+
+
+def sends_key(source: Ref | str) -> str:
+    """The partition key of a campaign's sends."""
+    return f"s#{source}"
+
+
+def _put_chunk(source: str, entities: list[str], moment: datetime, settings: Settings) -> int:
+    """Put the marks of ``entities`` not there yet with their count added to the total; how
+    many were new."""
+    pk, expires = sends_key(source), expiry(moment, settings.counter_retention_days)
+    left = entities
+    for _ in range(_TRIES):
+        if not left:
+            return 0
+        try:
+            with TransactWrite(connection=transaction_connection(settings)) as tx:
+                for entity in left:
+                    mark = Send(pk, entity, at=int(moment.timestamp()), expires=expires)
+                    tx.save(mark, condition=Send.pk.does_not_exist())
+                tx.update(Send(pk, TOTAL), actions=[Send.sent.add(len(left)), Send.expires.set(expires)])
+        except TransactWriteError as exc:
+            reasons = exc.cancellation_reasons
+            if exc.cause_response_code != "TransactionCanceledException" or not reasons:
+                raise
+            codes = [None if reason is None else reason.code for reason in reasons]
+            if any(code not in (None, _TAKEN, _CONFLICT) for code in codes):
+                raise
+            left = [entity for entity, code in zip(left, codes, strict=False) if code != _TAKEN]
+            continue
+        return len(left)
+    raise RuntimeError(f"recording {len(entities)} sends of {source} kept conflicting")
+
+
+def record_sends(
+    source: Ref | str, entities: Iterable[Ref | str], settings: Settings, *, now: datetime | None = None
+) -> int:
+    """Record that ``source`` (a campaign) was sent to each of ``entities``; how many of them
+    were not recorded before (the rest change nothing)."""
+    moment = now or utcnow()
+    pending = list(dict.fromkeys(str(entity) for entity in entities))
+    return sum(
+        _put_chunk(str(source), pending[start : start + CHUNK], moment, settings)
+        for start in range(0, len(pending), CHUNK)
+    )
+
+
+def sent_count(source: Ref | str) -> int:
+    """How many recipients ``source`` was sent to (one read)."""
+    try:
+        total = Send.get(sends_key(source), TOTAL, consistent_read=True)
+    except Send.DoesNotExist:
+        return 0
+    return int(total.sent or 0)
+
+
+def send_times(source: Ref | str) -> Iterator[tuple[str, datetime]]:
+    """Each recipient of ``source`` and when it was first sent (a query of every mark)."""
+    for mark in Send.query(sends_key(source), Send.sk > TOTAL):
+        at: Any = mark.at
+        if at is not None:
+            yield mark.sk, datetime.fromtimestamp(int(at), UTC)
