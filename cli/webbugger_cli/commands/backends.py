@@ -16,11 +16,12 @@ from urllib.parse import quote
 from webbugger.counters import DayCounts, Stats
 from webbugger.errors import NotFoundError
 from webbugger.registry import Kind
-from webbugger.runtime import default_registry
+from webbugger.runtime import default_registry, default_settings
+from webbugger.sends import record_sends
 from webbugger.service import links
 from webbugger.service.beacons import BeaconQuery, beacon_records, erase
 from webbugger.service.qr import link_qr
-from webbugger.service.stats import read_stats, variant_clicks
+from webbugger.service.stats import campaign_figures, read_stats, variant_clicks
 
 from webbugger_cli.admin_client import AdminApiError, AdminClient, deployed_admin
 from webbugger_cli.commands import UsageError
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 LINK_PAGE = 100
 # Beacons per admin API export request.
 EXPORT_PAGE = 1000
+# Items per POST /mint/batch (the admin API's maximum).
+MINT_BATCH = 1000
 
 Record = dict[str, Any]
 # Which beacons to export: a time range, and optionally one reference's only.
@@ -76,6 +79,13 @@ class Backend(Protocol):
 
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         """A reference's daily counters."""
+
+    def campaign(self, ref: Ref, first: date, last: date) -> Record:
+        """A campaign's figures (:meth:`CampaignFigures.as_dict`, with ``from`` and ``to``)."""
+
+    def record_sends(self, campaign: Ref, recipients: list[Ref]) -> int | None:
+        """Record the campaign's send to each recipient (once each); how many were new (None:
+        not known)."""
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
         """Beacon records, newest first, read lazily."""
@@ -144,6 +154,15 @@ class LocalBackend:
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         require_counters(self.stack)
         return read_stats(kind, ref, first, last)
+
+    def campaign(self, ref: Ref, first: date, last: date) -> Record:
+        require_counters(self.stack)
+        figures = campaign_figures(default_registry(), ref, first, last)
+        return figures.as_dict() | {"from": first.isoformat(), "to": last.isoformat()}
+
+    def record_sends(self, campaign: Ref, recipients: list[Ref]) -> int:
+        require_counters(self.stack)
+        return record_sends(campaign, recipients, default_settings())
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
         return beacon_records(query)
@@ -272,6 +291,24 @@ class AdminBackend:
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         query = {"ref": str(ref), "kind": str(kind), "from": first.isoformat(), "to": last.isoformat()}
         return stats_from_dict(self.client.get_json("/stats", query))
+
+    def campaign(self, ref: Ref, first: date, last: date) -> Record:
+        query = {"ref": str(ref), "from": first.isoformat(), "to": last.isoformat()}
+        answer = self.client.get_json("/stats/campaign", query)
+        if not isinstance(answer, dict) or not isinstance(answer.get("links"), list):
+            raise AdminApiError("the admin API's campaign stats answer is malformed")
+        return answer
+
+    def record_sends(self, campaign: Ref, recipients: list[Ref]) -> int | None:
+        # Minting a mail's pixel for each recipient records its send (POST /mint/batch); the
+        # URLs themselves are not needed here.
+        for start in range(0, len(recipients), MINT_BATCH):
+            items = [
+                {"entity": str(who), "source": str(campaign), "purpose": "email"}
+                for who in recipients[start : start + MINT_BATCH]
+            ]
+            self.client.request("POST", "/mint/batch", payload={"items": items})
+        return None
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
         params: dict[str, object] = {

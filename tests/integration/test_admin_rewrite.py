@@ -1,0 +1,127 @@
+"""The admin API's email routes through the local stack: ``POST /rewrite`` and ``/rewrite/batch``
+(links wrapped, one pixel, sends recorded once per recipient and campaign), the sends of
+``/mint/batch``, and ``GET /stats/campaign``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+from test_admin_api import assert_error, call
+from webbugger.refs import Ref
+from webbugger.sends import send_times, sent_count
+from webbugger.tokens import Purpose, verify
+from webbugger_plugins.campaign import create_campaign
+
+if TYPE_CHECKING:
+    from conftest import RunningStack
+
+pytestmark = pytest.mark.ddblocal
+
+MESSAGE = (
+    "<!DOCTYPE html><html><head><title>Hi</title></head><body>\n"
+    '<p>Read <a href="https://example.com/news?a=1&amp;b=2">the news</a>, '
+    '<a href="https://example.com/shop">the shop</a> and <a href="#top">top</a>.</p>\n'
+    '<p><a href="https://example.com/unsubscribe">Unsubscribe</a></p>\n</body></html>\n'
+)
+
+
+def new_campaign(stack: RunningStack) -> str:
+    stack.create_link("https://example.com/bind")  # binds every model of the test process
+    campaign_id = f"mail-{uuid.uuid4().hex[:8]}"
+    create_campaign(campaign_id, "Admin rewrite test")
+    return campaign_id
+
+
+def token_of(url: str) -> str:
+    return url.rsplit("/", 1)[1].removesuffix(".gif")
+
+
+def test_rewrite_one_recipient_wraps_links_places_the_pixel_and_records_the_send(
+    local_stack: RunningStack,
+) -> None:
+    campaign_id = new_campaign(local_stack)
+    body = {"html": MESSAGE, "campaign": campaign_id, "recipient": "ann@example.org"}
+    answer = call("POST", f"{local_stack.admin_url}/rewrite", body)
+    assert answer.status == 200, answer.body
+    done = answer.json()
+    assert (done["wrapped"], done["pixel"], done["new_sends"]) == (2, True, 1)
+    assert sorted(skip["reason"] for skip in done["skipped"]) == ["anchor", "unsubscribe"]
+    html = done["html"]
+    assert 'href="#top"' in html and 'href="https://example.com/unsubscribe"' in html
+    assert html.count("<img ") == 1 and "/p/" in html
+    # Outside the rewritten hrefs and the pixel, the message is as it was.
+    assert html.startswith(MESSAGE[: MESSAGE.index("https://example.com/news") - 1])
+    # Each wrapped link redirects to its destination, and carries the recipient and campaign.
+    news = next(link for dest, link in done["links"].items() if dest.endswith("/news?a=1&b=2"))
+    redirect = html.split('href="', 2)[1].split('"', 1)[0].replace("&amp;", "&")
+    claims = verify(token_of(redirect), local_stack.ring)
+    assert (str(claims.target), str(claims.entity), str(claims.source)) == (
+        f"link:{news}",
+        "recipient:ann@example.org",
+        f"campaign:{campaign_id}",
+    )
+    assert claims.purpose is Purpose.EMAIL
+    followed = call("GET", redirect, agent="Mozilla/5.0 (X11; Linux x86_64) RewriteTest")
+    assert (followed.status, followed.headers["location"]) == (302, "https://example.com/news?a=1&b=2")
+
+    # The same recipient again: the same stored links, no second send.
+    again = call("POST", f"{local_stack.admin_url}/rewrite", body).json()
+    assert (again["links"], again["new_sends"]) == (done["links"], 0)
+    assert sent_count(Ref("campaign", campaign_id)) == 1
+
+
+def test_rewrite_batch_counts_each_recipient_once(local_stack: RunningStack) -> None:
+    campaign_id = new_campaign(local_stack)
+    campaign = Ref("campaign", campaign_id)
+    # 120 recipients (more than a transaction's 99 marks), one named twice.
+    recipients = [f"r{n}@example.org" for n in range(120)] + ["r7@example.org"]
+    body = {"html": MESSAGE, "text": "See https://example.com/shop\n", "campaign": campaign_id}
+    answer = call("POST", f"{local_stack.admin_url}/rewrite/batch", body | {"recipients": recipients})
+    assert answer.status == 200, answer.body
+    done = answer.json()
+    assert (len(done["messages"]), done["new_sends"], done["text_wrapped"]) == (120, 120, 1)
+    assert len({message["html"] for message in done["messages"]}) == 120  # signed per recipient
+    assert done["messages"][5]["recipient"] == "r5@example.org"
+    assert "/r/" in done["messages"][5]["text"]
+    # A batch overlapping the first: only the new recipients count.
+    overlap = [f"r{n}@example.org" for n in range(100, 130)]
+    second = call("POST", f"{local_stack.admin_url}/rewrite/batch", body | {"recipients": overlap}).json()
+    assert second["new_sends"] == 10
+    assert sent_count(campaign) == 130
+    assert len(dict(send_times(campaign))) == 130
+
+    # /mint/batch records sends too (entity and source, minted for email), once each.
+    items = [{"entity": f"recipient:r{n}@example.org", "source": str(campaign)} for n in (1, 200, 201)]
+    assert call("POST", f"{local_stack.admin_url}/mint/batch", {"items": items}).status == 200
+    web = [{"entity": "recipient:r300@example.org", "source": str(campaign), "purpose": "web"}]
+    assert call("POST", f"{local_stack.admin_url}/mint/batch", {"items": web}).status == 200
+    assert sent_count(campaign) == 132
+
+    figures = call("GET", f"{local_stack.admin_url}/stats/campaign", query={"ref": str(campaign)})
+    assert figures.status == 200, figures.body
+    found = figures.json()
+    assert (found["sent"], found["unique_human_opens"], found["open_rate"]) == (132, 0, 0.0)
+    assert found["click_to_open_rate"] is None
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "status", "code"),
+    [
+        ("/rewrite", {"html": MESSAGE, "campaign": "nope-nope", "recipient": "a@b.c"}, 404, "not_found"),
+        ("/rewrite", {"html": MESSAGE, "campaign": "x", "recipient": ""}, 400, "invalid_request"),
+        ("/rewrite", {"html": "", "campaign": "x", "recipient": "a", "extra": 1}, 400, "invalid_request"),
+        ("/rewrite/batch", {"html": MESSAGE, "campaign": "x", "recipients": []}, 400, "invalid_request"),
+        ("/rewrite/batch", {"html": "x" * 100_000, "campaign": "x", "recipients": ["a"] * 50}, 400, None),
+    ],
+)
+def test_bad_rewrites_are_refused(
+    local_stack: RunningStack, path: str, payload: dict[str, object], status: int, code: str | None
+) -> None:
+    assert_error(call("POST", f"{local_stack.admin_url}{path}", payload), status, code)
+
+
+def test_campaign_stats_of_an_unknown_type_is_400(local_stack: RunningStack) -> None:
+    answer = call("GET", f"{local_stack.admin_url}/stats/campaign", query={"ref": "nosuch:1"})
+    assert_error(answer, 400, "unknown_type")
