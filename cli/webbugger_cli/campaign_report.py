@@ -117,19 +117,16 @@ def _card(card_id: str, label: str, value: str, note: str = "") -> str:
     )
 
 
-def _table(table_id: str, caption: str, header: Sequence[str], rows: list[list[str]]) -> str:
-    heads = "".join(f'<th scope="col"{" class=num" if n else ""}>{_e(h)}</th>' for n, h in enumerate(header))
-    body = (
-        "".join(
-            "<tr>"
-            + "".join(
-                f"<td{' class=num' if n else ' class=ref'}>{_e(cell)}</td>" for n, cell in enumerate(row)
-            )
-            + "</tr>"
-            for row in rows
-        )
-        or f'<tr><td colspan="{len(header)}">none</td></tr>'
-    )
+def _table(
+    table_id: str, caption: str, header: Sequence[str], rows: list[list[str]], text_columns: int = 1
+) -> str:
+    # The first ``text_columns`` columns are text; the others numbers (right-aligned).
+    def css(n: int) -> str:
+        return "ref" if n < text_columns else "num"
+
+    heads = "".join(f'<th scope="col" class="{css(n)}">{_e(h)}</th>' for n, h in enumerate(header))
+    cells = ["".join(f'<td class="{css(n)}">{_e(cell)}</td>' for n, cell in enumerate(row)) for row in rows]
+    body = "".join(f"<tr>{row}</tr>" for row in cells) or f'<tr><td colspan="{len(header)}">none</td></tr>'
     return (
         f'<div class="panel"><table id="{table_id}"><caption><h3>{_e(caption)}</h3></caption>'
         f"<thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table></div>"
@@ -204,18 +201,26 @@ def campaign_section(report: CampaignReport) -> str:
         if f.capped
         else ""
     )
-    pending = f'<p class="note">{f.pending:,} hits are not labelled yet.</p>' if f.pending else ""
+    pending = (
+        f'<p class="note">Not labelled yet (the stream labels hits within seconds): {f.pending:,}.</p>'
+        if f.pending
+        else ""
+    )
+    charts = "".join(
+        f'<div class="panel"><h3>{title}</h3>{pair_chart(f"campaign-{title.lower()}", title, unit, rows)}</div>'
+        for chart_id, title, rows in (
+            ("campaign-opens", "Opens", opens),
+            ("campaign-clicks", "Clicks", clicks),
+        )
+    )
+    columns = ["link", "URL", "unique human", "human", "machine"]
     return (
         '<section aria-labelledby="campaign-title"><h2 id="campaign-title">Campaign</h2>'
         f'<div class="figures">{"".join(cards)}</div>{capped}{pending}'
         '<p class="note">Unique human opens: recipients with an open or a click labelled human over the '
         "whole range (a click means the mail was opened). Rates are over the recipients sent.</p>"
-        + _table(
-            "campaign-links", "Clicks per link", ["link", "URL", "unique human", "human", "machine"], links
-        )
-        + f'<h3>Opens and clicks over time</h3>{legend}<div class="charts">'
-        f'<div class="panel">{pair_chart("campaign-opens", "Opens", unit, opens)}</div>'
-        f'<div class="panel">{pair_chart("campaign-clicks", "Clicks", unit, clicks)}</div></div>'
+        f"{_table('campaign-links', 'Clicks per link', columns, links, 2)}"
+        f'<h3>Opens and clicks over time</h3>{legend}<div class="charts">{charts}</div>'
         f'<div class="tops">{_delays(report.hours_to_open)}'
         f"{_table('campaign-machines', 'Machine hits by class', ['class', 'hits'], machines)}</div>"
         f"{_clients(f)}</section>"
