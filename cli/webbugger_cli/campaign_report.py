@@ -207,7 +207,7 @@ def campaign_section(report: CampaignReport) -> str:
         else ""
     )
     charts = "".join(
-        f'<div class="panel"><h3>{title}</h3>{pair_chart(f"campaign-{title.lower()}", title, unit, rows)}</div>'
+        f'<div class="panel"><h3>{title}</h3>{pair_chart(chart_id, title, unit, rows)}</div>'
         for chart_id, title, rows in (
             ("campaign-opens", "Opens", opens),
             ("campaign-clicks", "Clicks", clicks),
