@@ -52,8 +52,11 @@ OPERATIONS = [
     ("GET", "/links/{link_id}/variants"),
     ("POST", "/mint"),
     ("POST", "/mint/batch"),
+    ("POST", "/rewrite"),
+    ("POST", "/rewrite/batch"),
     ("GET", "/beacons"),
     ("GET", "/stats"),
+    ("GET", "/stats/campaign"),
     ("GET", "/export"),
     ("POST", "/erase"),
 ]

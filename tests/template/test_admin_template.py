@@ -28,9 +28,12 @@ ADMIN_ROUTES = {
     ("GET", "/links/{id}/variants"),
     ("POST", "/mint"),
     ("POST", "/mint/batch"),
+    ("POST", "/rewrite"),
+    ("POST", "/rewrite/batch"),
     ("POST", "/erase"),
     ("GET", "/beacons"),
     ("GET", "/stats"),
+    ("GET", "/stats/campaign"),
     ("GET", "/export"),
     ("GET", "/openapi.json"),
 }
@@ -117,6 +120,10 @@ def test_admin_function_policies_are_exactly_the_listed_ones(template: Template)
         ("dynamodb:Scan", table("LinksTable")),
         ("dynamodb:Query", table("BeaconsTable")),
         ("dynamodb:Query", table("CountersTable")),
+        # Sends: each mark's conditional put and the campaign's total, in one transaction.
+        ("dynamodb:GetItem", table("CountersTable")),
+        ("dynamodb:PutItem", table("CountersTable")),
+        ("dynamodb:UpdateItem", table("CountersTable")),
         ("dynamodb:BatchGetItem", table("BeaconsTable")),
         ("dynamodb:BatchWriteItem", table("BeaconsTable")),
         ("dynamodb:BatchWriteItem", table("CountersTable")),
