@@ -125,3 +125,23 @@ def test_bad_rewrites_are_refused(
 def test_campaign_stats_of_an_unknown_type_is_400(local_stack: RunningStack) -> None:
     answer = call("GET", f"{local_stack.admin_url}/stats/campaign", query={"ref": "nosuch:1"})
     assert_error(answer, 400, "unknown_type")
+
+
+def test_sends_alone_for_urls_minted_offline(local_stack: RunningStack) -> None:
+    campaign = Ref("campaign", new_campaign(local_stack))
+    entities = [f"recipient:o{n}@example.org" for n in range(3)]
+    body = {"source": str(campaign), "entities": entities}
+    first = call("POST", f"{local_stack.admin_url}/sends", body)
+    assert first.status == 200, first.body
+    assert first.json() == {"source": str(campaign), "recorded": 3, "sent": 3}
+    more = {"source": str(campaign), "entities": [*entities[1:], "recipient:o9@example.org"]}
+    assert call("POST", f"{local_stack.admin_url}/sends", more).json()["recorded"] == 1
+    assert sent_count(campaign) == 4
+    for bad, code in (
+        ({"source": str(campaign), "entities": ["recipient"]}, "bad_reference"),  # no id
+        ({"source": str(campaign), "entities": ["nosuch:1"]}, "unknown_type"),
+        ({"source": "nosuch:1", "entities": entities}, "unknown_type"),
+        ({"source": str(campaign), "entities": []}, "invalid_request"),
+    ):
+        assert_error(call("POST", f"{local_stack.admin_url}/sends", bad), 400, code)
+    assert sent_count(campaign) == 4

@@ -54,6 +54,7 @@ OPERATIONS = [
     ("POST", "/mint/batch"),
     ("POST", "/rewrite"),
     ("POST", "/rewrite/batch"),
+    ("POST", "/sends"),
     ("GET", "/beacons"),
     ("GET", "/stats"),
     ("GET", "/stats/campaign"),

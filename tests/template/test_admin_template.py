@@ -30,6 +30,7 @@ ADMIN_ROUTES = {
     ("POST", "/mint/batch"),
     ("POST", "/rewrite"),
     ("POST", "/rewrite/batch"),
+    ("POST", "/sends"),
     ("POST", "/erase"),
     ("GET", "/beacons"),
     ("GET", "/stats"),

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 LINK_PAGE = 100
 # Beacons per admin API export request.
 EXPORT_PAGE = 1000
-# Items per POST /mint/batch (the admin API's maximum).
-MINT_BATCH = 1000
+# Recipients per POST /sends (the admin API's maximum).
+SENDS_BATCH = 1000
 
 Record = dict[str, Any]
 # Which beacons to export: a time range, and optionally one reference's only.
@@ -83,9 +83,8 @@ class Backend(Protocol):
     def campaign(self, ref: Ref, first: date, last: date) -> Record:
         """A campaign's figures (:meth:`CampaignFigures.as_dict`, with ``from`` and ``to``)."""
 
-    def record_sends(self, campaign: Ref, recipients: list[Ref]) -> int | None:
-        """Record the campaign's send to each recipient (once each); how many were new (None:
-        not known)."""
+    def record_sends(self, campaign: Ref, recipients: list[Ref]) -> int:
+        """Record the campaign's send to each recipient (once each); how many were new."""
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
         """Beacon records, newest first, read lazily."""
@@ -299,16 +298,18 @@ class AdminBackend:
             raise AdminApiError("the admin API's campaign stats answer is malformed")
         return answer
 
-    def record_sends(self, campaign: Ref, recipients: list[Ref]) -> int | None:
-        # Minting a mail's pixel for each recipient records its send (POST /mint/batch); the
-        # URLs themselves are not needed here.
-        for start in range(0, len(recipients), MINT_BATCH):
-            items = [
-                {"entity": str(who), "source": str(campaign), "purpose": "email"}
-                for who in recipients[start : start + MINT_BATCH]
-            ]
-            self.client.request("POST", "/mint/batch", payload={"items": items})
-        return None
+    def record_sends(self, campaign: Ref, recipients: list[Ref]) -> int:
+        new = 0
+        for start in range(0, len(recipients), SENDS_BATCH):
+            entities = [str(who) for who in recipients[start : start + SENDS_BATCH]]
+            answer = self.client.request(
+                "POST", "/sends", payload={"source": str(campaign), "entities": entities}
+            )
+            recorded = answer.json().get("recorded") if isinstance(answer.json(), dict) else None
+            if not isinstance(recorded, int):
+                raise AdminApiError("the admin API's sends answer is malformed")
+            new += recorded
+        return new
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
         params: dict[str, object] = {

@@ -119,14 +119,14 @@ def _check_campaign(registry: Registry, campaign: Ref) -> None:
         )
 
 
-def _summary(plan: MessagePlan, first: RewrittenMessage, count: int, new_sends: int | None) -> str:
+def _summary(plan: MessagePlan, first: RewrittenMessage, count: int, new_sends: int) -> str:
     reasons: dict[str, int] = {}
     for skipped in plan.skipped:
         reasons[skipped.reason.value] = reasons.get(skipped.reason.value, 0) + 1
     left = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())) or "none"
     pixel = "pixel placed" if first.pixel else "NO PIXEL (no spot in the body would show it)"
     text = f", {first.text_wrapped} text links" if plan.text is not None else ""
-    sends = "sends recorded" if new_sends is None else f"{new_sends} new send(s) recorded"
+    sends = f"{new_sends} new send(s) recorded"
     return (
         f"rewrote for {count} recipient(s): {first.wrapped} links{text} to {len(plan.destinations)} "
         f"destination(s), {pixel}{', honeypot' if first.honeypot else ''}; left alone: {left}; {sends}"

@@ -1,4 +1,4 @@
-"""The email routes' request and answer models: ``/rewrite``, ``/rewrite/batch`` and
+"""The email routes' request and answer models: ``/rewrite``, ``/rewrite/batch``, ``/sends`` and
 ``/stats/campaign`` (the others are in :mod:`admin_api.models`)."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_REWRITE_BATCH = 500
+MAX_SENDS = 1000
 MAX_MESSAGE = 1_000_000  # characters of a message part (Gmail clips a mail past 102 KB)
 
 
@@ -57,6 +58,21 @@ class RewriteOut(RewriteSummary, RecipientMessage):
 
 class RewriteBatchOut(RewriteSummary):
     messages: list[RecipientMessage]
+
+
+class SendsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(max_length=2048, description="TYPE:ID of the campaign (a source)")
+    entities: list[str] = Field(
+        min_length=1, max_length=MAX_SENDS, description="TYPE:ID of each recipient (an entity)"
+    )
+
+
+class SendsOut(BaseModel):
+    source: str
+    recorded: int = Field(description="Sends recorded now (an entity already sent is not again)")
+    sent: int = Field(description="The source's sends in all")
 
 
 class LinkClicksOut(BaseModel):

@@ -1,11 +1,12 @@
 """``/rewrite``: a message's links wrapped and its pixel placed, for one recipient or a batch,
-each recipient's send recorded (:mod:`webbugger.service.rewrite`)."""
+each recipient's send recorded (:mod:`webbugger.service.rewrite`); ``/sends``: sends alone."""
 
 # No ``from __future__ import annotations``: see admin_api.links.
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from webbugger.errors import WebbuggerError
 from webbugger.runtime import default_registry
+from webbugger.service import mint as minting
 from webbugger.service.rewrite import RewriteOrder, Rewritten, rewrite_for_recipients
 from webbugger.signing import load_key_ring
 
@@ -18,6 +19,8 @@ from admin_api.email_models import (
     RewriteOut,
     RewriteRequest,
     RewriteSummary,
+    SendsOut,
+    SendsRequest,
     SkippedOut,
 )
 from admin_api.models import BAD_REQUEST, NO_CAMPAIGN
@@ -88,3 +91,16 @@ def rewrite_batch(batch: RewriteBatch) -> RewriteBatchOut:
         for recipient, message in done.messages
     ]
     return RewriteBatchOut(**_summary(done).model_dump(), messages=messages)
+
+
+@router.post(
+    "/sends",
+    summary="Record a campaign's sends",
+    responses={200: {"description": "How many were new"}, 400: BAD_REQUEST},
+)
+def sends(request: SendsRequest) -> SendsOut:
+    """That a campaign (a source) was sent to each of up to 1000 recipients (entities), for mail
+    whose URLs were minted offline: the denominator of its rates. Once per recipient and campaign."""
+    config = settings()
+    new, sent = minting.record_entity_sends(default_registry(), request.source, request.entities, config)
+    return SendsOut(source=request.source, recorded=new, sent=sent)

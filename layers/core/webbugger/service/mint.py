@@ -15,11 +15,11 @@ from webbugger.minting import tracking_url
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.registry import Kind, TargetType
-from webbugger.sends import record_sends
+from webbugger.sends import record_sends, sent_count
 from webbugger.tokens import Purpose, TokenClaims
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
     from webbugger.registry import Registry
     from webbugger.settings import Settings
@@ -101,6 +101,27 @@ def mint_batch(
         except WebbuggerError as exc:
             raise BatchItemError(index, exc) from exc
     return minted
+
+
+def record_entity_sends(
+    registry: Registry, source: str, entities: Sequence[str], settings: Settings
+) -> tuple[int, int]:
+    """Record that ``source`` (``TYPE:ID``, a campaign) was sent to each of ``entities``
+    (``TYPE:ID``), e.g. for URLs minted offline; how many were new, and the total sent since."""
+    campaign = checked_ref(registry, Kind.SOURCE, source)
+    recipients = []
+    for index, text in enumerate(entities):
+        try:
+            entity = checked_ref(registry, Kind.ENTITY, text)
+        except WebbuggerError as exc:
+            raise BatchItemError(index, exc) from exc
+        if entity is None or entity.id is None:
+            raise BatchItemError(index, InvalidReferenceError("a send names an entity with an id"))
+        recipients.append(entity)
+    if campaign is None or campaign.id is None:
+        raise InvalidReferenceError("a send names a source with an id")
+    new = record_sends(campaign, recipients, settings)
+    return new, sent_count(campaign)
 
 
 def record_minted_sends(
