@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from webbugger.errors import NotFoundError, UnknownTypeError
 from webbugger.minting import tracking_url
 from webbugger.refs import Ref
 from webbugger.rewrite import (
@@ -34,6 +35,7 @@ from webbugger.rewrite import (
     unsubscribe_targets,
 )
 from webbugger.runtime import default_registry
+from webbugger.service.rewrite import check_campaign
 
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.backends import Backend, open_backend
@@ -110,13 +112,15 @@ def _link_id_for(backend: Backend, campaign: Ref) -> Callable[[str], str]:
 
 
 def _check_campaign(registry: Registry, campaign: Ref) -> None:
-    registry.entity("recipient")  # UnknownTypeError (one line) if a type is missing
-    registry.target("link")
-    if campaign.id is not None and registry.source(campaign.type).load(campaign.id) is None:
+    try:
+        check_campaign(registry, campaign)
+    except UnknownTypeError:
+        raise  # one line of its own
+    except NotFoundError:
         raise UsageError(
             f"no {campaign}: create it first (`webbugger source create campaign {campaign.id}`), "
             "or every link of the message would answer 404"
-        )
+        ) from None
 
 
 def _summary(plan: MessagePlan, first: RewrittenMessage, count: int, new_sends: int) -> str:
