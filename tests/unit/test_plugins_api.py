@@ -7,10 +7,18 @@ The test plugins live in ``tests/plugins_for_tests`` and are imported by their a
 from __future__ import annotations
 
 import sys
+from importlib.metadata import PathDistribution, entry_points
 from pathlib import Path
 
 import pytest
-from webbugger.plugins import PLUGINS_VARIABLE, PluginLoadError, discover_plugin_modules, load_plugins
+from webbugger.plugins import (
+    ENTRY_POINT_GROUP,
+    PLUGINS_VARIABLE,
+    PluginLoadError,
+    discover_plugin_modules,
+    entry_point_modules,
+    load_plugins,
+)
 from webbugger.registry import HookMode, Kind, Registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +59,27 @@ def test_entry_points_find_the_five_built_ins() -> None:
     found = discover_plugin_modules("")
     assert set(found) == BUILT_INS
     assert len(found) == len(BUILT_INS)
+
+
+def test_the_entry_point_scan_finds_what_importlib_metadata_finds(tmp_path: Path) -> None:
+    # Our scan parses entry_points.txt itself (cheaper at cold start): it must agree with the
+    # standard library's reading, on the environment's own distributions and on a tricky file.
+    expected = [ep.value.split(":", 1)[0].strip() for ep in entry_points(group=ENTRY_POINT_GROUP)]
+    assert entry_point_modules() == expected
+    dist = tmp_path / "tricky_plugins-1.0.dist-info"
+    dist.mkdir()
+    (dist / "entry_points.txt").write_text(
+        "# [webbugger.plugins] in a comment\n[console_scripts]\nx = a:b\n"
+        "[webbugger.plugins]\nCamel = tricky.Plugin:register [extra]\nplain = tricky.other\n",
+        encoding="utf-8",
+    )
+    found = PathDistribution(dist).entry_points.select(group=ENTRY_POINT_GROUP)
+    assert [ep.value.split(":", 1)[0].strip() for ep in found] == ["tricky.Plugin", "tricky.other"]
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert entry_point_modules()[:2] == ["tricky.Plugin", "tricky.other"]
+    finally:
+        sys.path.remove(str(tmp_path))
 
 
 def test_the_environment_variable_is_read_when_no_list_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
