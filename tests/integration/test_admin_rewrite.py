@@ -5,12 +5,14 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pytest
 from test_admin_api import assert_error, call
 from webbugger.refs import Ref
-from webbugger.sends import send_times, sent_count
+from webbugger.runtime import default_settings
+from webbugger.sends import record_sends, send_times, sent_count
 from webbugger.tokens import Purpose, verify
 from webbugger_plugins.campaign import create_campaign
 
@@ -145,3 +147,16 @@ def test_sends_alone_for_urls_minted_offline(local_stack: RunningStack) -> None:
     ):
         assert_error(call("POST", f"{local_stack.admin_url}/sends", bad), 400, code)
     assert sent_count(campaign) == 4
+
+
+def test_parallel_senders_of_one_campaign_count_each_recipient_once(local_stack: RunningStack) -> None:
+    """Six writers at once, overlapping: every transaction that met another is retried, and the
+    total still equals the marks."""
+    campaign = Ref("campaign", new_campaign(local_stack))
+    settings = default_settings()
+    batches = [[Ref("recipient", f"p{n}") for n in range(start, start + 150)] for start in range(0, 600, 100)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        new = sum(pool.map(lambda batch: record_sends(campaign, batch, settings), batches))
+    assert new == 650  # p0 .. p649, each once
+    assert sent_count(campaign) == 650
+    assert len(dict(send_times(campaign))) == 650

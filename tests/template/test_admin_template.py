@@ -122,7 +122,6 @@ def test_admin_function_policies_are_exactly_the_listed_ones(template: Template)
         ("dynamodb:Query", table("BeaconsTable")),
         ("dynamodb:Query", table("CountersTable")),
         # Sends: each mark's conditional put and the campaign's total, in one transaction.
-        ("dynamodb:GetItem", table("CountersTable")),
         ("dynamodb:PutItem", table("CountersTable")),
         ("dynamodb:UpdateItem", table("CountersTable")),
         ("dynamodb:BatchGetItem", table("BeaconsTable")),

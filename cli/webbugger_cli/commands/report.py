@@ -96,17 +96,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     opens = sum(day.unique_human_opens for day in data.days)
     clicks = sum(day.unique_human_clicks for day in data.days)
     capped = f" (capped at {data.tally.cap:,})" if data.tally.capped else ""
+    print(
+        f"wrote {path}: {opens:,} unique human opens, {clicks:,} unique human clicks; "
+        f"{total:,} hits, {unique:,} unique visitor-days over {args.days} days; "
+        f"{data.tally.scanned:,} beacons scanned{capped}"
+    )
     if data.campaign is not None:
         f = data.campaign.figures
         print(
             f"campaign {ref}: sent {f.sent:,}, unique human opens {f.unique_human_opens:,} "
             f"({_rate(f.open_rate)}), unique human clicks {f.unique_human_clicks:,} ({_rate(f.click_rate)})"
         )
-    print(
-        f"wrote {path}: {opens:,} unique human opens, {clicks:,} unique human clicks; "
-        f"{total:,} hits, {unique:,} unique visitor-days over {args.days} days; "
-        f"{data.tally.scanned:,} beacons scanned{capped}"
-    )
     return 0
 
 

@@ -167,7 +167,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(line)
     for line in variant_lines(variants) if variants else ():
         print(line)
-    for line in campaign_lines(campaign) if campaign else ():
+    # A source that was never sent and has no hit is no campaign: no lines of zeros.
+    for line in campaign_lines(campaign) if campaign and (campaign["sent"] or campaign["scanned"]) else ():
         print(line)
     return 0
 

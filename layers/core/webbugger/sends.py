@@ -8,18 +8,23 @@ In the counters table, one partition per campaign (pk ``s#SOURCE``):
 
 - a *mark* per recipient (sk the entity, ``at`` the first send's time in epoch seconds): that
   the recipient was sent the campaign, and when (the report's time from send to first open);
-- the *total* (sk ``#sent``): the number of marks, ``sent``.
+- the *total*, in :data:`TOTAL_SHARDS` items (sk ``#sent#NN``) whose ``sent`` add up to the
+  number of marks: senders working in parallel add to different items, so their transactions
+  seldom meet on one (DynamoDB cancels transactions that write the same item at once).
 
 Up to :data:`CHUNK` marks are put in one TransactWriteItems with the ``ADD`` of their number to
-the total, each put conditional on the mark's absence, so a send minted twice (a retried batch,
-a second rewrite) counts once and the total never drifts from the marks. A mark already there
-cancels the transaction; DynamoDB names the marks that failed their condition and the
-transaction is retried without them. Cost: 2 write units per new recipient (a transaction's
-price), 2 per chunk for the total; a recipient sent again costs the same and adds nothing.
+a total item, each put conditional on the mark's absence, so a send minted twice (a retried
+batch, a second rewrite) counts once and the total never drifts from the marks. A mark already
+there cancels the transaction; DynamoDB names the marks that failed their condition and the
+transaction is retried without them (after a short wait when it met another writer). Cost: 2
+write units per new recipient (a transaction's price), 2 per chunk for the total; a recipient
+sent again costs the same and adds nothing. Reading ``sent`` is one query of the total items.
 """
 
 from __future__ import annotations
 
+import time
+import zlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +41,14 @@ if TYPE_CHECKING:
     from webbugger.refs import Ref
     from webbugger.settings import Settings
 
-TOTAL = "#sent"  # sorts before every "TYPE:ID" sort key
+TOTAL = "#sent#"  # the total items' sort keys begin so; they sort before every "TYPE:ID"
+TOTAL_SHARDS = 16
+_MARKS_FROM = "#~"  # sorts after every total item, before every mark
 # Marks per transaction: DynamoDB's limit is 100 items, one of them the total.
 CHUNK = 99
-# Tries of one chunk: each drops the marks found there already (or meets a concurrent writer).
-_TRIES = 4
+# Tries of one chunk: each drops the marks found there already, or waits out another writer.
+_TRIES = 6
+_BACKOFF_S = 0.05
 _TAKEN = "ConditionalCheckFailed"
 _CONFLICT = "TransactionConflict"
 
@@ -67,8 +75,9 @@ def _put_chunk(source: str, entities: list[str], moment: datetime, settings: Set
     """Put the marks of ``entities`` not there yet with their count added to the total; how
     many were new."""
     pk, expires = sends_key(source), expiry(moment, settings.counter_retention_days)
+    total = f"{TOTAL}{zlib.crc32(entities[0].encode()) % TOTAL_SHARDS:02d}" if entities else TOTAL
     left = entities
-    for _ in range(_TRIES):
+    for attempt in range(_TRIES):
         if not left:
             return 0
         try:
@@ -76,7 +85,7 @@ def _put_chunk(source: str, entities: list[str], moment: datetime, settings: Set
                 for entity in left:
                     mark = Send(pk, entity, at=int(moment.timestamp()), expires=expires)
                     tx.save(mark, condition=Send.pk.does_not_exist())
-                tx.update(Send(pk, TOTAL), actions=[Send.sent.add(len(left)), Send.expires.set(expires)])
+                tx.update(Send(pk, total), actions=[Send.sent.add(len(left)), Send.expires.set(expires)])
         except TransactWriteError as exc:
             reasons = exc.cancellation_reasons
             if exc.cause_response_code != "TransactionCanceledException" or not reasons:
@@ -85,6 +94,8 @@ def _put_chunk(source: str, entities: list[str], moment: datetime, settings: Set
             if any(code not in (None, _TAKEN, _CONFLICT) for code in codes):
                 raise
             left = [entity for entity, code in zip(left, codes, strict=False) if code != _TAKEN]
+            if _CONFLICT in codes:
+                time.sleep(_BACKOFF_S * 2**attempt)
             continue
         return len(left)
     raise RuntimeError(f"recording {len(entities)} sends of {source} kept conflicting")
@@ -104,17 +115,14 @@ def record_sends(
 
 
 def sent_count(source: Ref | str) -> int:
-    """How many recipients ``source`` was sent to (one read)."""
-    try:
-        total = Send.get(sends_key(source), TOTAL, consistent_read=True)
-    except Send.DoesNotExist:
-        return 0
-    return int(total.sent or 0)
+    """How many recipients ``source`` was sent to (one query of the total items)."""
+    items = Send.query(sends_key(source), Send.sk.startswith(TOTAL), consistent_read=True)
+    return sum(int(item.sent or 0) for item in items)
 
 
 def send_times(source: Ref | str) -> Iterator[tuple[str, datetime]]:
     """Each recipient of ``source`` and when it was first sent (a query of every mark)."""
-    for mark in Send.query(sends_key(source), Send.sk > TOTAL):
+    for mark in Send.query(sends_key(source), Send.sk > _MARKS_FROM):
         at: Any = mark.at
         if at is not None:
             yield mark.sk, datetime.fromtimestamp(int(at), UTC)
