@@ -4,7 +4,6 @@ each recipient's send recorded (:mod:`webbugger.service.rewrite`); ``/sends``: s
 # No ``from __future__ import annotations``: see admin_api.links.
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from webbugger.errors import WebbuggerError
 from webbugger.runtime import default_registry
 from webbugger.service import mint as minting
 from webbugger.service.rewrite import RewriteOrder, Rewritten, rewrite_for_recipients
@@ -27,14 +26,11 @@ from admin_api.models import BAD_REQUEST, NO_CAMPAIGN
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ unannotated
 
-# Lambda answers at most 6 MB; the messages are kept well under it (JSON escaping adds some).
+# Lambda answers at most 6 MB: the messages as JSON strings stay under this, the rest is small.
 MAX_ANSWER_CHARS = 4_500_000
 
 
 def _rewrite(fields: RewriteFields, recipients: list[str]) -> Rewritten:
-    if len(fields.html) * len(recipients) > MAX_ANSWER_CHARS:
-        most = max(1, MAX_ANSWER_CHARS // max(1, len(fields.html)))
-        raise WebbuggerError(f"the answer would be too large: at most {most} recipients a request")
     order = RewriteOrder(
         html=fields.html,
         text=fields.text,
@@ -46,7 +42,7 @@ def _rewrite(fields: RewriteFields, recipients: list[str]) -> Rewritten:
     )
     config = settings()
     ring, base = load_key_ring(config), tracking_base_url()
-    return rewrite_for_recipients(default_registry(), order, ring, base, config)
+    return rewrite_for_recipients(default_registry(), order, ring, base, config, budget=MAX_ANSWER_CHARS)
 
 
 def _summary(done: Rewritten) -> RewriteSummary:
@@ -84,7 +80,8 @@ def rewrite(request: RewriteRequest) -> RewriteOut:
 )
 def rewrite_batch(batch: RewriteBatch) -> RewriteBatchOut:
     """Up to 500 recipients (repeats once), the message parsed once; each send recorded once per
-    recipient and campaign, however often the batch is sent again."""
+    recipient and campaign, however often the batch is sent again. The messages must fit in one
+    answer (Lambda's 6 MB): a batch too large is refused, saying how many recipients fit."""
     done = _rewrite(batch, batch.recipients)
     messages = [
         RecipientMessage(recipient=str(recipient.id), html=message.html, text=message.text)

@@ -10,6 +10,7 @@ send is recorded (:mod:`webbugger.sends`), once per recipient and campaign.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -82,11 +83,22 @@ def campaign_link(registry: Registry, campaign: Ref) -> Callable[[str], str]:
     return link_id_for
 
 
+def _json_size(message: RewrittenMessage) -> int:
+    return len(json.dumps(message.html)) + len(json.dumps(message.text))
+
+
 def rewrite_for_recipients(
-    registry: Registry, order: RewriteOrder, ring: KeyRing, base_url: str, settings: Settings
+    registry: Registry,
+    order: RewriteOrder,
+    ring: KeyRing,
+    base_url: str,
+    settings: Settings,
+    *,
+    budget: int | None = None,
 ) -> Rewritten:
     """Each recipient's message, signed with ``ring`` on the tracking ``base_url``; the sends
-    recorded once the messages are made."""
+    recorded once the messages are made. ``budget``: the most characters the messages may take
+    as JSON strings together (estimated from the first), refused before any send is recorded."""
     campaign = Ref(CAMPAIGN_TYPE, order.campaign)
     recipients = [Ref(RECIPIENT_TYPE, recipient.strip()) for recipient in dict.fromkeys(order.recipients)]
     check_campaign(registry, campaign)
@@ -99,8 +111,14 @@ def rewrite_for_recipients(
     def mint(claims: TokenClaims) -> str:
         return tracking_url(base_url, claims, ring)
 
-    messages = [
-        (who, render(plan, links, mint, recipient=who, campaign=campaign, honeypot=order.honeypot))
-        for who in recipients
-    ]
+    def message_for(who: Ref) -> RewrittenMessage:
+        return render(plan, links, mint, recipient=who, campaign=campaign, honeypot=order.honeypot)
+
+    first = message_for(recipients[0])
+    if budget is not None and _json_size(first) * len(recipients) > budget:
+        most = max(1, budget // _json_size(first))
+        raise WebbuggerError(
+            f"the messages would be too large: at most {most} recipients of this one a request"
+        )
+    messages = [(recipients[0], first)] + [(who, message_for(who)) for who in recipients[1:]]
     return Rewritten(plan, messages, record_sends(campaign, recipients, settings))
