@@ -74,6 +74,7 @@ LOAD_CONCURRENCY ?= 50
 bench: setup ## Benchmarks (figures for docs/benchmarks.md; the load test: LOAD_REQUESTS, LOAD_CONCURRENCY)
 	$(UV) run --locked python bench/cold_start.py
 	$(UV) run --locked python bench/hot_path.py
+	$(UV) run --locked python bench/tokens.py
 	$(UV) run --locked python bench/write_units.py
 	$(UV) run --locked python bench/hooks.py
 	$(UV) run --locked python bench/export_memory.py

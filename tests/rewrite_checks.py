@@ -15,7 +15,7 @@ from webbugger.tokens import KeyRing, TokenClaims, verify
 
 BASE = "https://t.invalid"
 PLACEHOLDER = re.compile(r"<!--\s*webbugger:pixel\s*-->", re.IGNORECASE)
-_TOKEN = r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"
+_TOKEN = r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"  # KID.SEALED (webbugger.tokens)
 
 
 def _rewritten(base: str) -> re.Pattern[str]:

@@ -56,6 +56,7 @@ from webbugger_cli.commands import (
 )
 from webbugger_cli.stack import StackError, resolve_stack
 from webbugger_cli.template import FRONT_DOORS, TemplateError
+from webbugger_cli.terminal import terminal_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -301,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(message: object) -> str:
-    return " ".join(str(message).split())
+    return terminal_text(" ".join(str(message).split()))
 
 
 def _aws_message(exc: Exception) -> str:

@@ -102,6 +102,7 @@ def drain_logs(event: dict[str, Any]) -> dict[str, Any]:
             _store(record)
         except InvalidSpillRecordError as exc:
             # Retrying cannot mend it: say so, and go on with the others.
+            found += 1
             invalid += 1
             logger.error("invalid spilled record in the log", extra={"reason": str(exc)})
             metrics.add_metric(name="InvalidSpilledRecords", unit=MetricUnit.Count, value=1)

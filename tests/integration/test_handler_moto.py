@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import moto_stack
 import pytest
+from legacy_tokens import signed_before_sealing
 from moto import mock_aws
 from moto_stack import Handler
 from webbugger import runtime
@@ -85,6 +87,12 @@ def redirect_path(target: Ref) -> str:
     return url.removeprefix("https://t.example")
 
 
+def legacy_path(claims: TokenClaims) -> str:
+    """The path of a URL minted before tokens were sealed (the claims in clear)."""
+    token = signed_before_sealing(claims, RING)
+    return f"/p/{token}.gif" if claims.mode is Mode.PIXEL else f"/r/{token}"
+
+
 def beacons() -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=BEACONS)[
         "Items"
@@ -150,6 +158,62 @@ def test_pixel_head_answers_without_recording(handler: Handler) -> None:
     assert beacons() == []
 
 
+# --- URLs: sealed now, signed in clear before ------------------------------------------------
+
+ALICE = Ref("recipient", "alice@example.com")
+
+
+def test_a_sealed_url_names_nobody_yet_its_beacon_records_who(handler: Handler) -> None:
+    link = create_link(DESTINATION)
+    path = pixel_path(TokenClaims(mode=Mode.PIXEL, target=Ref("link", link.id), entity=ALICE))
+    sealed = path.removeprefix("/p/").removesuffix(".gif").split(".")[1]
+    raw = base64.urlsafe_b64decode(sealed + "==")
+    assert not [text for text in ("alice", link.id) if text in path or text.encode() in raw]
+    assert handler(event(path), FakeContext())["statusCode"] == 200
+    [item] = beacons()
+    assert (item["target"], item["entity"]) == ({"S": f"link:{link.id}"}, {"S": str(ALICE)})
+
+
+def test_urls_minted_before_tokens_were_sealed_still_work(handler: Handler) -> None:
+    link = create_link(DESTINATION)
+    target = Ref("link", link.id)
+    pixel = handler(
+        event(legacy_path(TokenClaims(mode=Mode.PIXEL, target=target, entity=ALICE))), FakeContext()
+    )
+    redirect = handler(
+        event(legacy_path(TokenClaims(mode=Mode.REDIRECT, target=target, entity=ALICE))), FakeContext()
+    )
+    assert pixel["statusCode"] == 200
+    assert (redirect["statusCode"], header(redirect, "Location")) == (302, DESTINATION)
+    recorded = sorted((item["mode"]["S"], item["target"]["S"], item["entity"]["S"]) for item in beacons())
+    assert recorded == [("pixel", str(target), str(ALICE)), ("redirect", str(target), str(ALICE))]
+
+
+def test_a_key_rotation_keeps_sent_urls_until_their_key_leaves_the_ring(handler: Handler) -> None:
+    sealed, legacy = pixel_path(), legacy_path(TokenClaims(mode=Mode.PIXEL))
+
+    def rotate(ring: dict[str, str]) -> KeyRing:
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        client.put_secret_value(SecretId=os.environ["SIGNING_SECRET_ARN"], SecretString=json.dumps(ring))
+        reset_caches()  # as the secret's cache expiring would
+        return KeyRing.from_json(json.dumps(ring))
+
+    k2 = "k2-" + "R" * 45
+    both = rotate({"current": "k2", "k1": "K" * 48, "k2": k2})
+    new = tracking_url("https://t.example", TokenClaims(mode=Mode.PIXEL), both).removeprefix(
+        "https://t.example"
+    )
+    assert new.startswith("/p/k2.")  # only the current key seals
+    assert [handler(event(path), FakeContext())["statusCode"] for path in (sealed, legacy, new)] == [200] * 3
+    rotate({"current": "k2", "k2": k2})  # k1 removed: its URLs, sealed or not, are retired
+    assert [handler(event(path), FakeContext())["statusCode"] for path in (sealed, legacy, new)] == [
+        404,
+        404,
+        200,
+    ]
+    assert len(beacons()) == 4
+
+
 # --- redirects --------------------------------------------------------------------------------
 
 
@@ -201,11 +265,12 @@ def test_disabled_link_is_not_found(handler: Handler) -> None:
 
 
 def tampered(path: str) -> str:
+    """``path`` with one character of its sealed claims changed (past the 22 of the SIV)."""
     prefix, _, token = path.rpartition("/")
-    kid, payload, tag = token.removesuffix(".gif").split(".")
-    flipped = payload[:-3] + ("A" if payload[-3] != "A" else "B") + payload[-2:]
+    kid, sealed = token.removesuffix(".gif").split(".")
+    flipped = sealed[:-3] + ("A" if sealed[-3] != "A" else "B") + sealed[-2:]
     suffix = ".gif" if token.endswith(".gif") else ""
-    return f"{prefix}/{kid}.{flipped}.{tag}{suffix}"
+    return f"{prefix}/{kid}.{flipped}{suffix}"
 
 
 def invalid_paths() -> dict[str, Callable[[], str]]:
@@ -215,6 +280,9 @@ def invalid_paths() -> dict[str, Callable[[], str]]:
             "/p/" + tracking_url("https://t", TokenClaims(mode=Mode.PIXEL), other_ring).rsplit("/", 1)[1]
         ),
         "tampered pixel": lambda: tampered(pixel_path()),
+        "tampered pixel of an earlier release": lambda: legacy_path(TokenClaims(mode=Mode.PIXEL)).replace(
+            ".", ".A", 1
+        ),
         "tampered redirect": lambda: tampered(redirect_path(Ref("link", create_link(DESTINATION).id))),
         "garbage pixel": lambda: "/p/hello.gif",
         "pixel without .gif": lambda: pixel_path().removesuffix(".gif"),

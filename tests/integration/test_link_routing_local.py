@@ -184,13 +184,14 @@ def test_hits_on_an_unsigned_short_url_do_not_use_up_a_capped_link(
     signed = local_stack.mint(TokenClaims(mode=Mode.REDIRECT, target=Ref("link", link_id)))
     assert hit(signed, agent) == (302, "https://example.com/offer")
 
-    # Turned on, the short URL is the owner's to publish: its hits count against the cap.
+    # Turned on, the short URL redirects, but only the URLs the owner minted spend the cap.
     code, out, err = cli(capsys, "link", "update", link_id, "--short-url", "--json")
     assert code == 0, err
     assert json.loads(out)["short_url"] == short
-    assert [hit(short, agent)[0] for _ in range(3)] == [302, 302, 404]
-    assert hit(signed, agent)[0] == 404
-    assert len(beacons_of(local_stack, agent)) == 3
+    assert [hit(short, agent)[0] for _ in range(3)] == [302, 302, 302]
+    assert [hit(signed, agent)[0] for _ in range(3)] == [302, 302, 404]  # the first hit above was one
+    assert hit(short, agent)[0] == 404  # spent: the short URL is refused too
+    assert len(beacons_of(local_stack, agent)) == 6
 
 
 # --- QR codes -----------------------------------------------------------------------------------

@@ -36,15 +36,18 @@ VISITORS = 1000
 CLICKED = 200
 
 
+# Loaded at collection: template.yaml parsed once for the fixture and the test.
+template_names = moto_stack.template_table_names("split-")
+
+
 @pytest.fixture
 def handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[Handler]:
     moto_stack.fake_aws_environment(monkeypatch)
     moto_stack.reset_caches()
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=moto_stack.REGION)
-        names = moto_stack.template_table_names("split-")
-        moto_stack.create_template_tables(dynamodb, names, streams=False)
-        moto_stack.set_function_environment(monkeypatch, names, "TrackFunction")
+        moto_stack.create_template_tables(dynamodb, template_names, streams=False)
+        moto_stack.set_function_environment(monkeypatch, template_names, "TrackFunction")
         moto_stack.create_signing_secret(monkeypatch, RING_JSON)
         runtime.default_settings()  # binds every model to its table
         yield moto_stack.load_track_handler()
@@ -76,7 +79,9 @@ def redirect_path(claims: TokenClaims) -> str:
     return tracking_url(BASE, claims, RING).removeprefix(BASE)
 
 
-def test_a_thousand_visitors_split_by_the_weights_and_see_their_variant_again(handler: Handler) -> None:
+def test_a_thousand_visitors_split_by_the_weights_and_see_their_variant_again(
+    handler: Handler, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Which visitors get which variant is a hash of the link id: like any fair draw, 1,000
     # visitors land within 3 points for most links, not all (tests/unit/test_routing.py measures
     # that over 200 links). This link's id is one of those.
@@ -97,6 +102,9 @@ def test_a_thousand_visitors_split_by_the_weights_and_see_their_variant_again(ha
     for name, weight in WEIGHTS.items():
         assert abs(100 * shares[name] / VISITORS - weight) <= 3, shares
 
+    # Clicks per variant are the admin API's to read: the track function is not given the counters.
+    moto_stack.set_function_environment(monkeypatch, template_names, "AdminFunction")
+    runtime.reset()
     counted = variant_clicks(default_registry(), link_id)
     assert {v.name: v.clicks for v in counted.variants} == dict(Counter(first[:CLICKED]))
     assert [(v.url, v.weight) for v in counted.variants] == [
@@ -149,3 +157,30 @@ def test_a_link_stored_before_short_urls_were_opt_in_has_none(handler: Handler) 
         TableName="split-LinksTable", Item=item | {"id": {"S": "old-on"}, "short": {"BOOL": True}}
     )
     assert visit(handler, "/l/old-on", "192.0.2.7") == "old"
+
+
+def test_unsigned_short_url_hits_never_use_up_a_capped_links_hits(handler: Handler) -> None:
+    """Issue 17, item 5: three unsigned hits on /l/ID of a --max-hits 3 link with its short URL on
+    leave the recipients' signed URLs working; the cap counts only the URLs the owner minted."""
+    links.create_link(
+        default_registry(), "https://example.com/offer", "capped", {"max_hits": 3, "short_url_enabled": True}
+    )
+    client = boto3.client("dynamodb", region_name=moto_stack.REGION)
+
+    def claimed() -> int:
+        item = client.get_item(TableName="split-LinksTable", Key={"id": {"S": "capped"}}, ConsistentRead=True)
+        return int(item["Item"].get("hits", {"N": "0"})["N"])
+
+    def status(path: str, ip: str) -> int:
+        event = moto_stack.http_event(path, headers={"user-agent": DESKTOP}, source_ip=ip, request_id=ip)
+        code: int = handler(event, moto_stack.FakeContext())["statusCode"]
+        return code
+
+    assert [status("/l/capped", f"198.51.100.{n}") for n in range(3)] == [302, 302, 302]
+    assert claimed() == 0
+    signed = redirect_path(TokenClaims(mode=Mode.REDIRECT, target=Ref("link", "capped")))
+    assert [status(signed, f"192.0.2.{n}") for n in range(4)] == [302, 302, 302, 404]
+    assert claimed() == 3
+    # Spent by the signed URLs, the link refuses its short URL too.
+    assert status("/l/capped", "198.51.100.9") == 404
+    assert len(client.scan(TableName="split-BeaconsTable")["Items"]) == 6

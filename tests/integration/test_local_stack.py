@@ -20,7 +20,8 @@ from webbugger.gif import NO_CACHE_HEADERS, TRANSPARENT_GIF
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.tokens import TokenClaims
-from webbugger_cli.local.server import MAX_BODY_BYTES, build_event, response_from_result
+from webbugger_cli.local.server import build_event, response_from_result
+from webbugger_cli.local.wire import MAX_BODY_BYTES
 from webbugger_cli.template import Route
 
 if TYPE_CHECKING:
@@ -73,15 +74,18 @@ def with_token(url: str, token: str) -> str:
     return f"{base}/{token}{'.gif' if last.endswith('.gif') else ''}"
 
 
+# A sealed token is KID.SEALED; SEALED's first 22 characters are the 16-byte SIV (the tag).
+SIV_CHARS = 22
+
+
 def tamper_payload(url: str) -> str:
-    kid, payload, tag = token_of(url).split(".")
-    return with_token(url, f"{kid}.{flip(payload, len(payload) // 2)}.{tag}")
+    kid, sealed = token_of(url).split(".")
+    return with_token(url, f"{kid}.{flip(sealed, (SIV_CHARS + len(sealed)) // 2)}")
 
 
 def tamper_tag(url: str) -> str:
-    kid, payload, tag = token_of(url).split(".")
-    # A middle character: the last one of a base64 tag partly encodes padding bits only.
-    return with_token(url, f"{kid}.{payload}.{flip(tag, len(tag) // 2)}")
+    kid, sealed = token_of(url).split(".")
+    return with_token(url, f"{kid}.{flip(sealed, SIV_CHARS // 2)}")
 
 
 def truncate(url: str) -> str:

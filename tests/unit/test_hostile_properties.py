@@ -96,11 +96,11 @@ def test_any_changed_character_invalidates_a_token(made: TokenClaims, data: st.D
 
 
 @PURE
-@given(claims, st.integers(min_value=0, max_value=2), st.integers(min_value=0), url_ish)
+@given(claims, st.integers(min_value=0, max_value=1), st.integers(min_value=0), url_ish)
 def test_a_truncated_or_extended_part_invalidates_a_token(
     made: TokenClaims, which: int, cut: int, extra: str
 ) -> None:
-    parts = sign(made, RING).split(".")
+    parts = sign(made, RING).split(".")  # KID.SEALED
     changed = parts[which][: cut % (len(parts[which]) + 1)] + extra
     assume(changed != parts[which])
     parts[which] = changed
@@ -111,13 +111,13 @@ def test_a_truncated_or_extended_part_invalidates_a_token(
 @PURE
 @given(claims)
 def test_swapped_key_ids_and_other_keys_do_not_verify(made: TokenClaims) -> None:
-    kid, payload, tag = sign(made, RING).split(".")
+    kid, sealed = sign(made, RING).split(".")
     with pytest.raises(InvalidTokenError):
-        verify(f"k0.{payload}.{tag}", RING)  # k1's tag under k0's id
+        verify(f"k0.{sealed}", RING)  # sealed by k1 under k0's id
     with pytest.raises(InvalidTokenError):
         verify(sign(made, OTHER_RING), RING)  # same key id, another deployment's key
     with pytest.raises(InvalidTokenError):
-        verify(f"{kid}.{payload}.{tag}", OTHER_RING)
+        verify(f"{kid}.{sealed}", OTHER_RING)
 
 
 json_values = st.recursive(

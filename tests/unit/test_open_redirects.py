@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from legacy_tokens import signed_before_sealing
 from webbugger.destinations import normalise_destination
 from webbugger.errors import UnsafeDestinationError
 from webbugger.models import utcnow
@@ -151,19 +152,23 @@ def stored_directly(url: str, fallback: str | None = None, *, expired: bool = Fa
 
 def test_tampered_resigned_and_rekeyed_tokens_are_not_found(stack: track_target.TrackStack) -> None:
     good = redirect_to(stack, Ref("link", stack.links["plain"]))
-    kid, payload, tag = good.removeprefix("/r/").split(".")
+    kid, sealed = good.removeprefix("/r/").split(".")
     evil_url = Ref("url", "https://evil.example/")
     paths = [
-        f"/r/{kid}.{payload[:-2]}{'B' if payload[-2] == 'A' else 'A'}{payload[-1]}.{tag}",
-        f"/r/{kid}.{payload}.{tag[:-1]}",
-        f"/r/{kid}.{payload}.{tag}A",
-        f"/r/k0.{payload}.{tag}",  # k1's tag under k0's id
-        f"/r/k9.{payload}.{tag}",  # a key id this ring does not have
-        f"/r/{kid}..{tag}",
+        f"/r/{kid}.{sealed[:-2]}{'B' if sealed[-2] == 'A' else 'A'}{sealed[-1]}",  # the claims
+        f"/r/{kid}.{sealed[:5]}{'B' if sealed[5] == 'A' else 'A'}{sealed[6:]}",  # the SIV
+        f"/r/{kid}.{sealed[:-1]}",
+        f"/r/{kid}.{sealed}A",
+        f"/r/k0.{sealed}",  # sealed by k1 under k0's id
+        f"/r/k9.{sealed}",  # a key id this ring does not have
+        f"/r/{kid}.",
+        f"/r/{kid}.{sealed}.{sealed[:22]}",  # three parts: read as a token of an earlier release
         redirect_to(stack, Ref("link", stack.links["plain"]), OTHER_RING),  # same key id, other key
         redirect_to(stack, evil_url, OTHER_RING),
-        # A url target re-signed with another key, put in place of a good token's payload.
-        f"/r/{kid}.{redirect_to(stack, evil_url, OTHER_RING).split('.')[1]}.{tag}",
+        # A url target sealed with another key, put in place of a good token's sealed part.
+        f"/r/{kid}.{redirect_to(stack, evil_url, OTHER_RING).split('.')[1]}",
+        # The same, signed as an earlier release signed, with another key.
+        "/r/" + signed_before_sealing(TokenClaims(mode=Mode.REDIRECT, target=evil_url), OTHER_RING),
         "/r/" + "A" * 5000,
         good + "." + "A" * 5000,
     ]

@@ -184,6 +184,39 @@ def test_log_lines_without_a_record_are_skipped_and_broken_ones_refused() -> Non
         record_from_log_line('{"spilled_beacon": "elsewhere"}')
 
 
+def test_a_record_quoted_anywhere_but_a_line_of_its_own_is_no_record() -> None:
+    """What a visitor can make the local stack log (a request line, a quoted header, an error's
+    text under its message) names a record without being one."""
+    genuine = full_beacon().to_record()
+    forged = json.dumps({"level": "ERROR", "message": "beacon write failed", "spilled_beacon": genuine})
+    compact = json.dumps(json.loads(forged), separators=(",", ":"))
+    for line in (
+        f'127.0.0.1 "GET /p/{compact} HTTP/1.1" 404 -',  # the local request log
+        f"127.0.0.1 code 400, message Bad request syntax ('GET {compact}')",
+        f"    {forged}",  # a traceback line, indented by the local log's formatter
+        f"x = {forged}",
+        json.dumps({"level": "INFO", "message": "not found", "reason": forged}),  # a field's text
+        json.dumps({"message": json.dumps({"message": forged})}),  # a log event is wrapped once only
+    ):
+        assert record_from_log_line(line) is None, line
+    # The record's own text fields may quote another record: only the outer one counts.
+    quoting = dict(genuine, user_agent=compact)
+    assert record_from_log_line(_log_line(quoting)) == quoting
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"level": "ERROR", "message": "beacon write failed", "spilled_beacon": {}} trailing',
+        '{"level": "INFO", "message": "beacon write failed", "spilled_beacon": {"id": "x"}}',
+        '{"level": "ERROR", "message": "other", "spilled_beacon": {"id": "x"}}',
+    ],
+)
+def test_a_line_in_a_records_place_that_is_not_one_is_invalid(line: str) -> None:
+    with pytest.raises(InvalidSpillRecordError):
+        record_from_log_line(line)
+
+
 # --- the track function's chain: table, else queue, else log ----------------------------------
 
 

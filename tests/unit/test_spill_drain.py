@@ -105,6 +105,24 @@ def test_a_batch_stores_each_beacon_once_and_returns_only_bad_messages(drain: Mo
     assert _stored_ids() == sorted([first.id, second.id])
 
 
+def test_a_message_with_infinity_or_nan_fails_alone(drain: ModuleType) -> None:
+    """Python's JSON reader takes these; int(inf) then raised OverflowError, which the drain took
+    for a failing table: the whole batch went back to the queue untried."""
+    first, second = _beacon(), _beacon()
+    hostile = [
+        spill_message(_beacon()).replace('"minted":null', '"minted":Infinity'),
+        spill_message(_beacon()).replace('"expires":null', '"expires":NaN'),
+        spill_message(_beacon()).replace('"minted":null', '"minted":1e400'),
+        spill_message(_beacon()).replace('"expires":null', '"expires":-Infinity'),
+    ]
+    bodies = [spill_message(first), *hostile, spill_message(second)]
+
+    result = drain.lambda_handler(_sqs_event(bodies), Context())
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": f"m{n}"} for n in range(1, 5)]}
+    assert _stored_ids() == sorted([first.id, second.id])
+
+
 def test_once_the_table_fails_the_rest_of_the_batch_goes_back_untried(
     drain: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -145,12 +163,18 @@ def _logs_event(messages: list[str]) -> dict[str, Any]:
     return {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()}}
 
 
+def _log_line(beacon: Beacon) -> str:
+    """The track function's log record of a beacon it could not store."""
+    return json.dumps(
+        {"level": "ERROR", "message": "beacon write failed", **json.loads(spill_message(beacon))}
+    )
+
+
 def test_a_log_subscription_delivery_stores_its_spilled_beacons(drain: ModuleType) -> None:
     first, second = _beacon(), _beacon()
-    line = json.loads(spill_message(first))
     messages = [
-        json.dumps({"level": "ERROR", "message": "beacon write failed", **line}),
-        json.dumps({"level": "ERROR", "message": "beacon write failed", **json.loads(spill_message(second))}),
+        _log_line(first),
+        _log_line(second),
         json.dumps({"level": "ERROR", "spilled_beacon": {"id": "nope"}}),
     ]
 
@@ -168,4 +192,4 @@ def test_a_log_delivery_fails_while_the_table_does(
 
     monkeypatch.setattr(Beacon, "save", table_down)
     with pytest.raises(ConnectionError):  # Lambda retries the delivery
-        drain.lambda_handler(_logs_event([spill_message(_beacon())]), Context())
+        drain.lambda_handler(_logs_event([_log_line(_beacon())]), Context())

@@ -13,13 +13,17 @@ from typing import Any
 from pynamodb.attributes import MapAttribute
 from pynamodb.models import Model
 
+from webbugger_cli.terminal import terminal_text
+
 
 class UsageError(Exception):
     """A command's arguments make no sense together; the message is one line for the user."""
 
 
 def print_table(rows: list[tuple[str, ...]]) -> None:
-    """Print ``rows`` (the first one a header) in left-aligned columns."""
+    """Print ``rows`` (the first one a header) in left-aligned columns, every cell escaped for the
+    terminal (:func:`~webbugger_cli.terminal.terminal_text`: stored text may hold control codes)."""
+    rows = [tuple(terminal_text(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -72,7 +76,7 @@ def record_fields(record: object) -> dict[str, Any]:
 
 
 def display(value: Any) -> str:
-    """One cell of human-readable output for a :func:`jsonable` value."""
+    """One cell of human-readable output for a :func:`jsonable` value, escaped for the terminal."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -80,5 +84,5 @@ def display(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(display(item) for item in value) or "-"
     if isinstance(value, dict):
-        return ", ".join(f"{key}={display(item)}" for key, item in value.items()) or "-"
-    return str(value)
+        return ", ".join(f"{terminal_text(key)}={display(item)}" for key, item in value.items()) or "-"
+    return terminal_text(value)

@@ -20,6 +20,7 @@ from webbugger.classify import PURPOSES, Hit, classify_hit, parse_device
 from webbugger.modes import Mode
 
 from webbugger_cli.commands import UsageError
+from webbugger_cli.terminal import terminal_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -161,7 +162,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise InputError(f"cannot read {args.jsonl}: {exc.strerror}") from None
     record = verdict_record(_hit(given))
-    print(json.dumps(record) if args.json else "\n".join(_explain(record)))
+    print(json.dumps(record) if args.json else "\n".join(terminal_text(line) for line in _explain(record)))
     return 0
 
 

@@ -312,7 +312,7 @@ class Doctor:
     def check_tampered(self) -> str:
         claims = TokenClaims(mode=Mode.PIXEL, source=self.source, ignore_errors=True)
         url = self._mint(claims)
-        # Change the first character of the token's tag (all six of its bits count): the signature breaks.
+        # Change the first character of the sealed token (its SIV, all six bits count): it no longer opens.
         head, _, tag = url.removesuffix(".gif").rpartition(".")
         changed = f"{head}.{'A' if tag[0] != 'A' else 'Q'}{tag[1:]}.gif"
         answer = fetch(changed, {"User-Agent": self.user_agent})

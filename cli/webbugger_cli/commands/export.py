@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TextIO
 
+from webbugger.csv_cells import csv_row
 from webbugger.models import BEACON_RECORD_FIELDS
 from webbugger.refs import Ref
 from webbugger.registry import Kind
@@ -50,14 +51,15 @@ class RecordWriter(Protocol):
 
 
 class CsvWriter:
-    """CSV with a header row (written at once, so an empty export is still a valid file)."""
+    """CSV with a header row (written at once, so an empty export is still a valid file); cells a
+    spreadsheet would run as formulas are quoted (:mod:`webbugger.csv_cells`)."""
 
     def __init__(self, out: TextIO, columns: Sequence[str]) -> None:
         self._writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore")
         self._writer.writeheader()
 
     def write(self, record: Record) -> None:
-        self._writer.writerow(record)
+        self._writer.writerow(csv_row(record))
 
 
 class JsonlWriter:

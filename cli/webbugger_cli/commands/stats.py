@@ -32,6 +32,7 @@ from webbugger.tracking import SHORT_LINK_TYPE
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.backends import open_backend
 from webbugger_cli.commands.options import bounded
+from webbugger_cli.terminal import terminal_text
 
 if TYPE_CHECKING:
     import argparse
@@ -113,9 +114,9 @@ def terminal_width() -> int:
 def variant_lines(variants: list[Record]) -> list[str]:
     """One line per A/B variant: its clicks, human clicks and share of the clicks."""
     total = sum(int(variant["clicks"]) for variant in variants)
-    width = max(len(str(variant["name"])) for variant in variants)
+    width = max(len(terminal_text(variant["name"])) for variant in variants)
     return [
-        f"variant {v['name']!s:<{width}}  clicks {v['clicks']}  human {v['human_clicks']}  "
+        f"variant {terminal_text(v['name']):<{width}}  clicks {v['clicks']}  human {v['human_clicks']}  "
         f"{(100 * int(v['clicks']) / total) if total else 0:.1f}% of clicks"
         for v in variants
     ]

@@ -30,10 +30,12 @@ from webbugger.tokens import KeyRing, TokenClaims
 
 from webbugger_cli.local import state
 from webbugger_cli.local.ddblocal import DynamoDBLocal, DynamoDBLocalError, free_port
-from webbugger_cli.local.server import HOST, LocalApi, local_apis
+from webbugger_cli.local.server import LocalApi, local_apis
 from webbugger_cli.local.streams import StreamConfigError, StreamFeed
 from webbugger_cli.local.tables import ensure_plugin_tables, ensure_tables, local_client, table_outputs
+from webbugger_cli.local.wire import HOST
 from webbugger_cli.template import FRONT_DOORS, TemplateError, load_template
+from webbugger_cli.terminal import TerminalFormatter
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -133,7 +135,10 @@ class _Stop:
 def run(port: int, front_door: str = FRONT_DOORS[0]) -> int:
     """Run the local stack on 127.0.0.1:``port`` until Ctrl-C or SIGTERM; the exit status. The
     tracking port is the HTTP API, or with ``front_door`` ``function-url`` the track function's URL."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Every message escaped: function and request logs echo what visitors sent.
+    handler = logging.StreamHandler()
+    handler.setFormatter(TerminalFormatter("%(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     # Their INFO lines (credentials found, settings files) say nothing useful here.
     for name in ("botocore", "pynamodb"):
         logging.getLogger(name).setLevel(logging.WARNING)

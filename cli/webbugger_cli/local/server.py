@@ -28,7 +28,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -38,19 +37,17 @@ from webbugger.plugins import PLUGINS_VARIABLE
 from webbugger_cli.local import state
 from webbugger_cli.local.streams import stream_functions
 from webbugger_cli.local.tables import PluginTable, plugin_tables
+from webbugger_cli.local.wire import HOST, LocalResponse, LocalServer, json_response
 from webbugger_cli.template import Route, load_handler
+from webbugger_cli.terminal import terminal_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from http.server import BaseHTTPRequestHandler
 
     from webbugger_cli.template import Template
 
-HOST = "127.0.0.1"
-# API Gateway's own limits and answers.
-MAX_BODY_BYTES = 10 * 1024 * 1024
 _NOT_FOUND = {"message": "Not Found"}
-_TOO_LARGE = {"message": "Request Entity Too Large"}
-_BAD_REQUEST = {"message": "Bad Request"}
 _INTERNAL = {"message": "Internal Server Error"}
 _ACCOUNT_ID = "123456789012"
 _API_ID = "local"
@@ -58,7 +55,6 @@ _FUNCTION_URL_ID = "localfunctionurl"
 FUNCTION_URL = "function-url"
 # Variables that could make a local run use a real AWS identity.
 _REAL_CREDENTIAL_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
-_MAX_CHUNKS = 100_000
 
 log = logging.getLogger(__name__)
 
@@ -324,19 +320,6 @@ def build_event(
     return event
 
 
-@dataclass(frozen=True, slots=True)
-class LocalResponse:
-    """An HTTP answer: status, header lines (repeats allowed) and body."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
-def _json_response(status: int, payload: dict[str, str]) -> LocalResponse:
-    return LocalResponse(status, [("Content-Type", "application/json")], json.dumps(payload).encode())
-
-
 def response_from_result(result: Any) -> LocalResponse:
     """Turn a handler's payload-2.0 result into an HTTP answer, as API Gateway does."""
     if not isinstance(result, dict) or "statusCode" not in result:
@@ -351,91 +334,6 @@ def response_from_result(result: Any) -> LocalResponse:
     if raw is not None:
         body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode("utf-8")
     return LocalResponse(int(result["statusCode"]), headers, body)
-
-
-class _BodyTooLargeError(Exception):
-    pass
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out as two small writes: without this, Nagle holds the GIF back ~40 ms
-    # on a keep-alive connection (bench/load.py saw it).
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.info("%s %s", self.address_string(), format % args)
-
-    def _dispatch(self) -> None:
-        try:
-            body = self._read_body()
-        except _BodyTooLargeError:
-            self.close_connection = True
-            self._send(_json_response(413, _TOO_LARGE))
-            return
-        except ValueError:
-            self.close_connection = True
-            self._send(_json_response(400, _BAD_REQUEST))
-            return
-        self._send(
-            self.server.api.handle(
-                self.command, self.path, self.headers.items(), body, self, api_id=self.server.api_id
-            )
-        )
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0:
-            raise ValueError("negative Content-Length")
-        if length > MAX_BODY_BYTES:
-            raise _BodyTooLargeError
-        return self.rfile.read(length) if length else b""
-
-    def _read_chunked(self) -> bytes:
-        data = bytearray()
-        for _ in range(_MAX_CHUNKS):
-            size = int(self.rfile.readline(64).split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                # Skip trailers, up to the blank line that ends the message.
-                for _ in range(100):
-                    if self.rfile.readline(8192) in (b"\r\n", b"\n", b""):
-                        break
-                return bytes(data)
-            if len(data) + size > MAX_BODY_BYTES:
-                raise _BodyTooLargeError
-            data += self.rfile.read(size)
-            self.rfile.readline(8)
-        raise _BodyTooLargeError
-
-    def _send(self, response: LocalResponse) -> None:
-        self.send_response(response.status)
-        for name, value in response.headers:
-            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _dispatch  # noqa: N815
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # A restarted stack must be able to take its port back at once.
-    allow_reuse_address = True
-    # socketserver's default backlog of 5 makes a burst of new connections wait for retries.
-    request_queue_size = 128
-
-    def __init__(self, port: int, api: LocalApi, api_id: str) -> None:
-        self.api = api
-        self.api_id = api_id
-        super().__init__((HOST, port), _RequestHandler)
 
 
 class LocalApi:
@@ -479,10 +377,14 @@ class LocalApi:
                 memory_mb=int(_function_setting(template, function, "MemorySize", 128)),
                 timeout_s=_function_setting(template, function, "Timeout", 3),
             )
-        self._servers: dict[str, _Server] = {}
+        self._servers: dict[str, LocalServer] = {}
         try:
             for offset, api_id in enumerate(local_apis(template) or [PRIMARY_API]):
-                self._servers[api_id] = _Server(port + offset if port else 0, self, api_id)
+                # The admin API checks no signature locally: it refuses what a web page could send.
+                guarded = api_id == ADMIN_API
+                self._servers[api_id] = LocalServer(
+                    port + offset if port else 0, self.handle, api_id, guarded=guarded
+                )
         except OSError:
             for server in self._servers.values():
                 server.server_close()
@@ -556,7 +458,7 @@ class LocalApi:
                 return response_from_result(self.invoke(self._url_function, event))
             matched = self.match(method, urlsplit(target).path, api_id)
             if matched is None:
-                return _json_response(404, _NOT_FOUND)
+                return json_response(404, _NOT_FOUND)
             route, params = matched
             event = build_event(
                 route,
@@ -571,8 +473,8 @@ class LocalApi:
             return response_from_result(self.invoke(route.function, event))
         except Exception:
             # As API Gateway does for a failed invocation; the server itself carries on.
-            log.exception("handler failed on %s %s", method, target)
-            return _json_response(500, _INTERNAL)
+            log.exception("handler failed on %s %s", terminal_text(method), terminal_text(target))
+            return json_response(500, _INTERNAL)
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         """Invoke ``function``'s handler once with ``event`` (one event at a time per function,

@@ -29,6 +29,7 @@ track function's cold start does not pay for it).
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -44,12 +45,19 @@ if TYPE_CHECKING:
 
 # The key of the spilled record, in a spill-queue message's body and in the track function's log.
 SPILL_KEY = "spilled_beacon"
+# The message of the track function's log record that holds a spilled beacon.
+SPILL_LOG_MESSAGE = "beacon write failed"
+# What may come before the JSON object on a log line: up to three plain words (a timestamp,
+# Lambda's request id and level columns), never quotes or brackets.
+_LOG_PREFIX = re.compile(r"(?:[\w:.+-]+[ \t]+){0,3}")
 # The visitor is already waiting for a failed write: one short attempt, no retries. A failure
 # here costs nothing but a log record.
 SPILL_CONNECT_TIMEOUT = 0.25
 SPILL_READ_TIMEOUT = 0.4
 SPILL_MAX_ATTEMPTS = 1
 
+# Times in epoch seconds: whole, finite, and within what DynamoDB's numbers and a datetime hold.
+_MAX_SECONDS = 2**53
 _BEACON_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}\Z")
 _TEXT_FIELDS = (
     "target",
@@ -128,6 +136,9 @@ def _whole(record: Mapping[str, Any], name: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidSpillRecordError(f"spilled record's {name} is not a number: {value!r:.60}")
+    # 1e400 parses as infinity: refused here, not left to fail the write (and the drain's batch).
+    if not (math.isfinite(value) and 0 <= value <= _MAX_SECONDS):
+        raise InvalidSpillRecordError(f"spilled record's {name} is out of range: {value!r:.60}")
     return int(value)
 
 
@@ -140,9 +151,9 @@ def _created_at(record: Mapping[str, Any]) -> datetime:
     text = _text(record, "created_at", required=True)
     try:
         moment = datetime.fromisoformat(str(text))
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidSpillRecordError(f"spilled record's created_at is not a time: {text!r:.60}") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def record_to_beacon(record: object) -> Beacon:
@@ -175,10 +186,18 @@ def record_to_beacon(record: object) -> Beacon:
     return beacon
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Python's JSON reader takes NaN and Infinity, which no record of ours holds (strict JSON has none).
+_JSON = json.JSONDecoder(parse_constant=_no_constant)
+
+
 def record_from_message(body: str) -> dict[str, Any]:
     """The spilled record in a spill-queue message body; :class:`InvalidSpillRecordError` if none."""
     try:
-        data = json.loads(body)
+        data = _JSON.decode(body)
     except ValueError:
         raise InvalidSpillRecordError(f"message is not JSON: {body!r:.60}") from None
     record = data.get(SPILL_KEY) if isinstance(data, dict) else None
@@ -187,27 +206,44 @@ def record_from_message(body: str) -> dict[str, Any]:
     return record
 
 
+def _log_record(line: str, *, wrapped: bool = False) -> dict[str, Any] | None:
+    prefix = _LOG_PREFIX.match(line)
+    start = prefix.end() if prefix else -1
+    if start < 0 or not line.startswith("{", start):
+        return None  # not a line the track function wrote: any other line that quotes a record
+    try:
+        data, end = _JSON.raw_decode(line, start)
+    except ValueError:
+        raise InvalidSpillRecordError(f"log line names {SPILL_KEY} but is not JSON: {line!r:.80}") from None
+    if line[end:].strip() or not isinstance(data, dict):
+        raise InvalidSpillRecordError(f"log line names {SPILL_KEY} but is not one JSON object: {line!r:.80}")
+    if not wrapped and "level" not in data and isinstance(data.get("message"), str):
+        return _log_record(data["message"], wrapped=True)  # a log event around the line
+    if SPILL_KEY not in data:
+        return None  # another record, whose text quotes one
+    record = data[SPILL_KEY]
+    written_here = data.get("level") == "ERROR" and data.get("message") == SPILL_LOG_MESSAGE
+    if not written_here or not isinstance(record, dict):
+        raise InvalidSpillRecordError(f"log line names {SPILL_KEY} but is no spill record: {line!r:.80}")
+    return record
+
+
 def record_from_log_line(line: str) -> dict[str, Any] | None:
     """The spilled record in one line of the track function's log, or None if it carries none.
 
-    The line is a JSON log record (Powertools' JSON, as Lambda writes it and FilterLogEvents
-    returns it), possibly after a prefix (a CloudWatch Logs export's timestamp, Lambda's text
-    columns), or a JSON object whose ``message`` is such a line. A line that names a spilled
-    record but cannot be read raises :class:`InvalidSpillRecordError`.
+    The line is the track function's own JSON log record (Powertools' JSON, as Lambda writes it
+    and FilterLogEvents returns it): an ERROR record whose ``message`` is
+    :data:`SPILL_LOG_MESSAGE`, with the record under :data:`SPILL_KEY` at its top level. The
+    object fills the line, after at most a prefix of plain words (a CloudWatch Logs export's
+    timestamp, Lambda's text columns); or the line is a log event (a JSON object without
+    ``level``) whose ``message`` is such a line. A record quoted anywhere else (in a request
+    line, a User-Agent, another record's field) is not one: a visitor cannot plant a beacon by
+    sending text that looks like it. A line that takes the record's place but cannot be read
+    raises :class:`InvalidSpillRecordError`.
     """
     if SPILL_KEY not in line:
         return None
-    start = line.find("{")
-    try:
-        data, _ = json.JSONDecoder().raw_decode(line, start) if start >= 0 else (None, 0)
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and SPILL_KEY not in data and isinstance(data.get("message"), str):
-        return record_from_log_line(data["message"])
-    record = data.get(SPILL_KEY) if isinstance(data, dict) else None
-    if not isinstance(record, dict):
-        raise InvalidSpillRecordError(f"log line names {SPILL_KEY} but holds no such object: {line!r:.80}")
-    return record
+    return _log_record(line)
 
 
 def store_record(record: object) -> bool:

@@ -1,9 +1,15 @@
-"""Signed tracking tokens: the references of a tracking URL, so that nobody can forge one.
+"""Tracking tokens: the references of a tracking URL, sealed so that nobody can read or forge one.
 
-Form: ``KID.PAYLOAD.TAG`` where PAYLOAD is base64url (no padding) of a compact JSON array
-``[mode, issued_at, flags, target, entity, source]`` and TAG is the first 16 bytes of
-HMAC-SHA256(key[KID], "KID.PAYLOAD"), base64url. The key id lets keys rotate: every key in the
-key ring verifies, only the current one signs.
+Form: ``KID.SEALED`` where SEALED is base64url (no padding) of
+``webbugger.sealing.seal(key[KID], KID, PAYLOAD)``: a 16-byte SIV, which authenticates, then the
+encrypted PAYLOAD, the compact JSON array ``[mode, issued_at, flags, target, entity, source]``.
+Nothing in the URL but the key id is readable; the key id is bound to the rest (the associated
+data). The key id lets keys rotate: every key in the key ring opens, only the current one seals.
+
+Tokens minted before sealing (``KID.PAYLOAD.TAG``: PAYLOAD the base64url of that JSON in clear, TAG
+the first 16 bytes of HMAC-SHA256(key[KID], "KID.PAYLOAD"), base64url) still verify with the same
+key ring: URLs already sent keep working until their key leaves the ring. Only :func:`verify`
+reads them; :func:`sign` seals.
 
 ``flags`` is a bit set: ignore errors, honeypot, and minted for email. A token without the email
 bit (every token minted before it existed) is a web token: its hits are never judged by how soon
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from webbugger import sealing
 from webbugger.errors import ConfigurationError, InvalidReferenceError, InvalidTokenError
 from webbugger.refs import Ref, parse_optional
 
@@ -32,7 +39,7 @@ if TYPE_CHECKING:
 from webbugger.modes import Mode
 
 KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}\Z")
-TAG_BYTES = 16
+TAG_BYTES = 16  # of a token signed before sealing
 MAX_TOKEN_LENGTH = 4096
 FLAG_IGNORE_ERRORS = 1
 # A honeypot link: invisible in the mail, so whatever follows it is a machine.
@@ -70,7 +77,7 @@ class TokenClaims:
 
 
 class KeyRing(NamedTuple):
-    """Signing keys by key id; ``current`` names the one that signs new tokens.
+    """Token keys by key id; ``current`` names the one that seals new tokens.
 
     A NamedTuple rather than a frozen dataclass: as immutable, and cheaper to define at the track
     function's cold start (bench/cold_start.py)."""
@@ -112,12 +119,12 @@ def _b64decode(text: str) -> bytes:
         raise InvalidTokenError("token part is not base64url") from exc
 
 
-def _tag(key: bytes, signed_part: str) -> bytes:
+def _legacy_tag(key: bytes, signed_part: str) -> bytes:
     return hmac.new(key, signed_part.encode("ascii"), hashlib.sha256).digest()[:TAG_BYTES]
 
 
 def sign(claims: TokenClaims, ring: KeyRing) -> str:
-    """Mint a token for ``claims`` with the ring's current key."""
+    """Mint a sealed token for ``claims`` with the ring's current key."""
     flags = (
         (FLAG_IGNORE_ERRORS if claims.ignore_errors else 0)
         | (FLAG_HONEYPOT if claims.honeypot else 0)
@@ -126,9 +133,9 @@ def sign(claims: TokenClaims, ring: KeyRing) -> str:
     issued_at = claims.issued_at or int(time.time())
     body: list[Any] = [_MODE_CODES[claims.mode], issued_at, flags]
     body += [None if ref is None else str(ref) for ref in (claims.target, claims.entity, claims.source)]
-    payload = _b64encode(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
-    signed_part = f"{ring.current}.{payload}"
-    token = f"{signed_part}.{_b64encode(_tag(ring.keys[ring.current], signed_part))}"
+    payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    kid = ring.current
+    token = f"{kid}.{_b64encode(sealing.seal(ring.keys[kid], kid.encode('ascii'), payload))}"
     if len(token) > MAX_TOKEN_LENGTH:
         # verify() would refuse it: better no URL than one whose every hit is a 404.
         raise InvalidReferenceError(
@@ -138,24 +145,49 @@ def sign(claims: TokenClaims, ring: KeyRing) -> str:
 
 
 def verify(token: str, ring: KeyRing) -> TokenClaims:
-    """Check a token's tag and decode its claims; any defect raises :class:`InvalidTokenError`."""
+    """Open a token (sealed, or signed by an earlier release) and decode its claims; any defect
+    raises :class:`InvalidTokenError`."""
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidTokenError("token too long")
-    if not token.isascii():  # a token we signed is base64url; the MAC is over ASCII
+    if not token.isascii():  # a token we minted is base64url; the MAC is over ASCII
         raise InvalidTokenError("token is not ASCII")
     parts = token.split(".")
-    if len(parts) != 3:
-        raise InvalidTokenError("token must have three parts")
-    kid, payload, tag = parts
+    if len(parts) == 2:
+        return _decode_claims(_unseal(parts[0], parts[1], ring))
+    if len(parts) == 3:
+        return _decode_claims(_verify_legacy(parts[0], parts[1], parts[2], ring))
+    raise InvalidTokenError("token must have two parts (three for one minted before sealing)")
+
+
+def _key(kid: str, ring: KeyRing) -> bytes:
     key = ring.keys.get(kid)
     if key is None:
         raise InvalidTokenError("unknown signing key")
+    return key
+
+
+def _unseal(kid: str, sealed: str, ring: KeyRing) -> bytes:
+    key = _key(kid, ring)
+    raw = _b64decode(sealed)
+    # One spelling only: base64's unused trailing bits would let several spellings of one
+    # token open (the SIV covers the bytes, not their text).
+    if _b64encode(raw) != sealed:
+        raise InvalidTokenError("token part is not canonical base64url")
+    payload = sealing.unseal(key, kid.encode("ascii"), raw)
+    if payload is None:
+        raise InvalidTokenError("bad token signature")
+    return payload
+
+
+def _verify_legacy(kid: str, payload: str, tag: str, ring: KeyRing) -> bytes:
+    """The payload of a token signed before sealing (``KID.PAYLOAD.TAG``, claims in clear)."""
+    key = _key(kid, ring)
     # Compare the tag's text, not its decoded bytes: base64's unused trailing bits would let 16
     # spellings of one tag verify.
-    expected = _b64encode(_tag(key, f"{kid}.{payload}"))
+    expected = _b64encode(_legacy_tag(key, f"{kid}.{payload}"))
     if not hmac.compare_digest(tag.encode("ascii", "replace"), expected.encode()):
         raise InvalidTokenError("bad token signature")
-    return _decode_claims(_b64decode(payload))
+    return _b64decode(payload)
 
 
 def _decode_claims(raw: bytes) -> TokenClaims:

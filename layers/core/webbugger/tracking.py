@@ -57,8 +57,7 @@ if TYPE_CHECKING:
 
 # The target type that short public URLs (/l/ID) name.
 SHORT_LINK_TYPE = "link"
-# A stored link answers its short URL only when its record says so (opt-in, per link): an unsigned
-# URL anyone can guess from a tracking URL must not spend the hits the owner minted URLs for.
+# A stored link answers its short URL only when its record says so (opt-in, per link).
 SHORT_URL_FLAG = "short_url_enabled"
 # A tracked link whose target is another tracked link of this service is followed internally
 # (one redirect for the visitor, a beacon per link), up to this many links.
@@ -101,7 +100,7 @@ class Tracker:
     def track_short_link(self, link_id: str, incoming: IncomingRequest) -> TrackResult:
         """A hit on a stored link's short public URL (``/l/ID``): unsigned, since the destination is
         stored and cannot be chosen by whoever writes the URL; no entity, no source. Only for a link
-        whose record turned its short URL on (:data:`SHORT_URL_FLAG`); else 404, nothing claimed."""
+        whose record turned its short URL on (:data:`SHORT_URL_FLAG`), else 404; never claims a hit."""
         try:
             target = Ref(SHORT_LINK_TYPE, link_id)
         except InvalidReferenceError as exc:
@@ -202,7 +201,8 @@ class Tracker:
         refusal = getattr(record, "refusal", None)
         if callable(refusal):
             try:
-                reason = refusal(now, claim=incoming.method != "HEAD")
+                # Only URLs the owner minted spend a capped link's hits; a short hit is checked.
+                reason = refusal(now, claim=incoming.method != "HEAD" and not short)
             except Exception as exc:
                 # A capped link's claim of a hit did not answer in time: whether a hit is left is
                 # unknown, so ask the visitor to retry (503) rather than guess, as for the target.
@@ -362,7 +362,7 @@ class Tracker:
                     return False
             # The whole beacon in one record, from which `webbugger replay` restores it.
             logger.error(
-                "beacon write failed",
+                spill.SPILL_LOG_MESSAGE,
                 extra={
                     spill.SPILL_KEY: beacon.to_record(),
                     "error": repr(exc),

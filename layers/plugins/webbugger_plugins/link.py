@@ -108,7 +108,9 @@ class Link(Model):
         """Why a hit at ``now`` is refused (disabled, not-yet-valid, expired, over-limit), or None.
 
         For a capped link, an accepted hit with ``claim`` takes one of the remaining hits
-        atomically, so concurrent visitors can never exceed ``max_hits``.
+        atomically, so concurrent visitors can never exceed ``max_hits``. Without ``claim`` (a HEAD,
+        or an unsigned short-URL hit, which never spends the hits of the URLs the owner minted)
+        the hit is only checked against ``hits`` as last read, or as the last refused claim found.
         """
         if self.disabled:
             return "disabled"
@@ -128,6 +130,7 @@ class Link(Model):
             )
         except UpdateError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
+                self.hits = cap  # this (cached) copy now knows: unclaimed checks refuse too
                 return "over-limit"
             raise
         return None

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from webbugger.beacon_queries import beacons_between
+from webbugger.csv_cells import csv_row
 from webbugger.erase import erase_entity
 from webbugger.errors import InvalidCursorError, InvalidReferenceError, InvalidTimeError, WebbuggerError
 from webbugger.models import BEACON_RECORD_FIELDS
@@ -147,7 +148,7 @@ def export_page(query: BeaconQuery, fmt: ExportFormat, limit: int) -> ExportPage
     for beacon in found:
         record = beacon.to_record()
         if fmt == "csv":
-            writer.writerow(record)
+            writer.writerow(csv_row(record))
         else:
             out.write(json.dumps(record, separators=(",", ":")) + "\n")
         count, last_id, size = count + 1, beacon.id, out.tell()
