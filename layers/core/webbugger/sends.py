@@ -7,7 +7,9 @@ recipient (the URLs' entity) of a campaign (their source).
 In the counters table, one partition per campaign (pk ``s#SOURCE``):
 
 - a *mark* per recipient (sk the entity, ``at`` the first send's time in epoch seconds): that
-  the recipient was sent the campaign, and when (the report's time from send to first open);
+  the recipient was sent the campaign, and when (the report's time from send to first open). An
+  entity too long for a sort key (DynamoDB's 1,024 bytes) is keyed by its hash and kept whole
+  in ``entity``;
 - the *total*, in :data:`TOTAL_SHARDS` items (sk ``#sent#NN``) whose ``sent`` add up to the
   number of marks: senders working in parallel add to different items, so their transactions
   seldom meet on one (DynamoDB cancels transactions that write the same item at once).
@@ -23,6 +25,7 @@ sent again costs the same and adds nothing. Reading ``sent`` is one query of the
 
 from __future__ import annotations
 
+import hashlib
 import time
 import zlib
 from datetime import UTC, datetime
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
 TOTAL = "#sent#"  # the total items' sort keys begin so; they sort before every "TYPE:ID"
 TOTAL_SHARDS = 16
 _MARKS_FROM = "#~"  # sorts after every total item, before every mark
+_LONG = "~h#"  # the sort keys of long entities' marks, after every "TYPE:ID"
+_MAX_SORT_KEY_BYTES = 1024
 # Marks per transaction: DynamoDB's limit is 100 items, one of them the total.
 CHUNK = 99
 # Tries of one chunk: each drops the marks found there already, or waits out another writer.
@@ -54,7 +59,7 @@ _CONFLICT = "TransactionConflict"
 
 
 class Send(Model):
-    """A send mark (sk: the recipient) or a campaign's total (sk: :data:`TOTAL`)."""
+    """A send mark (sk: the recipient) or a part of a campaign's total (sk: :data:`TOTAL` NN)."""
 
     class Meta:
         table_name = "unbound-counters"
@@ -63,12 +68,20 @@ class Send(Model):
     sk = UnicodeAttribute(range_key=True)
     at = NumberAttribute(null=True)
     sent = NumberAttribute(null=True)
+    entity = UnicodeAttribute(null=True)  # a long entity's whole reference
     expires = NumberAttribute(null=True)
 
 
 def sends_key(source: Ref | str) -> str:
     """The partition key of a campaign's sends."""
     return f"s#{source}"
+
+
+def _mark(pk: str, entity: str, at: int, expires: int) -> Send:
+    if len(entity.encode()) < _MAX_SORT_KEY_BYTES:
+        return Send(pk, entity, at=at, expires=expires)
+    digest = hashlib.sha256(entity.encode()).hexdigest()
+    return Send(pk, f"{_LONG}{digest}", at=at, entity=entity, expires=expires)
 
 
 def _put_chunk(source: str, entities: list[str], moment: datetime, settings: Settings) -> int:
@@ -83,7 +96,7 @@ def _put_chunk(source: str, entities: list[str], moment: datetime, settings: Set
         try:
             with TransactWrite(connection=transaction_connection(settings)) as tx:
                 for entity in left:
-                    mark = Send(pk, entity, at=int(moment.timestamp()), expires=expires)
+                    mark = _mark(pk, entity, int(moment.timestamp()), expires)
                     tx.save(mark, condition=Send.pk.does_not_exist())
                 tx.update(Send(pk, total), actions=[Send.sent.add(len(left)), Send.expires.set(expires)])
         except TransactWriteError as exc:
@@ -125,4 +138,4 @@ def send_times(source: Ref | str) -> Iterator[tuple[str, datetime]]:
     for mark in Send.query(sends_key(source), Send.sk > _MARKS_FROM):
         at: Any = mark.at
         if at is not None:
-            yield mark.sk, datetime.fromtimestamp(int(at), UTC)
+            yield mark.entity or mark.sk, datetime.fromtimestamp(int(at), UTC)
