@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_REWRITE_BATCH = 500
@@ -18,7 +20,7 @@ class RewriteFields(BaseModel):
     campaign: str = Field(max_length=512, description="The campaign's id (a stored campaign)")
     honeypot: bool = Field(default=False, description="Add an invisible link: what follows it is a machine")
     track_unsubscribe: bool = Field(default=False, description="Wrap unsubscribe links too")
-    list_unsubscribe: list[str] = Field(
+    list_unsubscribe: list[Annotated[str, Field(max_length=4096)]] = Field(
         default_factory=list, max_length=10, description="List-Unsubscribe values (targets left alone)"
     )
 

@@ -54,6 +54,18 @@ NOT_FOUND: OpenAPIResponse = {
     "description": "No such link",
     "content": {"application/json": {"model": ErrorBody}},
 }
+
+
+class GatewayMessage(BaseModel):
+    """API Gateway's own answer (before this function runs)."""
+
+    message: str
+
+
+TOO_LARGE: OpenAPIResponse = {
+    "description": "A body over 10 MB (API Gateway's limit)",
+    "content": {"application/json": {"model": GatewayMessage}},
+}
 NO_CAMPAIGN: OpenAPIResponse = {
     "description": "No such campaign",
     "content": {"application/json": {"model": ErrorBody}},

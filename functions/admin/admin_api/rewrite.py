@@ -22,10 +22,11 @@ from admin_api.email_models import (
     SendsRequest,
     SkippedOut,
 )
-from admin_api.models import BAD_REQUEST, NO_CAMPAIGN
+from admin_api.models import BAD_REQUEST, NO_CAMPAIGN, TOO_LARGE
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ unannotated
 
+REFUSALS = {400: BAD_REQUEST, 404: NO_CAMPAIGN, 413: TOO_LARGE}
 # Lambda answers at most 6 MB: the messages as JSON strings stay under this, the rest is small.
 MAX_ANSWER_CHARS = 4_500_000
 
@@ -61,7 +62,12 @@ def _summary(done: Rewritten) -> RewriteSummary:
 @router.post(
     "/rewrite",
     summary="Rewrite a message for one recipient",
-    responses={200: {"description": "The rewritten message"}, 400: BAD_REQUEST, 404: NO_CAMPAIGN},
+    responses={
+        200: {"description": "The rewritten message"},
+        400: BAD_REQUEST,
+        404: NO_CAMPAIGN,
+        413: TOO_LARGE,
+    },
 )
 def rewrite(request: RewriteRequest) -> RewriteOut:
     """Every trackable link wrapped as a signed redirect carrying the recipient and the campaign,
@@ -76,7 +82,12 @@ def rewrite(request: RewriteRequest) -> RewriteOut:
 @router.post(
     "/rewrite/batch",
     summary="Rewrite a message for many recipients",
-    responses={200: {"description": "Each recipient's message"}, 400: BAD_REQUEST, 404: NO_CAMPAIGN},
+    responses={
+        200: {"description": "Each recipient's message"},
+        400: BAD_REQUEST,
+        404: NO_CAMPAIGN,
+        413: TOO_LARGE,
+    },
 )
 def rewrite_batch(batch: RewriteBatch) -> RewriteBatchOut:
     """Up to 500 recipients (repeats once), the message parsed once; each send recorded once per
