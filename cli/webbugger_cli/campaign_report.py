@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 
     from webbugger.campaigns import CampaignFigures
 
-# Bar colours of human and machine hits (the browser test looks for them on the screenshot).
+# Bar colours of human and machine hits (the browser test looks for them on the screenshot: only
+# the bars and two legend swatches have them).
 HUMAN_COLOUR = "#0f766e"
 MACHINE_COLOUR = "#db2777"
+CARD_COLOUR = "#111827"
 # Hourly buckets up to this many hours from the first hit to the last, daily ones beyond.
 MAX_HOURLY = 72
 TOP_CLIENTS = 8
@@ -112,7 +114,7 @@ def pair_chart(chart_id: str, title: str, unit: str, series: list[tuple[str, int
 def _card(card_id: str, label: str, value: str, note: str = "") -> str:
     extra = f'<div class="label">{_e(note)}</div>' if note else ""
     return (
-        f'<div class="figure" id="campaign-{card_id}" style="border-top-color: {HUMAN_COLOUR}">'
+        f'<div class="figure" id="campaign-{card_id}" style="border-top-color: {CARD_COLOUR}">'
         f'<div class="label">{_e(label)}</div><div class="value">{_e(value)}</div>{extra}</div>'
     )
 
