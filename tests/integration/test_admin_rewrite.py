@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 from test_admin_api import assert_error, call
+from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.runtime import default_settings
 from webbugger.sends import record_sends, send_times, sent_count
-from webbugger.tokens import Purpose, verify
+from webbugger.tokens import Purpose, TokenClaims, verify
 from webbugger_plugins.campaign import create_campaign
 
 if TYPE_CHECKING:
@@ -143,6 +144,17 @@ def test_a_batch_too_large_for_one_answer_is_refused_before_any_send(local_stack
 def test_campaign_stats_of_an_unknown_type_is_400(local_stack: RunningStack) -> None:
     answer = call("GET", f"{local_stack.admin_url}/stats/campaign", query={"ref": "nosuch:1"})
     assert_error(answer, 400, "unknown_type")
+
+
+def test_a_source_never_sent_reads_no_beacon(local_stack: RunningStack) -> None:
+    campaign = Ref("campaign", new_campaign(local_stack))
+    link = local_stack.create_link("https://example.com/web")
+    pixel = local_stack.mint(TokenClaims(Mode.PIXEL, target=Ref("link", link), source=campaign))
+    assert call("GET", pixel).status == 200  # a hit, but no send
+    answer = call("GET", f"{local_stack.admin_url}/stats/campaign", query={"ref": str(campaign)})
+    assert answer.status == 200, answer.body
+    found = answer.json()
+    assert (found["sent"], found["scanned"], found["links"], found["open_rate"]) == (0, 0, [], None)
 
 
 def test_sends_alone_for_urls_minted_offline(local_stack: RunningStack) -> None:

@@ -53,12 +53,11 @@ def fetch(kind: Kind, ref: Ref, days: int, *, cap: int, now: datetime) -> Report
 
 def campaign_report(ref: Ref, first: date, last: date, cap: int) -> CampaignReport | None:
     """A source's campaign part: its figures and the hours from send to first open; None when
-    nothing was sent to it and it has no hit (a source that is not a campaign)."""
+    nothing was sent to it (a source that is not a campaign)."""
     figures = campaign_figures(default_registry(), ref, first, last, cap=cap)
-    if not figures.sent and not figures.scanned:
+    if not figures.sent:
         return None
-    hours = send_to_open(figures, dict(send_times(ref))) if figures.sent else []
-    return CampaignReport(figures, hours)
+    return CampaignReport(figures, send_to_open(figures, dict(send_times(ref))))
 
 
 def _destination(text: str) -> Path:

@@ -168,8 +168,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(line)
     for line in variant_lines(variants) if variants else ():
         print(line)
-    # A source that was never sent and has no hit is no campaign: no lines of zeros.
-    for line in campaign_lines(campaign) if campaign and (campaign["sent"] or campaign["scanned"]) else ():
+    # A source never sent is no campaign: no lines of zeros.
+    for line in campaign_lines(campaign) if campaign and campaign["sent"] else ():
         print(line)
     return 0
 

@@ -69,11 +69,13 @@ def campaign_figures(
 ) -> CampaignFigures:
     """``campaign``'s (a source's) sends and its beacons from ``first`` to ``last`` (default: the
     last 30 days) folded into its figures (:mod:`webbugger.campaigns`), each stored link's URL
-    named. Reads the campaign's beacons (the days its counters show hits on), at most ``cap``."""
+    named. Reads the campaign's beacons (the days its counters show hits on), at most ``cap``; a
+    source never sent is no campaign: no beacon is read, and its figures are zeros."""
     start, end = day_range(first, last, today)
     since, until = datetime.combine(start, time.min, UTC), datetime.combine(end, time.max, UTC)
-    beacons = beacons_between(since, until, kind=Kind.SOURCE, ref=campaign)
-    figures = fold(str(campaign), beacons, sent=sent_count(campaign), cap=cap)
+    sent = sent_count(campaign)
+    beacons = beacons_between(since, until, kind=Kind.SOURCE, ref=campaign) if sent else ()
+    figures = fold(str(campaign), beacons, sent=sent, cap=cap)
     for link in figures.links:
         kind, _, link_id = link.target.partition(":")
         record = get_link(registry, link_id) if kind == SHORT_LINK_TYPE and link_id else None
