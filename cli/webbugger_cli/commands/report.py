@@ -18,7 +18,7 @@ from webbugger.counters import daily_stats
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.runtime import default_registry
-from webbugger.sends import send_times
+from webbugger.sends import sent_at
 from webbugger.service.stats import campaign_figures
 
 from webbugger_cli.campaign_report import CampaignReport
@@ -57,7 +57,7 @@ def campaign_report(ref: Ref, first: date, last: date, cap: int) -> CampaignRepo
     figures = campaign_figures(default_registry(), ref, first, last, cap=cap)
     if not figures.sent:
         return None
-    return CampaignReport(figures, send_to_open(figures, dict(send_times(ref))))
+    return CampaignReport(figures, send_to_open(figures, sent_at(ref, figures.first_opens)))
 
 
 def _destination(text: str) -> Path:

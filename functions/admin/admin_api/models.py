@@ -359,3 +359,4 @@ class ErasedOut(BaseModel):
     visitor_marks: int
     record: bool = Field(description="Whether the entity's own stored record was deleted too")
     record_error: str | None = Field(default=None, description="Why the entity's record could not be deleted")
+    sends: int = Field(default=0, description="Its send marks deleted: the campaigns sent to it")

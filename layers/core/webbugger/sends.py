@@ -1,18 +1,20 @@
 """Sends: that a campaign's mail went to a recipient, once per (recipient, campaign), counted.
 
 The denominator of a campaign's open and click rates. Minting a mail's URLs (``/mint/batch``,
-``/mint`` for email, ``/rewrite``, ``webbugger email rewrite``) records a send for each
-recipient (the URLs' entity) of a campaign (their source).
+``/mint`` for email, ``/rewrite``, ``webbugger email rewrite``) or ``/sends`` records a send for
+each recipient (the URLs' entity) of a campaign (their source).
 
-In the counters table, one partition per campaign (pk ``s#SOURCE``):
+In the counters table:
 
-- a *mark* per recipient (sk the entity, ``at`` the first send's time in epoch seconds): that
-  the recipient was sent the campaign, and when (the report's time from send to first open). An
-  entity too long for a sort key (DynamoDB's 1,024 bytes) is keyed by its hash and kept whole
-  in ``entity``;
-- the *total*, in :data:`TOTAL_SHARDS` items (sk ``#sent#NN``) whose ``sent`` add up to the
-  number of marks: senders working in parallel add to different items, so their transactions
-  seldom meet on one (DynamoDB cancels transactions that write the same item at once).
+- a *mark* per recipient and campaign, in the recipient's own partition (pk ``p#e#ENTITY``, as
+  its day items in :mod:`webbugger.persons`; sk ``s#SOURCE``, or the source's hash when it is
+  too long for a sort key), ``at`` the first send's time in epoch seconds: that the recipient
+  was sent the campaign, and when (the report's time from send to first open). Erasing the
+  recipient deletes its marks with its day items (:mod:`webbugger.erase`);
+- the campaign's *total*, in :data:`TOTAL_SHARDS` items (pk ``s#SOURCE``, sk ``#sent#NN``)
+  whose ``sent`` add up to the number of marks: senders working in parallel add to different
+  items, so their transactions seldom meet on one (DynamoDB cancels transactions that write the
+  same item at once). A total names nobody.
 
 Up to :data:`CHUNK` marks are put in one TransactWriteItems with the ``ADD`` of their number to
 a total item, each put conditional on the mark's absence, so a send minted twice (a retried
@@ -29,7 +31,7 @@ import hashlib
 import time
 import zlib
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import TransactWriteError
@@ -37,6 +39,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from webbugger.models import expiry, transaction_connection, utcnow
+from webbugger.persons import entity_person
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -44,10 +47,9 @@ if TYPE_CHECKING:
     from webbugger.refs import Ref
     from webbugger.settings import Settings
 
-TOTAL = "#sent#"  # the total items' sort keys begin so; they sort before every "TYPE:ID"
+TOTAL = "#sent#"  # the total items' sort keys begin so
 TOTAL_SHARDS = 16
-_MARKS_FROM = "#~"  # sorts after every total item, before every mark
-_LONG = "~h#"  # the sort keys of long entities' marks, after every "TYPE:ID"
+MARK = "s#"  # the marks' sort keys in a recipient's partition begin so (its days are YYYY-MM-DD)
 _MAX_SORT_KEY_BYTES = 1024
 # Marks per transaction: DynamoDB's limit is 100 items, one of them the total.
 CHUNK = 99
@@ -59,7 +61,8 @@ _CONFLICT = "TransactionConflict"
 
 
 class Send(Model):
-    """A send mark (sk: the recipient) or a part of a campaign's total (sk: :data:`TOTAL` NN)."""
+    """A send mark (pk: the recipient's, sk: :data:`MARK` and the campaign) or a part of a
+    campaign's total (pk: the campaign's, sk: :data:`TOTAL` and a number)."""
 
     class Meta:
         table_name = "unbound-counters"
@@ -68,26 +71,26 @@ class Send(Model):
     sk = UnicodeAttribute(range_key=True)
     at = NumberAttribute(null=True)
     sent = NumberAttribute(null=True)
-    entity = UnicodeAttribute(null=True)  # a long entity's whole reference
     expires = NumberAttribute(null=True)
 
 
 def sends_key(source: Ref | str) -> str:
-    """The partition key of a campaign's sends."""
+    """The partition key of a campaign's total."""
     return f"s#{source}"
 
 
-def _mark(pk: str, entity: str, at: int, expires: int) -> Send:
-    if len(entity.encode()) < _MAX_SORT_KEY_BYTES:
-        return Send(pk, entity, at=at, expires=expires)
-    digest = hashlib.sha256(entity.encode()).hexdigest()
-    return Send(pk, f"{_LONG}{digest}", at=at, entity=entity, expires=expires)
+def mark_key(source: Ref | str) -> str:
+    """The sort key of a campaign's marks, in each recipient's partition."""
+    text = str(source)
+    if len(f"{MARK}{text}".encode()) <= _MAX_SORT_KEY_BYTES:
+        return f"{MARK}{text}"
+    return f"{MARK}#{hashlib.sha256(text.encode()).hexdigest()}"
 
 
 def _put_chunk(source: str, entities: list[str], moment: datetime, settings: Settings) -> int:
     """Put the marks of ``entities`` not there yet with their count added to the total; how
     many were new."""
-    pk, expires = sends_key(source), expiry(moment, settings.counter_retention_days)
+    pk, sk, expires = sends_key(source), mark_key(source), expiry(moment, settings.counter_retention_days)
     total = f"{TOTAL}{zlib.crc32(entities[0].encode()) % TOTAL_SHARDS:02d}" if entities else TOTAL
     left = entities
     for attempt in range(_TRIES):
@@ -96,7 +99,7 @@ def _put_chunk(source: str, entities: list[str], moment: datetime, settings: Set
         try:
             with TransactWrite(connection=transaction_connection(settings)) as tx:
                 for entity in left:
-                    mark = _mark(pk, entity, int(moment.timestamp()), expires)
+                    mark = Send(entity_person(entity), sk, at=int(moment.timestamp()), expires=expires)
                     tx.save(mark, condition=Send.pk.does_not_exist())
                 tx.update(Send(pk, total), actions=[Send.sent.add(len(left)), Send.expires.set(expires)])
         except TransactWriteError as exc:
@@ -133,9 +136,18 @@ def sent_count(source: Ref | str) -> int:
     return sum(int(item.sent or 0) for item in items)
 
 
-def send_times(source: Ref | str) -> Iterator[tuple[str, datetime]]:
-    """Each recipient of ``source`` and when it was first sent (a query of every mark)."""
-    for mark in Send.query(sends_key(source), Send.sk > _MARKS_FROM):
-        at: Any = mark.at
-        if at is not None:
-            yield mark.entity or mark.sk, datetime.fromtimestamp(int(at), UTC)
+def sent_at(source: Ref | str, entities: Iterable[str]) -> dict[str, datetime]:
+    """When each of ``entities`` (``TYPE:ID``) was first sent ``source``; those never sent are
+    left out (a BatchGetItem per 100)."""
+    sk = mark_key(source)
+    keys = [(entity_person(entity), sk) for entity in dict.fromkeys(entities)]
+    found = {}
+    for mark in Send.batch_get(keys):
+        if mark.at is not None:
+            found[mark.pk.removeprefix("p#e#")] = datetime.fromtimestamp(int(mark.at), UTC)
+    return found
+
+
+def entity_marks(entity: Ref | str) -> Iterator[Send]:
+    """The send marks of one recipient (for its erasure)."""
+    return Send.query(entity_person(str(entity)), Send.sk.startswith(MARK))
