@@ -29,9 +29,9 @@ from webbugger.errors import WebbuggerError
 from webbugger.minting import tracking_url
 from webbugger.modes import Mode
 from webbugger.refs import Ref
-from webbugger.registry import Kind, Registry, resolve_target_url
+from webbugger.registry import Kind, Registry
 from webbugger.runtime import default_registry
-from webbugger.service.mint import MintRequest, pixel_claims
+from webbugger.service.mint import MintRequest, check_records, pixel_claims
 from webbugger.tokens import Purpose
 
 from webbugger_cli.admin_client import AdminApiError
@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 PROG = "webbugger"
 DEFAULT_PORT = 3000
 USER_AGENT_WIDTH = 40
+REASONS_WIDTH = 40
 EXIT_USER_ERROR = 1
 EXIT_INTERRUPTED = 130
 
@@ -94,24 +95,12 @@ def _registry() -> Registry:
 
 def _claims(args: argparse.Namespace, mode: Mode, registry: Registry) -> TokenClaims:
     """The claims the options ask for, each reference checked as the admin API's ``/mint`` checks
-    it: a registered type, and a ``url`` target on a host the stack allows (the type's check)."""
+    it: a registered type, and a ``url`` target on a host the stack allows (the type's check);
+    that the target and source exist is checked once the stack's tables are known."""
     honeypot = getattr(args, "honeypot", False)
     request = MintRequest(args.target, args.entity, args.source, args.ignore_errors, honeypot, args.purpose)
     pixel = pixel_claims(registry, request)
     return pixel if mode is Mode.PIXEL else dataclasses.replace(pixel, mode=mode, honeypot=honeypot)
-
-
-def _check_target(registry: Registry, claims: TokenClaims) -> None:
-    # Refuse what the track function would answer with 404, as it would (see webbugger.tracking).
-    target = claims.target
-    if target is None or target.id is None or (claims.mode is Mode.PIXEL and claims.ignore_errors):
-        return
-    record = registry.target(target.type).load(target.id)
-    if record is None:
-        hint = " (create one with `webbugger link create URL`)" if target.type == "link" else ""
-        raise UsageError(f"no {target.type} with id {target.id!r}{hint}")
-    if claims.mode is Mode.REDIRECT and resolve_target_url(record) is None:
-        raise UsageError(f"{target} has nowhere to redirect to (disabled?)")
 
 
 def cmd_url(args: argparse.Namespace) -> int:
@@ -122,28 +111,35 @@ def cmd_url(args: argparse.Namespace) -> int:
     registry = _registry()
     claims = _claims(args, mode, registry)
     stack = resolve_stack(args.stack, args.region)
-    _check_target(registry, claims)
+    check_records(registry, [claims])  # a target or source that does not exist: one line
     print(tracking_url(stack.api_url, claims, stack.key_ring()))
     return 0
 
 
 # --- beacons ------------------------------------------------------------------------------------
 
-_COLUMNS = ("time", "mode", "target", "entity", "source", "ip", "user agent")
+_COLUMNS = ("time", "mode", "class", "target", "entity", "source", "ip", "user agent", "reasons")
+
+
+def _cut(text: str | None, width: int) -> str:
+    if not text:
+        return "-"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _row(beacon: Beacon) -> tuple[str, ...]:
-    agent = beacon.user_agent or ""
-    if len(agent) > USER_AGENT_WIDTH:
-        agent = agent[: USER_AGENT_WIDTH - 1] + "…"
+    record = beacon.to_record()
     return (
         beacon.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
         beacon.mode,
+        # Not labelled yet: the stream function labels a beacon with a reference within seconds.
+        record["classification"] or "pending",
         beacon.target or "-",
         beacon.entity or "-",
         beacon.source or "-",
         beacon.ip or "-",
-        agent or "-",
+        _cut(beacon.user_agent, USER_AGENT_WIDTH),
+        _cut(record["reasons"], REASONS_WIDTH),
     )
 
 
@@ -274,7 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     beacons = commands.add_parser("beacons", help="recorded beacons").add_subparsers(
         dest="beacons_command", required=True, metavar="COMMAND"
     )
-    listing = beacons.add_parser("list", parents=[common], help="print the latest beacons, newest first")
+    listing = beacons.add_parser(
+        "list",
+        parents=[common],
+        help="print the latest beacons, newest first, with their class and its reasons",
+    )
     only = listing.add_mutually_exclusive_group()
     for kind in Kind:
         only.add_argument(f"--{kind.value}", metavar="TYPE:ID", help=f"only the beacons of this {kind}")

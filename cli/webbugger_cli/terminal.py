@@ -48,5 +48,6 @@ class TerminalFormatter(logging.Formatter):
         return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
-        """The record as one line, or several with every line after the first indented."""
-        return super().format(record).replace("\n", "\n    ")
+        """The record as one line, or several with every line after the first indented; the
+        traceback's lines escaped as the message is (a CR in them would start a line too)."""
+        return "\n    ".join(terminal_text(line) for line in super().format(record).split("\n"))

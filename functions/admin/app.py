@@ -11,6 +11,7 @@ function's) and its dependencies (pydantic).
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
@@ -32,7 +33,19 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-app = APIGatewayHttpResolver(enable_validation=True)
+
+def _json_body(text: str) -> Any:
+    """``json.loads``; its RecursionError (deep nesting) and ValueError (a number of over 4300
+    digits) become the JSONDecodeError that Powertools answers as invalid JSON: a 400, not a 500."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except (RecursionError, ValueError) as exc:
+        raise json.JSONDecodeError(str(exc), text, 0) from None
+
+
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=_json_body)
 for module in (links, mint, rewrite, beacons, stats, export, erase, openapi):
     app.include_router(module.router)
 

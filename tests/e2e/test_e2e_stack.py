@@ -125,10 +125,20 @@ def test_doctor_passes_every_check_and_prints_urls_that_work(
         monkeypatch.setenv(name, value)
     assert main([*e2e_stack.cli_options, "doctor"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    checks = [line.split()[:2] for line in lines[1:9]]
-    names = ["outputs", "secret", "tables", "admin-api", "pixel", "redirect", "tampered", "headers"]
+    checks = [line.split()[:2] for line in lines[1:10]]
+    names = [
+        "outputs",
+        "secret",
+        "tables",
+        "admin-api",
+        "pixel",
+        "redirect",
+        "tampered",
+        "headers",
+        "cleanup",
+    ]
     assert checks == [["PASS", name] for name in names]
-    assert lines[9] == "all 8 checks passed; try:"
+    assert lines[10] == "all 9 checks passed; try:"
     pixel = next(line.split()[-1] for line in lines if line.strip().startswith("pixel URL:"))
     redirect_line = next(line.split() for line in lines if line.strip().startswith("redirect URL:"))
     assert fetch(pixel).body == TRANSPARENT_GIF

@@ -175,11 +175,16 @@ def test_bad_links_are_refused_with_400(local_stack: RunningStack, payload: dict
     assert_error(answer, 400)
 
 
-def test_a_body_that_is_not_json_is_a_400(local_stack: RunningStack) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [b"{nope", b'{"url":' + b"[" * 50_000 + b"]" * 50_000 + b"}", b'{"max_hits":' + b"9" * 5000 + b"}"],
+    ids=["not json", "deep nesting", "5000 digits"],  # json.loads: RecursionError, ValueError
+)
+def test_a_body_that_is_not_json_is_a_400(local_stack: RunningStack, body: bytes) -> None:
     parts = urlsplit(local_stack.admin_url)
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     try:
-        conn.request("POST", "/links", body=b"{nope", headers={"Content-Type": "application/json"})
+        conn.request("POST", "/links", body=body, headers={"Content-Type": "application/json"})
         response = conn.getresponse()
         assert response.status == 400, response.read()
     finally:

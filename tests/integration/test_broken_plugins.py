@@ -237,10 +237,10 @@ def test_local_stack_with_a_broken_plugin_stops_at_once(case: str, tmp_path: Pat
 @pytest.fixture
 def aws_with_bad_hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fake AWS with the template's tables and secret; the function's environment plus the two
-    misbehaving hook plugins and a 50 ms hook budget."""
+    misbehaving hook plugins and a 50 ms hook budget (first calls included)."""
+    monkeypatch.syspath_prepend(str(ROOT))  # before the import: the test plugins live under tests/
     from tests.plugins_for_tests import slow_hook
 
-    monkeypatch.syspath_prepend(str(ROOT))
     moto_stack.fake_aws_environment(monkeypatch)
     moto_stack.reset_caches()
     slow_hook.RELEASE.clear()
@@ -251,6 +251,7 @@ def aws_with_bad_hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         moto_stack.set_function_environment(monkeypatch, names, "TrackFunction")
         monkeypatch.setenv(PLUGINS_VARIABLE, f"{RAISING_HOOK},{SLOW_HOOK}")
         monkeypatch.setenv("HOOK_BUDGET_MS", "50")
+        monkeypatch.setenv("HOOK_COLD_BUDGET_MS", "50")  # these hooks are slow on every call
         moto_stack.create_signing_secret(monkeypatch, RING_JSON)
         runtime.default_settings()
         try:

@@ -85,7 +85,8 @@ def test_link_redirect_pixel_and_beacons(local_stack: RunningStack) -> None:
     ]
 
     table = ok(local_stack, "beacons", "list", "--target", f"link:{link_id}").splitlines()
-    assert table[0].split()[:3] == ["TIME", "MODE", "TARGET"]
+    assert table[0].split()[:4] == ["TIME", "MODE", "CLASS", "TARGET"]
+    assert table[0].split()[-1] == "REASONS"
     assert [line.split()[2] for line in table[1:]] == ["pixel", "redirect"]
     assert all(f"link:{link_id}" in line for line in table[1:])
 

@@ -301,7 +301,8 @@ def test_missing_link(local_stack: RunningStack, args: tuple[str, ...]) -> None:
 
 
 def test_stats_of_an_unused_link_are_zeros(local_stack: RunningStack) -> None:
-    ref = f"link:{new_id('never')}"
+    # A stored link nobody hit (one that does not exist is refused: test_no_silent_wrong_answers).
+    ref = f"link:{local_stack.create_link('https://example.com/unused')}"
     data = stats_json(local_stack, ref)
     assert data["totals"] == {
         "unique_human_opens": 0,

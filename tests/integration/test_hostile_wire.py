@@ -194,6 +194,7 @@ def exchange(api_url: str, raw: bytes, timeout: float = 5.0) -> int | None:
         (b"Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n4\r\nabcd\r\n0\r\n\r\n", 400),
         (b"Transfer-Encoding: chunked\r\n\r\n-1\r\nabcd\r\n0\r\n\r\n", 400),
         (b"Transfer-Encoding: chunked\r\n\r\n4\r\nabcdXY0\r\n\r\n", 400),
+        (b"Content-Length: " + b"1" * 5000 + b"\r\n\r\n", 400),  # int() refuses 4300+ digits
     ],
     ids=[
         "plus",
@@ -205,6 +206,7 @@ def exchange(api_url: str, raw: bytes, timeout: float = 5.0) -> int | None:
         "te and cl",
         "-1",
         "no crlf",
+        "5000 digits",
     ],
 )
 def test_ambiguous_framing_is_refused(local_stack: RunningStack, framing: bytes, status: int) -> None:

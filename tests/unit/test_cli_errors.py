@@ -108,6 +108,12 @@ def test_unsafe_link_url(tmp_path: Path, url: str) -> None:
     assert_one_line_error(webbugger("link", "create", url, state_dir=tmp_path), "URL")
 
 
+def test_a_link_id_that_is_not_url_safe_is_refused(tmp_path: Path) -> None:
+    # Refused by the core before any stack is looked for (its short URL /l/a/b could never work).
+    result = webbugger("link", "create", "https://example.com/", "--id", "a/b", state_dir=tmp_path)
+    assert_one_line_error(result, "invalid link id 'a/b': letters, digits, '-' and '_' only")
+
+
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     result = webbugger("beacons", "list", "--target", "link:a", "--source", "s:b", state_dir=tmp_path)
     assert result.returncode == 2

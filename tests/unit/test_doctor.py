@@ -105,6 +105,7 @@ def test_deployed_stack_checks_outputs_secret_and_tables_and_fails_unreachable_r
         assert checks[name][1].startswith("cannot reach http://127.0.0.1:"), checks[name]
     assert checks["redirect"] == ("SKIP", "not run: the admin-api check failed")
     assert checks["headers"] == ("SKIP", "not run: the pixel, admin-api check failed")
+    assert checks["cleanup"] == ("SKIP", "not run: the admin-api check failed")
 
 
 def test_each_check_is_one_line_and_the_summary_counts_failures(
@@ -114,7 +115,7 @@ def test_each_check_is_one_line_and_the_summary_counts_failures(
     assert main(["--stack", "wb", "--region", REGION, "doctor"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("webbugger doctor: stack wb (http://127.0.0.1:")
-    assert [line.split()[:2] for line in lines[1:9]] == [
+    assert [line.split()[:2] for line in lines[1:10]] == [
         ["PASS", "outputs"],
         ["PASS", "secret"],
         ["PASS", "tables"],
@@ -123,8 +124,9 @@ def test_each_check_is_one_line_and_the_summary_counts_failures(
         ["SKIP", "redirect"],
         ["FAIL", "tampered"],
         ["SKIP", "headers"],
+        ["SKIP", "cleanup"],
     ]
-    assert lines[9:] == ["5 of 8 checks did not pass"]
+    assert lines[10:] == ["6 of 9 checks did not pass"]
 
 
 def test_missing_outputs_a_bad_secret_and_a_missing_table_fail_their_checks(

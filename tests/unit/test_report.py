@@ -280,7 +280,7 @@ def test_arguments() -> None:
     args = parser().parse_args(["--stack", "prod", "report", "link:abc", "--html", "out.html"])
     assert (args.ref, args.kind, args.days, args.html, args.max_scan) == (
         "link:abc",
-        "target",
+        None,  # the kind TYPE is registered as, as `stats` infers it
         30,
         "out.html",
         50_000,
@@ -360,6 +360,29 @@ def test_command_fetches_and_writes(
         f"wrote {out}: 0 unique human opens, 0 unique human clicks; 3 hits, 0 unique visitor-days over 3 days"
     )
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary file left
+
+
+def test_the_kind_is_inferred_from_the_type_as_stats_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked: list[tuple[Kind, str]] = []
+
+    def daily_stats(kind: Kind, ref: object, first: date, last: date) -> Stats:
+        asked.append((kind, str(ref)))
+        return Stats(str(ref), kind, days([2] * ((last - first).days + 1), first))
+
+    monkeypatch.setattr(command, "resolve_stack", lambda name, region: FakeStack())
+    monkeypatch.setattr(command, "require_counters", lambda stack: None)
+    monkeypatch.setattr(command, "daily_stats", daily_stats)
+    monkeypatch.setattr(command, "beacons_between", lambda since, until, **kw: iter([]))
+    out = tmp_path / "report.html"
+    args = parser().parse_args(["report", "campaign:spring", "--days", "2", "--html", str(out)])
+    assert args.handler(args) == 0
+    assert asked == [(Kind.SOURCE, "campaign:spring")]  # not an empty report of a "target"
+    assert "4 hits" in capsys.readouterr().out
+    args = parser().parse_args(["report", "nosuch:x", "--html", str(out)])
+    with pytest.raises(UsageError, match="no type named 'nosuch' is registered"):
+        args.handler(args)
 
 
 def test_command_refuses_before_looking_for_a_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

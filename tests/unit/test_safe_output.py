@@ -82,3 +82,27 @@ def test_function_log_records_are_ascii_json() -> None:
     line = logger.registered_formatter.format(record)
     assert line.isascii() and line.isprintable(), line
     assert '"user_agent":"ua\\u001b[2J\\u009b31m\\u202eedoc caf\\u00e9"' in line
+
+
+@pytest.mark.parametrize("text", [" =1+1", "  @SUM(A1)", "\u00a0+1", "\u3000-2+3", " \t=cmd"])
+def test_a_formula_after_leading_spaces_is_quoted(text: str) -> None:
+    """Spreadsheets that trim a cell's spaces on import (LibreOffice's "Trim spaces", cleanup
+    tools) would otherwise find the formula behind them."""
+    assert csv_cell(text) == "'" + text
+
+
+def test_a_traceback_in_the_log_is_escaped_too() -> None:
+    """An exception's message may quote a visitor: its ESC and CR must not reach the terminal, and
+    a CR must not start a line that ``replay`` (which reads universal newlines) takes as a record."""
+    from webbugger.spill import record_from_log_line
+
+    planted = '{"level":"ERROR","message":"beacon write failed","spilled_beacon":{}}'
+    try:
+        raise ValueError(f"bad agent \x1b]8;;https://evil.example/\x07\u202e\r{planted}")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    shown = TerminalFormatter("%(message)s").format(record)
+    lines = shown.split("\n")
+    assert all(line.isprintable() for line in lines), shown
+    assert all(line.startswith("    ") for line in lines[1:])
+    assert [line for line in shown.splitlines() if record_from_log_line(line) is not None] == []

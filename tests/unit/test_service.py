@@ -8,7 +8,7 @@ admin API and CLI tests).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 from webbugger import tokens
@@ -18,6 +18,7 @@ from webbugger.errors import (
     InvalidCursorError,
     InvalidReferenceError,
     LinkExistsError,
+    UnknownRecordError,
     UnknownTypeError,
     UnsafeDestinationError,
     WebbuggerError,
@@ -81,13 +82,46 @@ def store() -> MemoryLinks:
     return MemoryLinks()
 
 
+class Page(NamedTuple):
+    """A target record: where a hit goes."""
+
+    url: str
+
+    def get_beacon_url(self) -> str:
+        return self.url
+
+
+class Reads:
+    """Loaders that count their reads: ``link`` records from the store, ``campaign`` ids from a set."""
+
+    def __init__(self, store: MemoryLinks) -> None:
+        self.store = store
+        self.campaigns = {"spring"}
+        self.calls: list[str] = []
+
+    def link(self, link_id: str) -> Page | None:
+        self.calls.append(f"link:{link_id}")
+        found = self.store.get(link_id)
+        return None if found is None else Page(found["url"])
+
+    def campaign(self, campaign_id: str) -> str | None:
+        self.calls.append(f"campaign:{campaign_id}")
+        return campaign_id if campaign_id in self.campaigns else None
+
+
 @pytest.fixture
-def registry(store: MemoryLinks) -> Registry:
+def reads(store: MemoryLinks) -> Reads:
+    return Reads(store)
+
+
+@pytest.fixture
+def registry(store: MemoryLinks, reads: Reads) -> Registry:
     found = Registry()
     types = PluginTypes(found, "test_service")
-    types.target("link", load=store.get, store=store)
-    types.target("dest", load=lambda url: url, check=_checked_host)
+    types.target("link", load=reads.link, store=store)
+    types.target("dest", load=lambda url: Page(url), check=_checked_host)
     types.entity("person", get_or_create=lambda person_id: person_id)
+    types.source("campaign", load=reads.campaign, create=lambda campaign_id, name: None)
     return found
 
 
@@ -110,6 +144,15 @@ def test_a_link_is_created_with_every_field_through_the_types_store(
     assert created["utm"] == {"utm_source": "mail"}
     with pytest.raises(LinkExistsError):
         links.create_link(registry, "https://example.com/b", "spring")
+
+
+@pytest.mark.parametrize("link_id", ["a/b", "a b", "a?b", "é", "x" * 65])
+def test_a_link_id_its_short_url_could_not_carry_is_refused(
+    registry: Registry, store: MemoryLinks, link_id: str
+) -> None:
+    with pytest.raises(InvalidReferenceError, match=r"letters, digits, '-' and '_' only"):
+        links.create_link(registry, "https://example.com/", link_id)
+    assert store.records == {}
 
 
 @pytest.mark.parametrize(
@@ -187,13 +230,51 @@ def test_minting_signs_the_id_the_target_type_checked(registry: Registry) -> Non
         mint(registry, MintRequest(entity="person:p1", honeypot=True), RING, BASE)
 
 
-def test_one_bad_item_refuses_a_batch_naming_its_index(registry: Registry) -> None:
+def test_one_bad_item_refuses_a_batch_naming_its_index(registry: Registry, store: MemoryLinks) -> None:
+    store.create("https://example.com/a", "a", forward_query=False, utm={})
     good = MintRequest(target="link:a")
     assert len(mint_batch(registry, [good, good], RING, BASE)) == 2
     with pytest.raises(BatchItemError, match=r"^items\[1\]: .* is not on ok\.example") as refused:
         mint_batch(registry, [good, MintRequest(target="dest:https://x.example/"), good], RING, BASE)
     assert isinstance(refused.value.cause, UnsafeDestinationError)
     assert refused.value.index == 1
+
+
+def test_a_target_or_source_that_does_not_exist_is_refused_at_mint_time(
+    registry: Registry, store: MemoryLinks
+) -> None:
+    # The track function would answer these URLs with 404: a broken image in a sent mail.
+    with pytest.raises(UnknownRecordError, match=r"^no link with id 'nope' \(create one with"):
+        mint(registry, MintRequest(target="link:nope"), RING, BASE)
+    with pytest.raises(UnknownRecordError, match=r"^no campaign source with id 'nope' \(create it first"):
+        mint(registry, MintRequest(source="campaign:nope"), RING, BASE)
+    store.create("https://example.com/a", "a", forward_query=False, utm={})
+    assert mint(registry, MintRequest(target="link:a", source="campaign:spring"), RING, BASE).redirect_url
+    # As the track function: ignore_errors records a hit whatever the source, and a pixel
+    # whatever its target; a redirect needs its target all the same.
+    assert mint(registry, MintRequest(source="campaign:later", ignore_errors=True), RING, BASE)
+    with pytest.raises(UnknownRecordError, match="no link with id 'nope'"):
+        mint(registry, MintRequest(target="link:nope", ignore_errors=True), RING, BASE)
+    # An entity is got or created at the hit: never read here.
+    assert mint(registry, MintRequest(entity="person:new"), RING, BASE)
+
+
+def test_a_batch_reads_each_distinct_reference_once_and_names_the_first_missing_one(
+    registry: Registry, store: MemoryLinks, reads: Reads
+) -> None:
+    store.create("https://example.com/a", "a", forward_query=False, utm={})
+    shared = MintRequest(target="link:a", source="campaign:spring", entity="person:p")
+    assert len(mint_batch(registry, [shared] * 50, RING, BASE)) == 50
+    assert sorted(reads.calls) == ["campaign:spring", "link:a"]
+
+    reads.calls.clear()
+    items = [shared, shared, MintRequest(target="link:a", source="campaign:nope"), shared]
+    with pytest.raises(BatchItemError, match=r"^items\[2\]: no campaign source with id 'nope'") as refused:
+        mint_batch(registry, items, RING, BASE)
+    assert isinstance(refused.value.cause, UnknownRecordError)
+    assert sorted(reads.calls) == ["campaign:nope", "campaign:spring", "link:a"]
+    with pytest.raises(BatchItemError, match=r"^items\[0\]: no link with id 'b'"):
+        mint_batch(registry, [MintRequest(target="link:b")], RING, BASE)
 
 
 # --- sources ----------------------------------------------------------------------------------------

@@ -294,3 +294,13 @@ def test_without_a_queue_the_beacon_is_logged(
     monkeypatch.setattr(spill, "spill_to_queue", lambda *args: pytest.fail("no queue is configured"))
     result = _pixel(ring, queue=None)
     assert [record["id"] for record in _spilled(caplog)] == [result.beacon_id]
+
+
+def test_deeply_nested_json_is_an_invalid_record_not_a_recursion_error() -> None:
+    """Python's JSON reader raises RecursionError (no ValueError) on deep nesting: replay would
+    stop with a traceback and the drain fail the whole log batch, not this record alone."""
+    deep = '{"spilled_beacon":' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(InvalidSpillRecordError):
+        record_from_log_line(deep)
+    with pytest.raises(InvalidSpillRecordError):
+        record_from_message(deep)

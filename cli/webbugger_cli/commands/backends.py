@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from webbugger.counters import DayCounts, Stats
 from webbugger.errors import NotFoundError
+from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.runtime import default_registry, default_settings
 from webbugger.sends import record_sends
@@ -22,6 +23,7 @@ from webbugger.service import links
 from webbugger.service.beacons import BeaconQuery, beacon_records, erase
 from webbugger.service.qr import link_qr
 from webbugger.service.stats import campaign_figures, read_stats, variant_clicks
+from webbugger.tracking import SHORT_LINK_TYPE
 
 from webbugger_cli.admin_client import AdminApiError, AdminClient, deployed_admin
 from webbugger_cli.commands import UsageError
@@ -30,7 +32,6 @@ from webbugger_cli.stack import require_counters, resolve_stack
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-    from webbugger.refs import Ref
     from webbugger.service.qr import QrFormat
 
     from webbugger_cli.stack import Stack
@@ -77,8 +78,12 @@ class Backend(Protocol):
     def variant_clicks(self, link_id: str, first: date, last: date) -> Record:
         """A link's clicks per A/B variant (:meth:`VariantClicks.as_dict`)."""
 
+    def link_hits(self, link_ids: list[str], first: date, last: date) -> list[int]:
+        """Each link's hits from ``first`` to ``last``, as its counters have them."""
+
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
-        """A reference's daily counters."""
+        """A reference's daily counters; refused (one line) for a reference with no stored
+        record and nothing counted."""
 
     def campaign(self, ref: Ref, first: date, last: date) -> Record:
         """A campaign's figures (:meth:`CampaignFigures.as_dict`, with ``from`` and ``to``)."""
@@ -91,6 +96,10 @@ class Backend(Protocol):
 
     def erase(self, entity: Ref) -> Record:
         """Delete an entity's beacons, counters and record; what was removed."""
+
+
+def _link_ref(link_id: str) -> Ref:
+    return Ref(SHORT_LINK_TYPE, link_id)
 
 
 def _no_link(link_id: str) -> UsageError:
@@ -150,9 +159,13 @@ class LocalBackend:
         except NotFoundError:
             raise _no_link(link_id) from None
 
+    def link_hits(self, link_ids: list[str], first: date, last: date) -> list[int]:
+        require_counters(self.stack)
+        return [read_stats(Kind.TARGET, _link_ref(link_id), first, last).totals.total for link_id in link_ids]
+
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         require_counters(self.stack)
-        return read_stats(kind, ref, first, last)
+        return read_stats(kind, ref, first, last, registry=default_registry())
 
     def campaign(self, ref: Ref, first: date, last: date) -> Record:
         require_counters(self.stack)
@@ -286,6 +299,9 @@ class AdminBackend:
         if not isinstance(answer, dict) or not isinstance(answer.get("variants"), list):
             raise AdminApiError("the admin API's variant clicks answer is malformed")
         return answer
+
+    def link_hits(self, link_ids: list[str], first: date, last: date) -> list[int]:
+        return [self.stats(Kind.TARGET, _link_ref(link_id), first, last).totals.total for link_id in link_ids]
 
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         query = {"ref": str(ref), "kind": str(kind), "from": first.isoformat(), "to": last.isoformat()}

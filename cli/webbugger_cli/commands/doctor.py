@@ -15,12 +15,17 @@ The checks use only what a deployed stack publishes (its Outputs) and what its u
   when its origin request policy forwards it);
 - ``origin``, only with the function-URL front door behind CloudFront (``FrontDoor`` output
   ``function-url``): a pixel sent straight to the function URL (``ApiUrl``), unsigned, is refused
-  with 403, so nothing reaches the function around CloudFront.
+  with 403, so nothing reaches the function around CloudFront;
+- ``cleanup``: the beacons this run recorded are erased through the admin API (``/erase`` of the
+  run's entity), so that no doctor's hit stays in listings, exports and reports.
 
 The pixel carries a unique source, ``campaign:webbugger-doctor-<random>`` with ``ignore_errors`` (no
-campaign is created), so its beacon can be found again and told apart from real traffic. After the
-checks, a pixel URL and a redirect URL of the stack are printed: the first-run step after a deploy.
-Exit status: 0 when every check passes, 1 otherwise.
+campaign is created), so its beacon can be found again and told apart from real traffic; the pixel
+and the redirect carry the run's own entity, ``ip:webbugger-doctor-<random>``, so that erasing it
+removes both beacons (and the entity's record). Counters of the doctor's link and source keep their
+sums (erasing never changes aggregates). After the checks, a pixel URL and a redirect URL of the
+stack are printed: the first-run step after a deploy. Exit status: 0 when every check passes, 1
+otherwise.
 """
 
 from __future__ import annotations
@@ -76,6 +81,8 @@ TABLE_SUFFIX = "TableName"
 DOCTOR_LINK_ID = "webbugger-doctor"
 DOCTOR_LINK_URL = "https://example.com/"
 DOCTOR_SOURCE_TYPE = "campaign"
+# The built-in entity type that keeps a record per id (erased with the beacons).
+DOCTOR_ENTITY_TYPE = "ip"
 DOCTOR_USER_AGENT = "webbugger-doctor/1 ({run})"
 DOCTOR_LANGUAGE = "en-GB, da;q=0.5"
 HTTP_TIMEOUT = 15.0
@@ -154,6 +161,7 @@ class Doctor:
 
     subject: Subject
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     checks: list[Check] = field(default_factory=list)
     ring: KeyRing | None = None
     admin: AdminClient | None = None
@@ -166,6 +174,11 @@ class Doctor:
     def source(self) -> Ref:
         """The unique source of this run's pixel."""
         return Ref(DOCTOR_SOURCE_TYPE, f"webbugger-doctor-{self.run_id}")
+
+    @property
+    def entity(self) -> Ref:
+        """The entity of this run's hits: erasing it removes the beacons the run recorded."""
+        return Ref(DOCTOR_ENTITY_TYPE, f"webbugger-doctor-{self.run_id}")
 
     @property
     def user_agent(self) -> str:
@@ -186,6 +199,7 @@ class Doctor:
         ]
         if self.subject.front_door == "function-url" and self.subject.behind_cloudfront:
             steps.append(("origin", self.check_origin, ("secret",)))
+        steps.append(("cleanup", self.check_cleanup, ("admin-api",)))
         for name, step, needs in steps:
             failed = [need for need in needs if not self._passed(need)]
             if failed:
@@ -264,7 +278,7 @@ class Doctor:
         return tracking_url(self.subject.tracking_base, claims, self.ring)
 
     def check_pixel(self) -> str:
-        claims = TokenClaims(mode=Mode.PIXEL, source=self.source, ignore_errors=True)
+        claims = TokenClaims(mode=Mode.PIXEL, entity=self.entity, source=self.source, ignore_errors=True)
         self.pixel_url = self._mint(claims)
         self.pixel_sent_at = datetime.now(UTC)
         headers = {"User-Agent": self.user_agent, "Accept-Language": DOCTOR_LANGUAGE}
@@ -299,14 +313,17 @@ class Doctor:
 
     def check_redirect(self) -> str:
         expected = self._ensure_link()
-        url = self._mint(TokenClaims(mode=Mode.REDIRECT, target=Ref("link", DOCTOR_LINK_ID)))
+        target = Ref("link", DOCTOR_LINK_ID)
+        url = self._mint(TokenClaims(mode=Mode.REDIRECT, target=target, entity=self.entity))
         answer = fetch(url, {"User-Agent": self.user_agent})
         location = answer.headers.get("location")
         if answer.status != http.HTTPStatus.FOUND or location != expected:
             raise CheckFailedError(
                 f"expected 302 to {expected}, got {answer.status} to {location or 'nowhere'}"
             )
-        self.link_url, self.link_destination = url, expected
+        # The URL to try afterwards has no entity: its hits are the user's, not the doctor's.
+        self.link_url = self._mint(TokenClaims(mode=Mode.REDIRECT, target=target))
+        self.link_destination = expected
         return f"302 to {expected} (link {DOCTOR_LINK_ID})"
 
     def check_tampered(self) -> str:
@@ -364,6 +381,20 @@ class Doctor:
         if self.subject.behind_cloudfront:
             return f"beacon recorded user agent, language and country {country}"
         return "beacon recorded user agent and language (country: no CloudFront in front of this stack)"
+
+    def check_cleanup(self) -> str:
+        assert self.admin is not None  # the admin-api check passed
+        if self.pixel_sent_at is None and self.link_url is None:
+            return "nothing to remove: no hit was sent"
+        # This run's beacons are all younger than the run (5 minutes of clock skew allowed): only
+        # those minutes are read for the ones the stream has not listed yet.
+        since = (self.started_at - timedelta(minutes=5)).isoformat()
+        payload = {"entity": str(self.entity), "since": since}
+        erased = self.admin.request("POST", "/erase", payload=payload).json()
+        if not isinstance(erased, dict) or not isinstance(erased.get("beacons"), int):
+            raise CheckFailedError("the admin API's answer to /erase is malformed")
+        count = erased["beacons"]
+        return f"removed this run's {count} beacon{'s' if count != 1 else ''} (entity {self.entity})"
 
     # --- the first-run step -----------------------------------------------------------------
 

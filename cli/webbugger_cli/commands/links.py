@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from webbugger.destinations import UTM_KEYS, normalise_destination
 from webbugger.refs import Ref
-from webbugger.service.links import short_url
+from webbugger.service.links import change_delay, check_link_id, short_url
 
 from webbugger_cli.commands import UsageError, display, print_table
 from webbugger_cli.commands.backends import open_backend
@@ -30,6 +30,9 @@ DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 10_000
 MAX_HITS = 10**12
 URL_WIDTH = 60
+# The HITS column's days, today included: the most /stats answers at once (and within the
+# counters' retention, 400 days by default).
+HITS_DAYS = timedelta(days=365)
 _LIST_COLUMNS = ("ID", "STATE", "HITS", "MAX", "EXPIRES", "TAGS", "SHORT", "URL")
 
 
@@ -139,7 +142,7 @@ def cmd_link_create(args: argparse.Namespace) -> int:
     url = normalise_destination(args.url)
     utm = _utm(args.utm or ())
     if args.id is not None:
-        link_id(args.id)
+        check_link_id(args.id)  # URL-safe: the id is the short URL's path
     changes = link_changes(args)
     backend = open_backend(args.stack, args.region)
     print(backend.create_link(url, args.id, utm, changes)["id"])
@@ -147,15 +150,20 @@ def cmd_link_create(args: argparse.Namespace) -> int:
 
 
 def cmd_link_list(args: argparse.Namespace) -> int:
-    """Print stored links, as a table or as JSON lines."""
+    """Print stored links, as a table (HITS: counted over the last 366 days) or as JSON lines."""
     backend = open_backend(args.stack, args.region)
     links = backend.list_links(args.limit)
     if args.json:
         for record in links:
             print(json.dumps(_shown(record, backend.api_url)))
         return 0
+    records = list(links)
+    # The counters' hits (every hit, as `stats` counts them), not the record's `hits`: those are
+    # the claims against a cap, kept only for capped links.
+    today = datetime.now(UTC).date()
+    counted = backend.link_hits([str(record["id"]) for record in records], today - HITS_DAYS, today)
     rows = []
-    for record in links:
+    for record, hits in zip(records, counted, strict=True):
         url = str(record.get("url") or "")
         if len(url) > URL_WIDTH:
             url = url[: URL_WIDTH - 1] + "…"
@@ -164,7 +172,7 @@ def cmd_link_list(args: argparse.Namespace) -> int:
             (
                 str(record["id"]),
                 state(record),
-                str(record.get("hits") or 0),
+                str(hits),
                 display(record.get("max_hits")),
                 str(expires)[:16].replace("T", " ") if expires else "-",
                 display(record.get("tags")),
@@ -212,6 +220,7 @@ def cmd_link_disable(args: argparse.Namespace) -> int:
     backend = open_backend(args.stack, args.region)
     record = backend.disable_link(wanted)
     print(f"disabled link {record['id']}")
+    print(f"note: {change_delay()}", file=sys.stderr)  # not at once: see webbugger.cache
     return 0
 
 
@@ -258,7 +267,9 @@ def add_parsers(
     )
     create = link.add_parser("create", parents=[common], help="store a link to URL and print its id")
     create.add_argument("url", metavar="URL", help="absolute http or https URL")
-    create.add_argument("--id", help="the link's id (default: a random one)")
+    create.add_argument(
+        "--id", help="the link's id: letters, digits, '-' and '_', at most 64 (default: a random one)"
+    )
     _link_options(create)
     create.add_argument(
         "--utm",
@@ -269,7 +280,9 @@ def add_parsers(
     )
     create.set_defaults(handler=cmd_link_create)
 
-    listing = link.add_parser("list", parents=[common], help="print stored links")
+    listing = link.add_parser(
+        "list", parents=[common], help="print stored links (HITS: counted over the last 366 days)"
+    )
     listing.add_argument(
         "--limit",
         type=bounded(1, MAX_LIST_LIMIT),
@@ -292,7 +305,11 @@ def add_parsers(
     update.add_argument("--json", action="store_true", help="print the link as one JSON object")
     update.set_defaults(handler=cmd_link_update)
 
-    disable = link.add_parser("disable", parents=[common], help="disable a link (its hits answer 404)")
+    disable = link.add_parser(
+        "disable",
+        parents=[common],
+        help="disable a link (its hits answer 404, within LOOKUP_CACHE_SECONDS: 30 s by default)",
+    )
     disable.add_argument("link_id", metavar="ID", help="the link's id")
     disable.set_defaults(handler=cmd_link_disable)
     return link

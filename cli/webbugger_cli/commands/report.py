@@ -19,12 +19,12 @@ from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.runtime import default_registry
 from webbugger.sends import sent_at
-from webbugger.service.stats import campaign_figures
+from webbugger.service.stats import campaign_figures, require_known
 
 from webbugger_cli.campaign_report import CampaignReport
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.options import bounded
-from webbugger_cli.commands.stats import day_range
+from webbugger_cli.commands.stats import day_range, infer_kind
 from webbugger_cli.report import DEFAULT_SCAN_CAP, ReportData, render_html, tally
 from webbugger_cli.stack import require_counters, resolve_stack
 
@@ -34,9 +34,11 @@ MAX_SCAN = 1_000_000
 
 
 def fetch(kind: Kind, ref: Ref, days: int, *, cap: int, now: datetime) -> ReportData:
-    """The report's data, read from the bound tables."""
+    """The report's data, read from the bound tables; refused (one line) for a reference with no
+    stored record and nothing counted (an empty report would read as "no traffic")."""
     first, last = day_range(days, now)
     stats = daily_stats(kind, ref, first, last)
+    require_known(default_registry(), kind, ref, stats)
     since = datetime.combine(first, time.min, tzinfo=UTC)
     found = tally(beacons_between(since, now, kind=kind, ref=ref), cap=cap)
     return ReportData(
@@ -83,8 +85,9 @@ def write_atomically(path: Path, content: str) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the HTML report and print one summary line."""
-    kind = Kind(args.kind)
     ref = Ref.parse(args.ref)  # InvalidReferenceError: one line, before any stack is looked for
+    # As `stats` does: the kind its type is registered as, unless --kind says.
+    kind = Kind(args.kind) if args.kind is not None else infer_kind(default_registry(), ref.type)
     path = _destination(args.html)
     stack = resolve_stack(getattr(args, "stack", None), getattr(args, "region", None))
     require_counters(stack)
@@ -122,8 +125,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--kind",
         choices=[kind.value for kind in Kind],
-        default=Kind.TARGET.value,
-        help="what TYPE:ID is in the beacons (default: target)",
+        help="what TYPE:ID is in the beacons (default: the kind TYPE is registered as)",
     )
     parser.add_argument(
         "--days",

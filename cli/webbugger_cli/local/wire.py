@@ -5,9 +5,9 @@ Deployed, API Gateway (or CloudFront) parses requests and SigV4 guards the admin
 this server does both, so it refuses what a front door would not pass on:
 
 - a body framed two ways or ambiguously (request smuggling's tools): a ``Content-Length`` that
-  is not digits only (``+10``, ``1_0``, ``0x10``), differing ``Content-Length`` values,
-  ``Transfer-Encoding`` with ``Content-Length``, a chunk size that is not hex digits (``-1``):
-  400; a ``Transfer-Encoding`` other than exactly ``chunked``: 501;
+  is not digits only (``+10``, ``1_0``, ``0x10``) or has over 19 of them, differing
+  ``Content-Length`` values, ``Transfer-Encoding`` with ``Content-Length``, a chunk size that is
+  not hex digits (``-1``): 400; a ``Transfer-Encoding`` other than exactly ``chunked``: 501;
 - a client that stops sending: every read has a timeout (:attr:`RequestHandler.timeout`), after
   which the connection is closed;
 - on the admin API, which locally checks no signature, what a web page could make a browser
@@ -45,7 +45,8 @@ MAX_CHUNKS = 100_000
 # A client that sends nothing for this long (mid-request, or between keep-alive requests) is
 # disconnected: a body announced and never sent cannot hold a thread for ever.
 READ_TIMEOUT_S = 15.0
-_DIGITS = re.compile(r"[0-9]+\Z")
+# Bounded: int() refuses a string of over 4300 digits (ValueError, not an answer).
+_DIGITS = re.compile(r"[0-9]{1,19}\Z")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,8})[ \t]*(?:;[^\r\n]*)?\r?\n\Z")
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MESSAGES = {

@@ -22,4 +22,5 @@ def erase(request: EraseRequest) -> ErasedOut:
     """Delete every beacon of one entity, its counters and visitor marks, and its own record.
     Repeating it is harmless: the second run removes nothing."""
     settings()
-    return ErasedOut.model_validate(erase_entity(default_registry(), Ref.parse(request.entity)).as_dict())
+    erased = erase_entity(default_registry(), Ref.parse(request.entity), request.since)
+    return ErasedOut.model_validate(erased.as_dict())

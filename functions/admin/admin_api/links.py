@@ -100,7 +100,8 @@ def patch_link(link_id: str, fields: LinkChanges) -> LinkOut:
     responses={200: {"description": "The disabled link"}, 404: NOT_FOUND},
 )
 def disable(link_id: str) -> LinkOut:
-    """Its hits answer 404 (or its fallback URL) from now on."""
+    """Its hits answer 404 (or its fallback URL) within ``LOOKUP_CACHE_SECONDS`` (30 s by default):
+    each running track function keeps a link it read that long."""
     settings()
     return _out(links.disable_link(default_registry(), _link_id(link_id)), link_id)
 

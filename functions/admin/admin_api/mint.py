@@ -24,7 +24,8 @@ def _order(request: MintRequest) -> minting.MintRequest:
     responses={200: {"description": "The URLs"}, 400: BAD_REQUEST},
 )
 def mint(request: MintRequest) -> MintOut:
-    """A pixel URL, and a redirect URL when there is a target. With ``purpose`` email, an
+    """A pixel URL, and a redirect URL when there is a target; 400 (``unknown_record``) when the
+    target or the source does not exist (the URLs would answer 404). With ``purpose`` email, an
     entity with an id and a source, the mail's send is recorded (once per entity and source)."""
     config = settings()
     ring, base, order = load_key_ring(config), tracking_base_url(), _order(request)
@@ -40,8 +41,9 @@ def mint(request: MintRequest) -> MintOut:
 )
 def mint_batch(batch: MintBatch) -> MintBatchOut:
     """Up to 1000 items at once, for a mailing (``purpose`` defaults to ``email``); one bad item
-    refuses the batch (its index is in the message). An email item naming an entity with an id
-    and a source records that mail's send (once per entity and source)."""
+    (a target or source that does not exist included) refuses the batch (its index is in the
+    message). Each distinct target and source is read once. An email item naming an entity with
+    an id and a source records that mail's send (once per entity and source)."""
     config = settings()
     ring, base = load_key_ring(config), tracking_base_url()
     orders = [_order(item) for item in batch.items]

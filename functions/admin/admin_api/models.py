@@ -350,6 +350,12 @@ class EraseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     entity: str = Field(max_length=2048, description="TYPE:ID of the entity to erase")
+    since: AwareDatetime | None = Field(
+        default=None,
+        description="The entity has no beacon before this time: its beacons the stream has not "
+        "listed yet are looked for from then (default: the last 26 hours, a read of every beacon "
+        "of that window). Listed beacons are erased whatever their time.",
+    )
 
 
 class ErasedOut(BaseModel):

@@ -13,7 +13,7 @@ from webbugger.service.stats import campaign_figures, day_range, parse_day, read
 
 from admin_api.config import settings
 from admin_api.email_models import CampaignStatsOut
-from admin_api.models import BAD_REQUEST, StatsOut
+from admin_api.models import BAD_REQUEST, NOT_FOUND, StatsOut
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ unannotated
 
@@ -21,7 +21,7 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__
 @router.get(
     "/stats",
     summary="Daily counts of one reference",
-    responses={200: {"description": "The daily series and totals"}, 400: BAD_REQUEST},
+    responses={200: {"description": "The daily series and totals"}, 400: BAD_REQUEST, 404: NOT_FOUND},
 )
 def stats(
     ref: Annotated[str, Query(max_length=2048, description="TYPE:ID")],
@@ -29,14 +29,16 @@ def stats(
     first: Annotated[str | None, Query(alias="from", max_length=10)] = None,
     last: Annotated[str | None, Query(alias="to", max_length=10)] = None,
 ) -> StatsOut:
-    """Counts per UTC day from ``from`` to ``to`` (default: the last 30 days), at most 366 days."""
+    """Counts per UTC day from ``from`` to ``to`` (default: the last 30 days), at most 366 days;
+    404 for a reference with no stored record and nothing counted in those days."""
     settings()
     role = Kind(kind)
     parsed = Ref.parse(ref)
-    default_registry().get(role, parsed.type)  # 400 for a type nobody registered
+    registry = default_registry()
+    registry.get(role, parsed.type)  # 400 for a type nobody registered
     end = parse_day(last, "to")
     start = parse_day(first, "from")
-    return StatsOut.model_validate(read_stats(role, parsed, start, end).as_dict())
+    return StatsOut.model_validate(read_stats(role, parsed, start, end, registry=registry).as_dict())
 
 
 @router.get(

@@ -3,11 +3,12 @@ API's) apply to every text cell.
 
 A beacon's User-Agent, Referer and Accept-Language are the visitor's own text, and its ``device``
 is derived from the User-Agent. A spreadsheet that opens the export treats a cell that starts with
-``=``, ``+``, ``-`` or ``@`` (or a tab, CR, LF or NUL before one) as a formula: ``=HYPERLINK(...)``
-leaks the sheet, ``=cmd|...`` runs a program. As OWASP's "CSV Injection" and ASVS 1.2.10 advise,
-such a cell is written with a leading single quote, which spreadsheets show as text. Numbers are
-left alone (a number is not a formula), and so is every other text: the export stays lossless
-apart from that one quote.
+``=``, ``+``, ``-`` or ``@`` (or a tab, CR, LF or NUL before one) as a formula, and one that trims
+leading spaces on import (LibreOffice's "Trim spaces", cleanup tools) finds it behind spaces too:
+``=HYPERLINK(...)`` leaks the sheet, ``=cmd|...`` runs a program. As OWASP's "CSV Injection" and
+ASVS 1.2.10 advise, such a cell is written with a leading single quote, which spreadsheets show as
+text. Numbers are left alone (a number is not a formula), and so is every other text: the export
+stays lossless apart from that one quote.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0", "\uff1d", "\uff0b"
 def csv_cell(value: object) -> object:
     """``value`` as a CSV cell: text that a spreadsheet would read as a formula gets a leading
     ``'``; anything else is returned as it is."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and (
+        value.startswith(FORMULA_STARTS) or value.lstrip().startswith(FORMULA_STARTS)
+    ):
         return "'" + value
     return value
 

@@ -16,7 +16,7 @@ function ignores deletions, so erasing triggers no hooks and no counting.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from webbugger.beacon_queries import scanned_beacons
@@ -63,15 +63,20 @@ def _delete_all(model: type[Any], items: Any) -> int:
     return count
 
 
-def erase_entity(ref: Ref, registry: Registry) -> Erased:
-    """Erase everything held about entity ``ref``. Safe to repeat: a second run finds nothing."""
+def erase_entity(ref: Ref, registry: Registry, *, since: datetime | None = None) -> Erased:
+    """Erase everything held about entity ``ref``. Safe to repeat: a second run finds nothing.
+
+    ``since``: the caller knows the entity has no beacon before then (the doctor's run), so the
+    unlisted ones are looked for from then only, not over the last :data:`UNLISTED_HOURS` hours
+    (that scan reads every beacon of its window). Listed beacons are erased whatever their time.
+    """
     entity_type = registry.entity(ref.type)  # UnknownTypeError for a type nobody registered
     days = all_entity_days(str(ref))
     listed = {beacon_id for day in days for beacon_id in day.hits}
     now = utcnow()
-    recent = {
-        beacon.id for beacon in scanned_beacons(now - timedelta(hours=UNLISTED_HOURS), now, Kind.ENTITY, ref)
-    }
+    start = now - timedelta(hours=UNLISTED_HOURS)
+    start = max(start, since) if since is not None else start
+    recent = {beacon.id for beacon in scanned_beacons(start, now, Kind.ENTITY, ref)}
     erased_beacons = _delete_all(Beacon, (beacon_key(beacon_id) for beacon_id in sorted(listed | recent)))
     counters = _delete_all(Counter, Counter.query(counter_key(Kind.ENTITY, ref)))
     marks = _delete_all(PersonDay, (PersonDay(day.person, day.day) for day in days))

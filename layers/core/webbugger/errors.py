@@ -25,6 +25,10 @@ class InvalidReferenceError(WebbuggerError, ValueError):
     """Text that is not a valid ``type:id`` reference."""
 
 
+class UnknownRecordError(WebbuggerError):
+    """A reference names a record its type does not have: a URL minted for it would answer 404."""
+
+
 class TypeClashError(WebbuggerError):
     """Two registrations claim the same type name for the same kind."""
 

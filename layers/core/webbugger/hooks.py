@@ -3,6 +3,11 @@
 A hook that raises or overruns is logged with its type name and counted; the visitor's response
 never depends on it. An overrunning hook's thread is abandoned, not killed (Python cannot kill a
 thread); a small pool bounds how many can pile up.
+
+The budget is for a hook's work, not for its start-up: each hook's first call in a container
+(which creates its database client, imports what it imports lazily, opens its first connection)
+gets the cold budget instead (:class:`HookBudgets`), so that a new container's first hit is not
+recorded without its entity's id for want of a few hundred milliseconds.
 """
 
 from __future__ import annotations
@@ -34,12 +39,32 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
+class HookBudgets:
+    """How long each hook call may take: ``cold_s`` for each hook's first call (per hook and
+    type), ``budget_s`` after that."""
+
+    def __init__(self, budget_s: float, cold_s: float) -> None:
+        self.budget_s = budget_s
+        self.cold_s = max(cold_s, budget_s)
+        self._called: set[tuple[str, str]] = set()
+
+    def next_call(self, what: str, type_name: str) -> float:
+        """The budget of the next call of hook ``what`` of ``type_name``."""
+        key = (what, type_name)
+        if key in self._called:
+            return self.budget_s
+        self._called.add(key)  # whether it then finishes in time or not: the start-up is paid
+        return self.cold_s
+
+
 class HookFailedError(Exception):
     """A hook raised or overran; already logged and counted."""
 
 
-def run_within_budget(what: str, type_name: str, budget_s: float, func: Callable[[], T]) -> T:
-    """Run ``func`` with a deadline; raise :class:`HookFailedError` if it fails or overruns."""
+def run_within_budget(what: str, type_name: str, budgets: HookBudgets, func: Callable[[], T]) -> T:
+    """Run ``func`` (hook ``what`` of ``type_name``) with the deadline ``budgets`` give its call;
+    raise :class:`HookFailedError` if it fails or overruns."""
+    budget_s = budgets.next_call(what, type_name)
     future = _executor().submit(func)
     try:
         return future.result(timeout=budget_s)
@@ -56,10 +81,10 @@ def run_within_budget(what: str, type_name: str, budget_s: float, func: Callable
         raise HookFailedError(what) from exc
 
 
-def call_beacon_update(entity: Any, type_name: str, request: Any, budget_s: float) -> None:
+def call_beacon_update(entity: Any, type_name: str, request: Any, budgets: HookBudgets) -> None:
     """Call ``entity.beacon_update(request)`` if the entity has one; never raises."""
     hook = getattr(entity, "beacon_update", None)
     if not callable(hook):
         return
     with suppress(HookFailedError):
-        run_within_budget("beacon_update", type_name, budget_s, lambda: hook(request))
+        run_within_budget("beacon_update", type_name, budgets, lambda: hook(request))

@@ -18,6 +18,8 @@ IP_ADDRESS_MODES = ("anonymised", "full", "none")
 # write for nearly every hit (each recipient is a counter of its own): off by default.
 COUNTABLE_KINDS = ("target", "entity", "source")
 DEFAULT_COUNTED_KINDS = ("target", "source")
+# A link's change (disabled, a new URL) reaches a running track function within this many seconds.
+DEFAULT_LOOKUP_CACHE_SECONDS = 30.0
 _FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -50,7 +52,11 @@ class Settings:
     origin_secret_arn: str | None = None
     local_origin_secret: str | None = None
     hook_budget_ms: int = 200
-    lookup_cache_seconds: float = 30.0
+    # A hook's first call in a container also pays its one-time costs (a database client, lazy
+    # imports, a first connection: 140-220 ms for the ip entity's first get-or-create against
+    # DynamoDB Local), so it may take this long (never less than hook_budget_ms).
+    hook_cold_budget_ms: int = 1000
+    lookup_cache_seconds: float = DEFAULT_LOOKUP_CACHE_SECONDS
     # Host names of this service besides the one a request arrived on (a CloudFront domain, the
     # API's own): a target URL on one of them is a chained tracked link, followed internally.
     tracking_hosts: tuple[str, ...] = ()
@@ -120,6 +126,11 @@ def _kinds(name: str) -> tuple[str, ...]:
     return tuple(kind for kind in COUNTABLE_KINDS if kind in kinds)
 
 
+def lookup_cache_seconds() -> float:
+    """How long a track function keeps a target or source it read (``LOOKUP_CACHE_SECONDS``)."""
+    return _number("LOOKUP_CACHE_SECONDS", DEFAULT_LOOKUP_CACHE_SECONDS)
+
+
 def _required(name: str) -> str:
     value = os.environ.get(name)
     if not value:
@@ -146,7 +157,8 @@ def load_settings() -> Settings:
         origin_secret_arn=os.environ.get("ORIGIN_SECRET_ARN") or None,
         local_origin_secret=os.environ.get("WEBBUGGER_ORIGIN_SECRET") or None,
         hook_budget_ms=int(_number("HOOK_BUDGET_MS", 200, minimum=1)),
-        lookup_cache_seconds=_number("LOOKUP_CACHE_SECONDS", 30.0),
+        hook_cold_budget_ms=int(_number("HOOK_COLD_BUDGET_MS", 1000, minimum=1)),
+        lookup_cache_seconds=lookup_cache_seconds(),
         spill_queue_url=os.environ.get("SPILL_QUEUE_URL") or None,
         event_bus_name=os.environ.get("EVENT_BUS_NAME") or None,
         analytics_stream_name=os.environ.get("ANALYTICS_STREAM_NAME") or None,

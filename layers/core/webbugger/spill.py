@@ -198,7 +198,7 @@ def record_from_message(body: str) -> dict[str, Any]:
     """The spilled record in a spill-queue message body; :class:`InvalidSpillRecordError` if none."""
     try:
         data = _JSON.decode(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
         raise InvalidSpillRecordError(f"message is not JSON: {body!r:.60}") from None
     record = data.get(SPILL_KEY) if isinstance(data, dict) else None
     if not isinstance(record, dict):
@@ -213,7 +213,7 @@ def _log_record(line: str, *, wrapped: bool = False) -> dict[str, Any] | None:
         return None  # not a line the track function wrote: any other line that quotes a record
     try:
         data, end = _JSON.raw_decode(line, start)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
         raise InvalidSpillRecordError(f"log line names {SPILL_KEY} but is not JSON: {line!r:.80}") from None
     if line[end:].strip() or not isinstance(data, dict):
         raise InvalidSpillRecordError(f"log line names {SPILL_KEY} but is not one JSON object: {line!r:.80}")

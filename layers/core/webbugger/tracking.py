@@ -22,7 +22,7 @@ from webbugger.errors import (
     StoreUnavailableError,
     UnsafeDestinationError,
 )
-from webbugger.hooks import HookFailedError, call_beacon_update, run_within_budget
+from webbugger.hooks import HookBudgets, HookFailedError, call_beacon_update, run_within_budget
 from webbugger.ids import epoch_ms, new_beacon_id
 from webbugger.minting import REDIRECT_PREFIX
 from webbugger.models import Beacon, beacon_partition, expiry, put_beacon, utcnow
@@ -88,7 +88,7 @@ class Tracker:
         self.registry = registry
         self._key_ring = key_ring or (lambda: load_key_ring(settings))
         self._lookups = LookupCache(settings.lookup_cache_seconds)
-        self._budget_s = settings.hook_budget_ms / 1000
+        self._budgets = HookBudgets(settings.hook_budget_ms / 1000, settings.hook_cold_budget_ms / 1000)
 
     def track(self, token: str, mode: Mode, incoming: IncomingRequest, *, _chain: int = 1) -> TrackResult:
         """Handle one hit. Raises :class:`NotFoundError` (404) or :class:`StoreUnavailableError` (503)."""
@@ -123,7 +123,7 @@ class Tracker:
         hit = self._hit_request(claims, mode, incoming, entity_ref, from_cdn, decision)
         stored = self._save(hit)
         if entity is not None and entity_ref is not None:
-            call_beacon_update(entity, entity_ref.type, hit, self._budget_s)
+            call_beacon_update(entity, entity_ref.type, hit, self._budgets)
         # No metric for a hit recorded as it should be: its EMF record would be most of what a hit
         # costs in CloudWatch Logs, and Lambda's own Invocations metric counts hits for nothing.
         # Metrics are for what goes wrong (write failures, spills, refusals, invalid requests).
@@ -269,7 +269,7 @@ class Tracker:
             return Ref(ref.type, ref.id or new_beacon_id()), None
         try:
             entity = run_within_budget(
-                "get_or_create", ref.type, self._budget_s, lambda: entity_type.get_or_create(ref.id)
+                "get_or_create", ref.type, self._budgets, lambda: entity_type.get_or_create(ref.id)
             )
         except HookFailedError:
             return ref, None  # keep the reference as the link gave it; the hit still counts

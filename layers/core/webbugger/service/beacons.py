@@ -159,8 +159,9 @@ def export_page(query: BeaconQuery, fmt: ExportFormat, limit: int) -> ExportPage
     return ExportPage(out.getvalue(), CONTENT_TYPES[fmt], last_id if more else None)
 
 
-def erase(registry: Registry, entity: Ref) -> Erased:
-    """Delete every beacon of ``entity``, its counters and visitor marks, and its own record."""
+def erase(registry: Registry, entity: Ref, since: datetime | None = None) -> Erased:
+    """Delete every beacon of ``entity``, its counters and visitor marks, and its own record
+    (``since``: see :func:`webbugger.erase.erase_entity`)."""
     if entity.id is None:
         raise InvalidReferenceError("give the entity's id: TYPE:ID")
-    return erase_entity(entity, registry)
+    return erase_entity(entity, registry, since=since)

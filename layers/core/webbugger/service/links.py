@@ -24,11 +24,13 @@ from webbugger.destinations import normalise_destination
 from webbugger.errors import (
     ConfigurationError,
     InvalidCursorError,
+    InvalidReferenceError,
     InvalidRoutingError,
     NoShortUrlError,
     WebbuggerError,
 )
 from webbugger.routing_fields import MAX_RULES, check_rules, check_split, parse_rules
+from webbugger.settings import lookup_cache_seconds
 from webbugger.tracking import SHORT_LINK_TYPE, SHORT_URL_FLAG
 
 if TYPE_CHECKING:
@@ -56,6 +58,17 @@ def link_store(registry: Registry) -> LinkStore:
             "its links cannot be managed"
         )
     return target.store
+
+
+def check_link_id(link_id: str) -> str:
+    """``link_id`` if a new link may have it: URL-safe characters only, since it is the path of
+    the link's short URL (``/l/ID``); :class:`InvalidReferenceError` otherwise."""
+    if not LINK_ID.match(link_id):
+        raise InvalidReferenceError(
+            f"invalid link id {link_id!r}: letters, digits, '-' and '_' only, at most 64 "
+            "(it is the path of the link's short URL)"
+        )
+    return link_id
 
 
 def _checked(changes: Mapping[str, object]) -> dict[str, object]:
@@ -125,7 +138,10 @@ def create_link(
     registry: Registry, url: str, link_id: str | None = None, changes: Mapping[str, object] | None = None
 ) -> LinkRecord:
     """Store a new link to ``url`` with ``changes`` (the fields :func:`update_link` takes) set;
-    a random id unless one is given; :class:`LinkExistsError` when the id is taken."""
+    a random id unless one is given (:func:`check_link_id`); :class:`LinkExistsError` when the
+    id is taken."""
+    if link_id is not None:
+        check_link_id(link_id)
     _check_window(changes or {})
     fallback = (changes or {}).get("fallback_url")
     if fallback is not None:
@@ -162,8 +178,18 @@ def update_link(registry: Registry, link_id: str, changes: Mapping[str, object])
 
 
 def disable_link(registry: Registry, link_id: str) -> LinkRecord | None:
-    """Disable a link (its hits answer 404, or go to its fallback URL); None when there is none."""
+    """Disable a link (its hits answer 404, or go to its fallback URL; see
+    :func:`change_delay`); None when there is none."""
     return link_store(registry).update(link_id, {"disabled": True})
+
+
+def change_delay() -> str:
+    """What a link's change waits for: each running track function keeps a link it read for
+    ``LOOKUP_CACHE_SECONDS`` (so that a hit costs no read), and no container is told of a change."""
+    return (
+        f"hits may still be followed for up to {lookup_cache_seconds():g} s: each running track "
+        "function keeps a link it read that long (LOOKUP_CACHE_SECONDS)"
+    )
 
 
 def _encode_cursor(link_id: str | None) -> str | None:

@@ -50,12 +50,41 @@ def day_range(first: date | None, last: date | None, today: date | None = None) 
 
 
 def read_stats(
-    kind: Kind, ref: Ref, first: date | None = None, last: date | None = None, *, today: date | None = None
+    kind: Kind,
+    ref: Ref,
+    first: date | None = None,
+    last: date | None = None,
+    *,
+    today: date | None = None,
+    registry: Registry | None = None,
 ) -> Stats:
     """Counts of ``ref`` (as ``kind``) per UTC day from ``first`` to ``last`` (default: the 30
-    days up to today), at most 366 days."""
+    days up to today), at most 366 days; with ``registry``, :class:`NotFoundError` for a
+    reference that is unknown (:func:`require_known`)."""
     start, end = day_range(first, last, today)
-    return daily_stats(kind, ref, start, end)
+    stats = daily_stats(kind, ref, start, end)
+    if registry is not None:
+        require_known(registry, kind, ref, stats)
+    return stats
+
+
+def record_exists(registry: Registry, kind: Kind, ref: Ref) -> bool | None:
+    """Whether ``ref``'s record is stored; None when its type cannot tell (not registered as
+    ``kind``, or an entity type that cannot read a record without creating it)."""
+    if ref.id is None or not registry.has(kind, ref.type):
+        return None
+    load = registry.get(kind, ref.type).load  # an entity type's is optional
+    return None if load is None else load(ref.id) is not None
+
+
+def require_known(registry: Registry, kind: Kind, ref: Ref, stats: Stats) -> None:
+    """:class:`NotFoundError` when ``ref`` names no stored record and nothing was counted for
+    it in ``stats``'s days: zeros for a mistyped id would read as "no traffic". A record deleted
+    since keeps its counts (they are shown); the record is read only when the counts are zero."""
+    if stats.totals.total or record_exists(registry, kind, ref) is not False:
+        return
+    span = f"from {stats.days[0].day} to {stats.days[-1].day}" if stats.days else "in these days"
+    raise NotFoundError(f"no {ref.type} {kind} with id {ref.id!r}, and no hits counted for {ref} {span}")
 
 
 def campaign_figures(
