@@ -174,7 +174,9 @@ def test_a_campaign_from_html_to_report(local_stack: RunningStack, tmp_path: Pat
     assert links == LINKS
 
     report = tmp_path / "report.html"
-    made = local_stack.cli("report", str(campaign), "--days", "2", "--html", str(report))  # a source: inferred
+    made = local_stack.cli(
+        "report", str(campaign), "--days", "2", "--html", str(report)
+    )  # a source: inferred
     assert made.returncode == 0, made.stderr
     assert f"campaign {campaign}: sent 20, unique human opens 8 (40.0%)" in made.stdout
     page = report.read_text(encoding="utf-8")

@@ -32,7 +32,8 @@ def request(method: str, url: str, user_agent: str, body: Any = None) -> tuple[i
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     try:
         data = None if body is None else json.dumps(body).encode()
-        conn.request(method, parts.path, body=data, headers={"User-Agent": user_agent})
+        headers = {"User-Agent": user_agent} | ({} if data is None else {"Content-Type": "application/json"})
+        conn.request(method, parts.path, body=data, headers=headers)
         response = conn.getresponse()
         return response.status, response.read()
     finally:
