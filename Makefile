@@ -79,6 +79,7 @@ bench: setup ## Benchmarks (figures for docs/benchmarks.md; the load test: LOAD_
 	$(UV) run --locked python bench/hooks.py
 	$(UV) run --locked python bench/export_memory.py
 	$(UV) run --locked python bench/rewrite.py
+	$(UV) run --locked python bench/cli.py
 	$(UV) run --locked python bench/load.py --requests $(LOAD_REQUESTS) --concurrency $(LOAD_CONCURRENCY)
 
 FUZZ_SECONDS ?= 600

@@ -15,10 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.exceptions import NoCredentialsError
-
 from webbugger_cli.stack import StackError, describe_stack, stack_outputs
 
 if TYPE_CHECKING:
@@ -110,6 +106,10 @@ class AdminClient:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
+        # Imported here, as below: botocore takes ~0.2 s to import, and only a deployed stack signs.
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
         request = AWSRequest(method=method, url=url, data=body or b"", headers=headers)
         SigV4Auth(self.credentials, SERVICE, self.region).add_auth(request)
         return dict(request.headers.items())
@@ -187,6 +187,8 @@ class AdminClient:
 
 def session_credentials(session: Any) -> Credentials:
     """A boto3 session's credentials; NoCredentialsError when there are none."""
+    from botocore.exceptions import NoCredentialsError
+
     credentials: Credentials | None = session.get_credentials()
     if credentials is None:
         raise NoCredentialsError()

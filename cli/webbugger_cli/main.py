@@ -1,4 +1,4 @@
-"""The ``webbugger`` command: run the local stack, create links, mint tracking URLs, list beacons.
+"""The `webbugger` command: run the local stack, create links, mint tracking URLs, list beacons.
 
 Also: list the registered types (``types``, :mod:`webbugger_cli.commands.types`), create sources
 and show stored entities and sources (:mod:`webbugger_cli.commands.records`), manage links
@@ -22,12 +22,10 @@ import os
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-from pynamodb.exceptions import PynamoDBException
-from webbugger.beacon_queries import latest_beacons
 from webbugger.errors import WebbuggerError
 from webbugger.minting import tracking_url
 from webbugger.modes import Mode
+from webbugger.plugins import load_plugins
 from webbugger.refs import Ref
 from webbugger.registry import Kind, Registry
 from webbugger.runtime import default_registry
@@ -54,7 +52,9 @@ from webbugger_cli.commands import (
     stats,
     types,
 )
-from webbugger_cli.stack import StackError, resolve_stack
+from webbugger_cli.helptext import VersionAction, finish, paint
+from webbugger_cli.local import state
+from webbugger_cli.stack import StackError, adopt_local_parameters, resolve_stack
 from webbugger_cli.template import FRONT_DOORS, TemplateError
 from webbugger_cli.terminal import terminal_text
 
@@ -88,9 +88,21 @@ def cmd_local(args: argparse.Namespace) -> int:
 # --- url ----------------------------------------------------------------------------------------
 
 
-def _registry() -> Registry:
-    # Every plugin the functions load (a broken one is a PluginLoadError: one line, exit 1).
-    return default_registry()
+def _registry(args: argparse.Namespace) -> Registry:
+    """The types the URL's references name: only their plugins, when the running local stack
+    published which plugin registers each (importing every plugin costs PynamoDB and botocore,
+    ~0.3 s: bench/cli.py); else every plugin the functions load. A type the stack does not have
+    is then missing either way: one line, exit 1."""
+    running = state.read_running() if args.stack is None else None
+    if running is None or running.types is None:
+        return default_registry()  # a broken plugin is a PluginLoadError: one line, exit 1
+    named = {(kind.value, text.partition(":")[0]) for kind in Kind if (text := getattr(args, kind.value))}
+    modules = [
+        str(entry["origin"]) for entry in running.types if (entry.get("kind"), entry.get("name")) in named
+    ]
+    registry = Registry()
+    load_plugins(registry, dict.fromkeys(modules))
+    return registry
 
 
 def _claims(args: argparse.Namespace, mode: Mode, registry: Registry) -> TokenClaims:
@@ -104,15 +116,23 @@ def _claims(args: argparse.Namespace, mode: Mode, registry: Registry) -> TokenCl
 
 
 def cmd_url(args: argparse.Namespace) -> int:
-    """Print a signed pixel or redirect URL."""
+    """Print a signed pixel or redirect URL (or, with --json, it and its claims)."""
     mode = Mode(args.mode)
     if mode is Mode.REDIRECT and args.target is None:
         raise UsageError("a redirect URL needs --target TYPE:ID")
-    registry = _registry()
+    registry = _registry(args)
     claims = _claims(args, mode, registry)
-    stack = resolve_stack(args.stack, args.region)
+    # Tables are bound only for plugins that have some (a link or a campaign is read): a url
+    # target, or none, needs no database.
+    stack = resolve_stack(args.stack, args.region, registry, bind=bool(registry.tables))
     check_records(registry, [claims])  # a target or source that does not exist: one line
-    print(tracking_url(stack.api_url, claims, stack.key_ring()))
+    url = tracking_url(stack.api_url, claims, stack.key_ring())
+    if args.json:
+        refs = {"target": claims.target, "entity": claims.entity, "source": claims.source}
+        shown = {kind: str(ref) for kind, ref in refs.items() if ref is not None}
+        print(json.dumps({"url": url, "mode": claims.mode.value, **shown, "purpose": str(claims.purpose)}))
+    else:
+        print(url)
     return 0
 
 
@@ -143,6 +163,17 @@ def _row(beacon: Beacon) -> tuple[str, ...]:
     )
 
 
+def _require_record(kind: Kind, ref: Ref, found: str) -> None:
+    """:class:`NotFoundError` when nothing was found for ``ref`` and it names no stored record:
+    a mistyped id must not read as "no traffic" (as ``stats`` refuses it)."""
+    from webbugger.errors import NotFoundError
+    from webbugger.runtime import default_registry
+    from webbugger.service.stats import record_exists
+
+    if record_exists(default_registry(), kind, ref) is False:
+        raise NotFoundError(f"no {ref.type} {kind} with id {ref.id!r}, {found}")
+
+
 def cmd_beacons_list(args: argparse.Namespace) -> int:
     """Print the latest beacons, newest first, as a table or as JSON lines."""
     kind, ref = None, None
@@ -151,8 +182,12 @@ def cmd_beacons_list(args: argparse.Namespace) -> int:
         if text is not None:
             # Not checked against the registry: old beacons may name types no longer registered.
             kind, ref = candidate, Ref.parse(text)
+    from webbugger.beacon_queries import latest_beacons
+
     resolve_stack(args.stack, args.region)
-    beacons = itertools.islice(latest_beacons(kind=kind, ref=ref, days=args.days), args.limit)
+    beacons = list(itertools.islice(latest_beacons(kind=kind, ref=ref, days=args.days), args.limit))
+    if not beacons and kind is not None and ref is not None:
+        _require_record(kind, ref, f"and no beacons in the last {args.days} days")
     if args.json:
         for beacon in beacons:
             print(json.dumps(beacon.to_record()))
@@ -172,7 +207,9 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose refusals are one line (subcommands' parsers are of this class too)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see `{self.prog} --help`)\n")
+        self.exit(
+            2, f"{paint(f'{self.prog}: error:', 'red')} {_one_line(message)} (see `{self.prog} --help`)\n"
+        )
 
 
 def _positive(text: str) -> int:
@@ -223,12 +260,14 @@ def _ref_options(parser: argparse.ArgumentParser, *, target_required: bool) -> N
         help="what the URL goes in (default: web); a hit seconds after an email mint may be a "
         "mail gateway's, never so on a web page",
     )
+    parser.add_argument("--json", action="store_true", help="one JSON object: the URL and its claims")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     # Typed as a plain parser so that subcommand parsers (of the same class at run time) are too.
     parser: argparse.ArgumentParser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=VersionAction, help="print the version and exit")
     _stack_options(parser, None)
     # Accept --stack/--region after the command too, without overriding a value given before it.
     common = argparse.ArgumentParser(add_help=False)
@@ -262,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     redirect.epilog = (
         "A url:URL target (the destination signed into the token) must be on a host the stack "
-        "allows: set ALLOWED_REDIRECT_HOSTS to the stack's AllowedRedirectHosts parameter."
+        "allows: a deployed stack's AllowedRedirectHosts parameter; locally, the "
+        "ALLOWED_REDIRECT_HOSTS that `make run` was started with."
     )
     for sub in (pixel, redirect):
         sub.set_defaults(handler=cmd_url)
@@ -295,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_parsers(commands)
     classify.add_parsers(commands)
     relabel.add_parsers(commands, common)
+    finish(parser)
     return parser
 
 
@@ -305,14 +346,23 @@ def _one_line(message: object) -> str:
     return terminal_text(" ".join(str(message).split()))
 
 
-def _aws_message(exc: Exception) -> str:
-    if isinstance(exc, NoCredentialsError):
+def _aws_message(exc: Exception) -> str | None:
+    """One line for an error of botocore or PynamoDB; None for any other exception.
+
+    Their exception classes are looked up among the loaded modules, not imported: a command that
+    never loaded botocore (`url pixel`, bench/cli.py) cannot have raised one of its errors.
+    """
+    botocore = sys.modules.get("botocore.exceptions")
+    pynamodb = sys.modules.get("pynamodb.exceptions")
+    if botocore is not None and isinstance(exc, botocore.NoCredentialsError):
         return "no AWS credentials found: configure them (e.g. `aws configure` or AWS_PROFILE)"
-    if isinstance(exc, NoRegionError):
+    if botocore is not None and isinstance(exc, botocore.NoRegionError):
         return "no AWS region configured: pass --region or set AWS_REGION"
-    if isinstance(exc, PynamoDBException):
+    if pynamodb is not None and isinstance(exc, pynamodb.PynamoDBException):
         return f"database error: {exc.cause or exc}"
-    return f"AWS error: {exc}"
+    if botocore is not None and isinstance(exc, botocore.BotoCoreError | botocore.ClientError):
+        return f"AWS error: {exc}"
+    return None
 
 
 def _dispatch(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -321,25 +371,29 @@ def _dispatch(handler: Callable[[argparse.Namespace], int], args: argparse.Names
     except (UsageError, StackError, WebbuggerError, TemplateError, AdminApiError) as exc:
         message = str(exc)
         status = getattr(exc, "exit_code", EXIT_USER_ERROR)
-    except (BotoCoreError, ClientError, PynamoDBException) as exc:
-        message = _aws_message(exc)
-        status = EXIT_USER_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_USER_ERROR
-    except OSError as exc:
-        message = str(exc)  # e.g. the state directory cannot be read or written
+    except Exception as exc:
+        aws = _aws_message(exc)
+        if aws is None and not isinstance(exc, OSError):
+            raise
+        # An OSError: e.g. the state directory cannot be read or written.
+        message = str(exc) if aws is None else aws
         status = EXIT_USER_ERROR
-    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
+    print(f"{paint(f'{PROG}: error:', 'red')} {_one_line(message)}", file=sys.stderr)
     return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``webbugger`` command with ``argv`` (default: the process's arguments)."""
     args = build_parser().parse_args(argv)
+    if args.stack is None and args.command != "local":
+        for note in adopt_local_parameters():
+            print(f"{paint(f'{PROG}: note:', 'yellow')} {note}", file=sys.stderr)
     return _dispatch(args.handler, args)
 
 

@@ -21,6 +21,7 @@ from webbugger_cli.local import state
 from webbugger_cli.template import load_template
 
 if TYPE_CHECKING:
+    from webbugger.registry import Registry
     from webbugger.tokens import KeyRing
 
 # Outputs of template.yaml the command line needs from a deployed stack.
@@ -96,11 +97,32 @@ def _cli_settings(settings: Settings) -> Settings:
     )
 
 
-def local_stack() -> Stack:
+def adopt_local_parameters() -> list[str]:
+    """Give this process the running local stack's parameters and plugin list (what its functions
+    see: ``ALLOWED_REDIRECT_HOSTS``, ``WEBBUGGER_PLUGINS``...), so that the CLI checks what the
+    stack serves; a line for each the caller's environment had otherwise. Nothing when no local
+    stack runs, or it did not record them (one that tests start in-process)."""
+    running = state.read_running()
+    if running is None or running.parameters is None:
+        return []
+    notes = []
+    for name, value in sorted(running.parameters.items()):
+        mine = os.environ.get(name)
+        if mine is not None and mine != value:
+            notes.append(
+                f"{name}={value!r} from the running local stack, not {mine!r}: restart `make run` "
+                "with it to change it"
+            )
+        os.environ[name] = value
+    return notes
+
+
+def local_stack(registry: Registry | None = None, *, tables: bool = True) -> Stack:
     """The running local stack; :class:`StackError` if none runs.
 
     Points this process's AWS environment at fake credentials first, so that nothing it does
-    against DynamoDB Local can ever use a real AWS profile.
+    against DynamoDB Local can ever use a real AWS profile. With ``tables``, names every table
+    in the environment: the template's and those of ``registry``'s plugins (default: all).
     """
     running = state.read_running()
     if running is None:
@@ -112,10 +134,11 @@ def local_stack() -> Stack:
     for variable in _REAL_CREDENTIAL_VARIABLES:
         os.environ.pop(variable, None)
     os.environ.update(running.environment(keys))
-    os.environ.update(table_variables({**_local_table_outputs(), **running.outputs}))
-    # A plugin's own table (declared only in its template snippet) is made locally under this name.
-    for _model, variable in default_registry().tables:
-        os.environ.setdefault(variable, state.table_name(variable))
+    if tables:
+        os.environ.update(table_variables({**_local_table_outputs(), **running.outputs}))
+        # A plugin's own table (declared only in its template snippet) is made locally under this name.
+        for _model, variable in (registry or default_registry()).tables:
+            os.environ.setdefault(variable, state.table_name(variable))
     settings = Settings(
         beacons_table=running.outputs["BeaconsTableName"],
         counters_table=os.environ.get("COUNTERS_TABLE"),
@@ -174,8 +197,15 @@ def deployed_stack(name: str, region: str | None = None) -> Stack:
     return Stack(name, outputs["ApiUrl"], _cli_settings(settings))
 
 
-def resolve_stack(name: str | None, region: str | None = None) -> Stack:
-    """The deployed stack ``name``, or the local stack when no name is given; models bound to it."""
-    stack = local_stack() if name is None else deployed_stack(name, region)
-    bind_tables(default_registry(), stack.settings)
+def resolve_stack(
+    name: str | None, region: str | None = None, registry: Registry | None = None, *, bind: bool = True
+) -> Stack:
+    """The deployed stack ``name``, or the local stack when no name is given; with ``bind``, the
+    core's models and those of ``registry``'s plugins (default: all) bound to its tables.
+
+    Without ``bind`` nothing imports PynamoDB: enough to sign URLs (bench/cli.py).
+    """
+    stack = local_stack(registry, tables=bind) if name is None else deployed_stack(name, region)
+    if bind:
+        bind_tables(registry or default_registry(), stack.settings)
     return stack

@@ -17,6 +17,9 @@ import base64
 import re
 from typing import TYPE_CHECKING, Any
 
+# The tracker's modules load at init, not on the first hit (webbugger.runtime imports them only
+# when asked, for the command line's sake: bench/cli.py).
+import webbugger.tracking  # noqa: F401
 from aws_lambda_powertools.logging import correlation_paths
 from webbugger.errors import NotFoundError, StoreUnavailableError
 from webbugger.gif import NO_CACHE_HEADERS, TRANSPARENT_GIF

@@ -39,6 +39,9 @@ START_SECONDS = 90.0
 STOP_SECONDS = 20.0
 # Variables that could point a local run at a real AWS identity.
 _REAL_AWS = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_SAM_STACK_NAME")
+# What the local stack is started with (a deployed stack has its own AllowedRedirectHosts).
+ALLOWED_HOSTS_VARIABLE = "ALLOWED_REDIRECT_HOSTS"
+LOCAL_ALLOWED_HOSTS = "example.com"
 # A deployed stack is tested as it was deployed; a local one through each front door.
 FRONT_DOORS_UNDER_TEST = ["deployed"] if os.environ.get(STACK_VARIABLE) else list(FRONT_DOORS)
 
@@ -112,6 +115,9 @@ def e2e_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     state_dir = tmp_path_factory.mktemp(f"e2e-local-{front_door}")
     env = {key: value for key, value in os.environ.items() if key not in _REAL_AWS}
     env["WEBBUGGER_STATE_DIR"] = str(state_dir)
+    # As `ALLOWED_REDIRECT_HOSTS=example.com make run` would: the CLI, started without it, must
+    # pick it up from the stack (tests/e2e/test_e2e_cli_local.py).
+    env[ALLOWED_HOSTS_VARIABLE] = LOCAL_ALLOWED_HOSTS
     log = (state_dir / "local.log").open("wb")
     port = str(_two_free_ports())
     process = subprocess.Popen(

@@ -68,8 +68,7 @@ def send(e2e_stack: E2EStack) -> dict[str, str]:
             *e2e_stack.cli_options,
             "source",
             "create",
-            "campaign",
-            campaign,
+            f"campaign:{campaign}",
         ],
         cwd=ROOT,
         env=env,
@@ -119,6 +118,26 @@ def test_batch_mint_snippet(
         assert item["pixel_url"].startswith(e2e_stack.tracking_url.rstrip("/") + "/p/")
         assert fetch(item["pixel_url"]).body == TRANSPARENT_GIF
         _check_click(item["redirect_url"], send)
+
+
+def test_local_batch_mint_snippet(e2e_stack: E2EStack, send: dict[str, str]) -> None:
+    if e2e_stack.cli_options:
+        pytest.skip("the local variant is for the local stack")
+    blocks = re.findall(r"```sh\n(# mint_batch_local\.sh.*?)```", GUIDE, flags=re.DOTALL)
+    assert len(blocks) == 1, (
+        "docs/email-guide.md has no single ```sh block starting with '# mint_batch_local.sh'"
+    )
+    ids = {name: value for name, value in _ids(send).items() if name != "bob@example.com"}
+    code = _with(blocks[0], {**ids, "http://127.0.0.1:3001": e2e_stack.outputs["AdminApiUrl"]})
+    # No AWS credentials at all: the local admin API needs none.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = subprocess.run(
+        ["bash", "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    [item] = json.loads(done.stdout)["urls"]
+    assert fetch(item["pixel_url"]).body == TRANSPARENT_GIF
+    _check_click(item["redirect_url"], send)
 
 
 def test_offline_mint_snippet(

@@ -85,7 +85,7 @@ def allowed_hosts(local_stack: RunningStack, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_source_create_and_show(local_stack: RunningStack) -> None:
     campaign_id = f"spring-{secrets.token_hex(4)}"
-    assert ok(local_stack, "source", "create", "campaign", campaign_id, "--name", "Spring sale") == (
+    assert ok(local_stack, "source", "create", f"campaign:{campaign_id}", "--name", "Spring sale") == (
         f"campaign:{campaign_id}\n"
     )
 
@@ -104,8 +104,29 @@ def test_source_create_and_show(local_stack: RunningStack) -> None:
     pixel = ok(local_stack, "url", "pixel", "--source", f"campaign:{campaign_id}").strip()
     assert get(pixel).status == 200
 
-    line = refused(local_stack, "source", "create", "campaign", campaign_id)
+    line = refused(local_stack, "source", "create", f"campaign:{campaign_id}")
     assert line == f"webbugger: error: campaign {campaign_id!r} already exists"
+
+
+def test_source_create_json_then_list(local_stack: RunningStack) -> None:
+    campaign_id = f"listed-{secrets.token_hex(4)}"
+    made = json.loads(
+        ok(local_stack, "source", "create", f"campaign:{campaign_id}", "--name", "Listed", "--json")
+    )
+    assert made == {
+        "ref": f"campaign:{campaign_id}",
+        "id": campaign_id,
+        "name": "Listed",
+        "created_at": made["created_at"],
+    }
+    # Every listable source type, or campaigns only: the new one is among them (bounded: the
+    # session's DynamoDB Local holds a few hundred at most).
+    for args in ((), ("--type", "campaign")):
+        lines = ok(local_stack, "source", "list", "--json", "--limit", "10000", *args).splitlines()
+        assert made in [json.loads(line) for line in lines]
+    rows = [line.split() for line in ok(local_stack, "source", "list", "--limit", "10000").splitlines()]
+    assert rows[0] == ["REF", "NAME", "CREATED"]
+    assert [f"campaign:{campaign_id}", "Listed", made["created_at"]] in rows
 
 
 def test_show_of_missing_records(local_stack: RunningStack) -> None:
@@ -149,6 +170,9 @@ def test_pixel_hit_then_entity_show(generous_hook_budget: RunningStack) -> None:
     table = ok(local_stack, "entity", "show", f"ip:{visitor}").splitlines()
     assert table[0].split() == ["id", visitor]
     assert ["addresses", address] in [line.split() for line in table]
+
+    listed = ok(local_stack, "entity", "list", "--type", "ip", "--json", "--limit", "10000").splitlines()
+    assert {"ref": f"ip:{visitor}", **record} in [json.loads(line) for line in listed]
 
 
 # --- url targets ----------------------------------------------------------------------------------------

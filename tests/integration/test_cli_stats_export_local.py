@@ -26,9 +26,10 @@ import pytest
 from botocore.credentials import Credentials
 from webbugger.refs import Ref
 from webbugger.registry import Kind
+from webbugger.service.beacons import BeaconQuery as ExportQuery
 from webbugger_cli.admin_client import AdminClient
 from webbugger_cli.commands import UsageError, backends
-from webbugger_cli.commands.backends import AdminBackend, ExportQuery
+from webbugger_cli.commands.backends import AdminBackend
 
 if TYPE_CHECKING:
     import subprocess

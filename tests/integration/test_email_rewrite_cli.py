@@ -51,7 +51,7 @@ def test_a_rewritten_message_tracks_its_recipient_and_campaign(
     assert refused.returncode == 1
     assert refused.stderr.count("\n") == 1
     assert f"no campaign:{campaign}" in refused.stderr
-    assert local_stack.cli("source", "create", "campaign", campaign).returncode == 0
+    assert local_stack.cli("source", "create", f"campaign:{campaign}").returncode == 0
 
     (tmp_path / "message.txt").write_text(TEXT)
     out = tmp_path / "ada.html"

@@ -188,6 +188,10 @@ def test_hits_on_an_unsigned_short_url_do_not_use_up_a_capped_link(
     code, out, err = cli(capsys, "link", "update", link_id, "--short-url", "--json")
     assert code == 0, err
     assert json.loads(out)["short_url"] == short
+    assert err == (
+        f"note: the short URL of link {link_id} (and its QR code) is not capped: only URLs minted "
+        "for the link spend its 3 hits\n"
+    )
     assert [hit(short, agent)[0] for _ in range(3)] == [302, 302, 302]
     assert [hit(signed, agent)[0] for _ in range(3)] == [302, 302, 404]  # the first hit above was one
     assert hit(short, agent)[0] == 404  # spent: the short URL is refused too

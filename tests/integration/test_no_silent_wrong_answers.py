@@ -140,6 +140,23 @@ def test_stats_and_report_refuse_a_ref_that_names_nothing(
     assert data["totals"]["total"] == 0
 
 
+def test_beacons_and_export_refuse_a_ref_that_names_nothing(local_stack: RunningStack, cli: Cli) -> None:
+    missing = new_id("nosuch")
+    assert refused(cli, "beacons", "list", "--target", f"link:{missing}") == (
+        f"webbugger: error: no link target with id {missing!r}, and no beacons in the last 30 days"
+    )
+    assert refused(cli, "beacons", "list", "--target", f"link:{missing}", "--json").startswith(
+        f"webbugger: error: no link target with id {missing!r}"
+    )
+    assert refused(cli, "export", "--target", f"link:{missing}").startswith(
+        f"webbugger: error: no link target with id {missing!r}"
+    )
+    # A link that exists and has no beacons yet: an empty answer, exit 0.
+    link_id = create(local_stack, url="https://example.org/unused", id=new_id("u"))["id"]
+    assert ok(cli, "beacons", "list", "--target", f"link:{link_id}", "--json") == ""
+    assert ok(cli, "export", "--target", f"link:{link_id}", "--format", "jsonl") == ""
+
+
 def test_report_of_a_campaign_infers_the_source_kind(cli: Cli, tmp_path: Path) -> None:
     campaign = create_campaign("autumn")
     out = ok(cli, "report", f"campaign:{campaign}", "--html", str(tmp_path / "c.html"), "--days", "1")

@@ -27,10 +27,11 @@ from webbugger.campaigns import fold
 from webbugger.counters import DayCounts, Stats
 from webbugger.refs import Ref
 from webbugger.registry import Kind, Registry
+from webbugger.service.beacons import BeaconQuery as ExportQuery
 from webbugger_cli import main as cli_main
 from webbugger_cli.admin_client import AdminApiError, AdminClient, default_credentials, region_of
 from webbugger_cli.commands import UsageError
-from webbugger_cli.commands.backends import AdminBackend, ExportQuery, stats_from_dict
+from webbugger_cli.commands.backends import AdminBackend, stats_from_dict
 from webbugger_cli.commands.export import (
     CsvWriter,
     JsonlWriter,

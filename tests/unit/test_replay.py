@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from moto import mock_aws
-from webbugger import runtime
+from webbugger import runtime, spill
 from webbugger.ids import new_beacon_id
 from webbugger.models import Beacon, beacon_partition
-from webbugger_cli.commands import replay
 from webbugger_cli.commands.replay import Tally, replay_lines, since_time
 from webbugger_cli.main import main
 from webbugger_cli.template import load_template
@@ -70,7 +69,7 @@ def test_replay_counts_stored_present_and_invalid(monkeypatch: pytest.MonkeyPatc
         seen.add(record["id"])
         return True
 
-    monkeypatch.setattr(replay, "store_record", store)
+    monkeypatch.setattr(spill, "store_record", store)  # replay imports it when it runs
     first, second = _beacon(), _beacon("redirect")
     lines = [
         "START RequestId: x",
@@ -186,6 +185,11 @@ def test_replay_reads_the_stacks_log_group_since_a_time(
     [restored] = [item for item in items if item["id"]["S"] == recent.id]
     assert restored["mode"]["S"] == "redirect"
     assert restored["ua"]["S"] == "Replay/1.0"
+
+
+def test_replay_json(deployed: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", "--stack", "wb", "--region", REGION, "--since", "2h", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"read": 0, "stored": 0, "present": 0, "invalid": 0}
 
 
 def test_replay_from_a_stack_without_the_log_group_output_is_one_line(

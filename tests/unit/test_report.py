@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from webbugger import beacon_queries, counters
 from webbugger.counters import DayCounts, Stats
 from webbugger.registry import Kind
 from webbugger_cli.commands import UsageError
@@ -337,8 +338,9 @@ def test_command_fetches_and_writes(
 
     monkeypatch.setattr(command, "resolve_stack", lambda name, region: FakeStack())
     monkeypatch.setattr(command, "require_counters", lambda stack: calls.setdefault("bound", stack.name))
-    monkeypatch.setattr(command, "daily_stats", daily_stats)
-    monkeypatch.setattr(command, "beacons_between", beacons_between)
+    # Where the command imports them from when it runs (not at start-up: PynamoDB).
+    monkeypatch.setattr(counters, "daily_stats", daily_stats)
+    monkeypatch.setattr(beacon_queries, "beacons_between", beacons_between)
     out = tmp_path / "report.html"
     args = parser().parse_args(["report", "link:abc", "--days", "3", "--html", str(out), "--max-scan", "2"])
     assert args.handler(args) == 0
@@ -373,8 +375,8 @@ def test_the_kind_is_inferred_from_the_type_as_stats_does(
 
     monkeypatch.setattr(command, "resolve_stack", lambda name, region: FakeStack())
     monkeypatch.setattr(command, "require_counters", lambda stack: None)
-    monkeypatch.setattr(command, "daily_stats", daily_stats)
-    monkeypatch.setattr(command, "beacons_between", lambda since, until, **kw: iter([]))
+    monkeypatch.setattr(counters, "daily_stats", daily_stats)  # where the command imports it from
+    monkeypatch.setattr(beacon_queries, "beacons_between", lambda since, until, **kw: iter([]))
     monkeypatch.setattr(command, "campaign_report", lambda *args: None)  # it reads the sends table
     out = tmp_path / "report.html"
     args = parser().parse_args(["report", "campaign:spring", "--days", "2", "--html", str(out)])

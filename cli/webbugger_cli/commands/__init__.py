@@ -10,9 +10,6 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from pynamodb.attributes import MapAttribute
-from pynamodb.models import Model
-
 from webbugger_cli.terminal import terminal_text
 
 
@@ -41,6 +38,9 @@ def jsonable(value: object) -> Any:
         return value.isoformat()
     if isinstance(value, Enum):
         return jsonable(value.value)
+    # Imported here: a command that prints no stored record (`url`) has no need of PynamoDB.
+    from pynamodb.attributes import MapAttribute
+
     if isinstance(value, MapAttribute):
         return jsonable(value.as_dict())  # type: ignore[no-untyped-call]
     if isinstance(value, Mapping):
@@ -63,6 +63,8 @@ def record_fields(record: object) -> dict[str, Any]:
         data = to_record()
         if isinstance(data, Mapping):
             return {str(key): jsonable(value) for key, value in data.items()}
+    from pynamodb.models import Model
+
     if isinstance(record, Model):
         values = record.attribute_values
         attributes = type(record).get_attributes()

@@ -13,17 +13,10 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
-from webbugger.counters import DayCounts, Stats
 from webbugger.errors import NotFoundError
 from webbugger.refs import Ref
 from webbugger.registry import Kind
-from webbugger.runtime import default_registry, default_settings
-from webbugger.sends import record_sends
-from webbugger.service import links
-from webbugger.service.beacons import BeaconQuery, beacon_records, erase
-from webbugger.service.qr import link_qr
-from webbugger.service.stats import campaign_figures, read_stats, variant_clicks
-from webbugger.tracking import SHORT_LINK_TYPE
+from webbugger.runtime import default_registry
 
 from webbugger_cli.admin_client import AdminApiError, AdminClient, deployed_admin
 from webbugger_cli.commands import UsageError
@@ -32,6 +25,8 @@ from webbugger_cli.stack import require_counters, resolve_stack
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
+    from webbugger.counters import Stats
+    from webbugger.service.beacons import BeaconQuery as ExportQuery
     from webbugger.service.qr import QrFormat
 
     from webbugger_cli.stack import Stack
@@ -44,8 +39,6 @@ EXPORT_PAGE = 1000
 SENDS_BATCH = 1000
 
 Record = dict[str, Any]
-# Which beacons to export: a time range, and optionally one reference's only.
-ExportQuery = BeaconQuery
 
 
 class Backend(Protocol):
@@ -99,6 +92,8 @@ class Backend(Protocol):
 
 
 def _link_ref(link_id: str) -> Ref:
+    from webbugger.tracking import SHORT_LINK_TYPE  # the tracker's modules: not at start-up
+
     return Ref(SHORT_LINK_TYPE, link_id)
 
 
@@ -126,6 +121,8 @@ class LocalBackend:
     def list_links(self, limit: int) -> Iterator[Record]:
         cursor: str | None = None
         left = limit
+        from webbugger.service import links
+
         while left > 0:
             found, cursor = links.list_links(default_registry(), min(left, LINK_PAGE), cursor)
             yield from found[:left]
@@ -134,52 +131,77 @@ class LocalBackend:
                 return
 
     def get_link(self, link_id: str) -> Record:
+        from webbugger.service import links
+
         return _found(links.get_link(default_registry(), link_id), link_id)
 
     def create_link(
         self, url: str, link_id: str | None, utm: Mapping[str, str], changes: Mapping[str, object]
     ) -> Record:
+        from webbugger.service import links
+
         return links.create_link(default_registry(), url, link_id, {**changes, "utm": dict(utm)})
 
     def update_link(self, link_id: str, changes: Mapping[str, object]) -> Record:
+        from webbugger.service import links
+
         return _found(links.update_link(default_registry(), link_id, changes), link_id)
 
     def disable_link(self, link_id: str) -> Record:
+        from webbugger.service import links
+
         return _found(links.disable_link(default_registry(), link_id), link_id)
 
     def link_qr(self, link_id: str, fmt: QrFormat) -> tuple[str, bytes]:
+        from webbugger.service.qr import link_qr
+
         try:
             return link_qr(default_registry(), link_id, self.stack.api_url, fmt)
         except NotFoundError:
             raise _no_link(link_id) from None
 
     def variant_clicks(self, link_id: str, first: date, last: date) -> Record:
+        from webbugger.service.stats import variant_clicks
+
         try:
             return variant_clicks(default_registry(), link_id, first, last).as_dict()
         except NotFoundError:
             raise _no_link(link_id) from None
 
     def link_hits(self, link_ids: list[str], first: date, last: date) -> list[int]:
+        from webbugger.service.stats import read_stats
+
         require_counters(self.stack)
         return [read_stats(Kind.TARGET, _link_ref(link_id), first, last).totals.total for link_id in link_ids]
 
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
+        from webbugger.service.stats import read_stats
+
         require_counters(self.stack)
         return read_stats(kind, ref, first, last, registry=default_registry())
 
     def campaign(self, ref: Ref, first: date, last: date) -> Record:
+        from webbugger.service.stats import campaign_figures
+
         require_counters(self.stack)
         figures = campaign_figures(default_registry(), ref, first, last)
         return figures.as_dict() | {"from": first.isoformat(), "to": last.isoformat()}
 
     def record_sends(self, campaign: Ref, recipients: list[Ref]) -> int:
+        from webbugger.runtime import default_settings
+        from webbugger.sends import record_sends
+
         require_counters(self.stack)
         return record_sends(campaign, recipients, default_settings())
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
+        from webbugger.service.beacons import beacon_records
+
         return beacon_records(query)
 
     def erase(self, entity: Ref) -> Record:
+        from webbugger.service.beacons import erase
+
         require_counters(self.stack)
         return erase(default_registry(), entity).as_dict()
 
@@ -192,6 +214,8 @@ def _found(record: Record | None, link_id: str) -> Record:
 
 def stats_from_dict(data: Any) -> Stats:
     """:meth:`Stats.as_dict` read back (the admin API's answer)."""
+    from webbugger.counters import DayCounts, Stats
+
     try:
         days = [
             DayCounts(

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from botocore.exceptions import BotoCoreError, ClientError
 from webbugger.errors import WebbuggerError
 from webbugger.gif import TRANSPARENT_GIF
 from webbugger.minting import tracking_url
@@ -213,6 +212,8 @@ class Doctor:
 
     @staticmethod
     def _attempt(name: str, step: Callable[[], str]) -> Check:
+        from botocore.exceptions import BotoCoreError, ClientError  # doctor talks to AWS; others may not
+
         try:
             return Check(name, PASS, step())
         except (CheckFailedError, AdminApiError) as exc:

@@ -25,17 +25,7 @@ from typing import TYPE_CHECKING
 from webbugger.errors import NotFoundError, UnknownTypeError
 from webbugger.minting import tracking_url
 from webbugger.refs import Ref
-from webbugger.rewrite import (
-    MessagePlan,
-    RewrittenMessage,
-    campaign_link_id,
-    plan_message,
-    render,
-    resolve_links,
-    unsubscribe_targets,
-)
 from webbugger.runtime import default_registry
-from webbugger.service.rewrite import check_campaign
 
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.backends import Backend, open_backend
@@ -46,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from webbugger.registry import Registry
+    from webbugger.rewrite import MessagePlan, RewrittenMessage
     from webbugger.tokens import TokenClaims
 
 # Files are read and written byte for byte: bytes that are not UTF-8 survive as they were.
@@ -98,6 +89,8 @@ def _text_out(args: argparse.Namespace) -> Path:
 def _link_id_for(backend: Backend, campaign: Ref) -> Callable[[str], str]:
     """The campaign's stored link to a destination: read, or created the first time."""
 
+    from webbugger.rewrite import campaign_link_id
+
     def link_id_for(destination: str) -> str:
         link_id = campaign_link_id(campaign, destination)
         try:
@@ -112,13 +105,15 @@ def _link_id_for(backend: Backend, campaign: Ref) -> Callable[[str], str]:
 
 
 def _check_campaign(registry: Registry, campaign: Ref) -> None:
+    from webbugger.service.rewrite import check_campaign  # the sends' PynamoDB: not at start-up
+
     try:
         check_campaign(registry, campaign)
     except UnknownTypeError:
         raise  # one line of its own
     except NotFoundError:
         raise UsageError(
-            f"no {campaign}: create it first (`webbugger source create campaign {campaign.id}`), "
+            f"no {campaign}: create it first (`webbugger source create campaign:{campaign.id}`), "
             "or every link of the message would answer 404"
         ) from None
 
@@ -143,6 +138,9 @@ def _file_stem(index: int, recipient: Ref) -> str:
 
 def cmd_email_rewrite(args: argparse.Namespace) -> int:
     """Rewrite a message for one recipient or many."""
+    # Imported here: the HTML parser takes ~0.1 s to import, which no other command should pay.
+    from webbugger.rewrite import plan_message, render, resolve_links, unsubscribe_targets
+
     _check_options(args)
     campaign = Ref("campaign", args.campaign)
     recipients = _recipients(args)

@@ -10,6 +10,7 @@ has got) and a count; otherwise stderr gets one summary line at the end.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import sys
 import time
@@ -18,17 +19,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from webbugger.csv_cells import csv_row
-from webbugger.models import BEACON_RECORD_FIELDS
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 
 from webbugger_cli.commands import UsageError
-from webbugger_cli.commands.backends import ExportQuery, open_backend
+from webbugger_cli.commands.backends import open_backend
 from webbugger_cli.commands.options import iso_time, iso_time_end
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Iterable, Sequence
+
+    from webbugger.service.beacons import BeaconQuery as ExportQuery
 
     from webbugger_cli.commands.backends import Record
 
@@ -40,6 +42,8 @@ REFRESH_SECONDS = 0.1
 
 def export_columns() -> list[str]:
     """The CSV columns: the keys of :meth:`Beacon.to_record`, in its order."""
+    from webbugger.models import BEACON_RECORD_FIELDS  # PynamoDB: only for a command that reads beacons
+
     return list(BEACON_RECORD_FIELDS)
 
 
@@ -168,6 +172,8 @@ def write_records(records: Iterable[Record], writer: RecordWriter, progress: Pro
 
 def export_query(args: argparse.Namespace, now: datetime) -> ExportQuery:
     """The query the options ask for; :class:`UsageError` for a range that makes no sense."""
+    from webbugger.service.beacons import BeaconQuery as ExportQuery  # PynamoDB: not at start-up
+
     until: datetime = args.until if args.until is not None else now
     since: datetime = args.since if args.since is not None else until - timedelta(days=DEFAULT_DAYS)
     if since > until:
@@ -186,10 +192,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "parquet":
         return export_parquet(args, query)
     backend = open_backend(args.stack, args.region)
-    records = backend.export(query)
+    records = iter(backend.export(query))
+    first = next(records, None)
+    if first is None and query.kind is not None and query.ref is not None:
+        # Nothing for a reference: the stats of its last days refuse it if it names no record
+        # and nothing was counted (a mistyped id must not read as "no traffic").
+        last = query.until.date()
+        backend.stats(query.kind, query.ref, max(query.since.date(), last - timedelta(days=365)), last)
     writer = make_writer(args.format, sys.stdout)
     progress = Progress(sys.stderr, query.since, query.until)
-    write_records(records, writer, progress)
+    write_records(itertools.chain([first] if first is not None else [], records), writer, progress)
     sys.stdout.flush()
     return 0
 

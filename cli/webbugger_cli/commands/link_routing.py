@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 from webbugger.destinations import normalise_destination
 from webbugger.routing import DEVICES, SYSTEMS
 from webbugger.routing_fields import MAX_VARIANTS, MAX_WEIGHT, check_rules, check_split
-from webbugger.service.links import with_rule, without_rule
 
 from webbugger_cli.commands import UsageError, display, print_table
 from webbugger_cli.commands.backends import open_backend
-from webbugger_cli.commands.links import link_id
+from webbugger_cli.commands.links import link_id, print_link
 from webbugger_cli.commands.options import bounded, iso_time
 
 if TYPE_CHECKING:
@@ -119,6 +118,8 @@ def cmd_rule_add(args: argparse.Namespace) -> int:
     wanted = link_id(args.link_id)
     rule = rule_from_options(args)
     backend = open_backend(args.stack, args.region)
+    from webbugger.service.links import with_rule  # PynamoDB: not at the CLI's start-up
+
     rules = with_rule(backend.get_link(wanted).get("rules") or [], rule, args.position)
     print_rules(backend.update_link(wanted, {"rules": rules}).get("rules") or [], as_json=args.json)
     return 0
@@ -136,8 +137,13 @@ def cmd_rule_remove(args: argparse.Namespace) -> int:
     """Remove one of a link's routing rules, by name."""
     wanted = link_id(args.link_id)
     backend = open_backend(args.stack, args.region)
+    from webbugger.service.links import without_rule
+
     rules = without_rule(backend.get_link(wanted).get("rules") or [], args.name)
-    backend.update_link(wanted, {"rules": rules or None})
+    updated = backend.update_link(wanted, {"rules": rules or None})
+    if args.json:
+        print_rules(updated.get("rules") or [], as_json=True)
+        return 0
     print(f"removed rule {args.name} of link {wanted}")
     return 0
 
@@ -181,7 +187,10 @@ def cmd_split_remove(args: argparse.Namespace) -> int:
     """Remove a link's split: every hit no rule takes goes to the link's url again."""
     wanted = link_id(args.link_id)
     backend = open_backend(args.stack, args.region)
-    backend.update_link(wanted, {"split": None})
+    updated = backend.update_link(wanted, {"split": None})
+    if args.json:
+        print_link(updated, backend.api_url, as_json=True)
+        return 0
     print(f"removed the split of link {wanted}")
     return 0
 
@@ -238,6 +247,7 @@ def _rule_parsers(
     remove = rules.add_parser("remove", parents=[common], help="remove a rule by name")
     remove.add_argument("link_id", metavar="ID", help="the link's id")
     remove.add_argument("name", metavar="NAME", help="the rule's name (see `link rule list`)")
+    remove.add_argument("--json", action="store_true", help="print the rules left as one JSON list")
     remove.set_defaults(handler=cmd_rule_remove)
 
 
@@ -270,6 +280,7 @@ def _split_parsers(
     end.set_defaults(handler=cmd_split_end)
     remove = splits.add_parser("remove", parents=[common], help="remove the split")
     remove.add_argument("link_id", metavar="ID", help="the link's id")
+    remove.add_argument("--json", action="store_true", help="print the link as one JSON object")
     remove.set_defaults(handler=cmd_split_remove)
 
 

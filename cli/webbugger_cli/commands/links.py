@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from webbugger.destinations import UTM_KEYS, normalise_destination
 from webbugger.refs import Ref
-from webbugger.service.links import change_delay, check_link_id, short_url
 
 from webbugger_cli.commands import UsageError, display, print_table
 from webbugger_cli.commands.backends import open_backend
@@ -120,6 +119,8 @@ def state(record: Record, now: datetime | None = None) -> str:
 
 
 def _shown(record: Record, api_url: str) -> dict[str, Any]:
+    from webbugger.service.links import short_url  # the tracker's modules: not at start-up
+
     # The admin API names the short URL itself (its tracking base may be a custom domain).
     short = record["short_url"] if "short_url" in record else short_url(record, api_url)
     shown = {"id": record["id"], "short_url": short}
@@ -142,11 +143,29 @@ def cmd_link_create(args: argparse.Namespace) -> int:
     url = normalise_destination(args.url)
     utm = _utm(args.utm or ())
     if args.id is not None:
+        from webbugger.service.links import check_link_id  # the tracker's modules: not at start-up
+
         check_link_id(args.id)  # URL-safe: the id is the short URL's path
     changes = link_changes(args)
     backend = open_backend(args.stack, args.region)
-    print(backend.create_link(url, args.id, utm, changes)["id"])
+    record = backend.create_link(url, args.id, utm, changes)
+    if args.json:
+        print(json.dumps(_shown(record, backend.api_url)))
+    else:
+        print(record["id"])
+    _note_uncapped_short_url(record)
     return 0
+
+
+def _note_uncapped_short_url(record: Record) -> None:
+    """Say so when a capped link has a short URL: anyone may follow /l/ID, so its hits never
+    spend the cap (docs/links.md), and the short URL keeps working while minted URLs are left."""
+    if record.get("max_hits") is not None and record.get("short_url_enabled"):
+        print(
+            f"note: the short URL of link {record['id']} (and its QR code) is not capped: only URLs "
+            f"minted for the link spend its {record['max_hits']} hits",
+            file=sys.stderr,
+        )
 
 
 def cmd_link_list(args: argparse.Namespace) -> int:
@@ -210,7 +229,9 @@ def cmd_link_update(args: argparse.Namespace) -> int:
             "--tag, --forward-query/--no-forward-query, --short-url/--no-short-url or --enable"
         )
     backend = open_backend(args.stack, args.region)
-    _print_link(backend.update_link(wanted, changes), backend.api_url, as_json=args.json)
+    record = backend.update_link(wanted, changes)
+    _print_link(record, backend.api_url, as_json=args.json)
+    _note_uncapped_short_url(record)
     return 0
 
 
@@ -219,7 +240,12 @@ def cmd_link_disable(args: argparse.Namespace) -> int:
     wanted = link_id(args.link_id)
     backend = open_backend(args.stack, args.region)
     record = backend.disable_link(wanted)
-    print(f"disabled link {record['id']}")
+    if args.json:
+        print(json.dumps(_shown(record, backend.api_url)))
+    else:
+        print(f"disabled link {record['id']}")
+    from webbugger.service.links import change_delay
+
     print(f"note: {change_delay()}", file=sys.stderr)  # not at once: see webbugger.cache
     return 0
 
@@ -278,6 +304,7 @@ def add_parsers(
         help="set a UTM parameter on URL (repeatable; utm_source, utm_medium, utm_campaign, "
         "utm_term, utm_content)",
     )
+    create.add_argument("--json", action="store_true", help="print the new link as one JSON object")
     create.set_defaults(handler=cmd_link_create)
 
     listing = link.add_parser(
@@ -311,5 +338,6 @@ def add_parsers(
         help="disable a link (its hits answer 404, within LOOKUP_CACHE_SECONDS: 30 s by default)",
     )
     disable.add_argument("link_id", metavar="ID", help="the link's id")
+    disable.add_argument("--json", action="store_true", help="print the link as one JSON object")
     disable.set_defaults(handler=cmd_link_disable)
     return link

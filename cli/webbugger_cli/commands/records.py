@@ -1,7 +1,8 @@
-"""``webbugger source create`` and ``webbugger entity|source show``: stored records of plugin types.
+"""``webbugger source create`` and ``webbugger entity|source show|list``: stored records of plugin types.
 
 Creating is for source types whose plugin registers ``create(id, name)`` (the built-in
-``campaign``).
+``campaign``); listing for types whose plugin registers ``page(limit, after)`` (the built-in
+``campaign``, ``ip`` and ``recipient``).
 
 Showing never creates: an entity is read with its type's optional ``load``, never with
 ``get_or_create``; a type that registers no ``load`` cannot be shown.
@@ -9,31 +10,105 @@ Showing never creates: an entity is read with its type's optional ``load``, neve
 
 from __future__ import annotations
 
+import argparse
 import json
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, Any, cast
 
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.runtime import default_registry
 
 from webbugger_cli.commands import UsageError, display, print_table, record_fields
+from webbugger_cli.commands.options import bounded
+from webbugger_cli.helptext import paint
 from webbugger_cli.stack import resolve_stack
 
 if TYPE_CHECKING:
-    import argparse
+    from collections.abc import Iterator
 
-    from webbugger.registry import Loader
+    from webbugger.registry import Loader, Pager
+
+# Records per page read when listing.
+LIST_PAGE = 100
+
+
+def _source_ref(args: argparse.Namespace) -> Ref:
+    """``TYPE:ID``; the older ``TYPE ID`` still works, with a line on stderr saying so."""
+    if args.legacy_id is not None:
+        old, new = f"{args.ref} {args.legacy_id}", f"{args.ref}:{args.legacy_id}"
+        note = paint("webbugger: note:", "yellow")
+        print(f"{note} `source create {old}` is deprecated: write `source create {new}`", file=sys.stderr)
+        return Ref(args.ref, args.legacy_id)
+    if ":" not in args.ref:
+        raise UsageError(f"give the source as TYPE:ID (e.g. campaign:{args.ref}), not {args.ref!r}")
+    ref = Ref.parse(args.ref)  # refuses a bad id before a stack is looked for
+    return ref
 
 
 def cmd_source_create(args: argparse.Namespace) -> int:
-    """Store a new source record and print its reference (for ``--source``)."""
-    create = default_registry().source(args.type).create  # UnknownTypeError: one line
+    """Store a new source record and print its reference (for ``--source``), or it as JSON."""
+    ref = _source_ref(args)
+    assert ref.id is not None  # parse() without allow_new always gives an id
+    create = default_registry().source(ref.type).create  # UnknownTypeError: one line
     if create is None:
-        raise UsageError(f"source type {args.type} cannot be created from the command line")
-    ref = Ref(args.type, args.id)  # refuses a bad id before a stack is looked for
+        raise UsageError(f"source type {ref.type} cannot be created from the command line")
     resolve_stack(args.stack, args.region)
-    create(args.id, args.name or None)
-    print(ref)
+    record = create(ref.id, args.name or None)
+    if args.json:
+        print(json.dumps({"ref": str(ref), **record_fields(record)}))
+    else:
+        print(ref)
+    return 0
+
+
+def _pager(kind: Kind, type_name: str) -> Pager:
+    registered = default_registry().get(kind, type_name)
+    page = getattr(registered, "page", None)
+    if page is None:
+        raise UsageError(
+            f"{kind} type {type_name} cannot be listed: its plugin registers no page(limit, after)"
+        )
+    return cast("Pager", page)
+
+
+def _listed(kind: Kind, type_names: list[str], limit: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(TYPE, fields)`` of up to ``limit`` stored records, type after type (each in its store's order)."""
+    left = limit
+    for type_name in type_names:
+        page, after = _pager(kind, type_name), None
+        while left > 0:
+            records, after = page(min(left, LIST_PAGE), after)
+            for record in records[:left]:
+                yield type_name, record_fields(record)
+            left -= len(records)
+            if after is None:
+                break
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print stored entities or sources: a table (reference, name, created) or JSON lines."""
+    kind = Kind(args.kind)
+    registry = default_registry()
+    if args.type is not None:
+        names = [args.type]
+        _pager(kind, args.type)  # an unknown or unlistable type: one line before a stack is looked for
+    else:
+        listed = registry.listing()
+        names = [found.name for k, found in listed if k is kind and getattr(found, "page", None)]
+    resolve_stack(args.stack, args.region)
+    rows = []
+    for type_name, fields in _listed(kind, names, args.limit):
+        ref = f"{type_name}:{fields.get('id')}"
+        if args.json:
+            print(json.dumps({"ref": ref, **fields}))
+        else:
+            rows.append((ref, display(fields.get("name")), display(fields.get("created_at"))))
+    if not args.json:
+        if rows:
+            print_table([("REF", "NAME", "CREATED"), *rows])
+        else:
+            print(f"no stored {kind}s", file=sys.stderr)
     return 0
 
 
@@ -81,10 +156,12 @@ def add_parsers(
 
     create = source.add_parser("create", parents=[common], help="store a source and print TYPE:ID")
     create.add_argument(
-        "type", metavar="TYPE", help="source type (one whose plugin can create records, e.g. campaign)"
+        "ref", metavar="TYPE:ID", help="the source (a type whose plugin can create records, e.g. campaign)"
     )
-    create.add_argument("id", metavar="ID", help="the source's id")
+    # The older `source create TYPE ID` (deprecated): kept working, with a note.
+    create.add_argument("legacy_id", nargs="?", help=argparse.SUPPRESS)
     create.add_argument("--name", help="a human-readable name")
+    create.add_argument("--json", action="store_true", help="the stored record as one JSON object")
     create.set_defaults(handler=cmd_source_create)
 
     for kind, sub in ((Kind.ENTITY, entity), (Kind.SOURCE, source)):
@@ -92,3 +169,10 @@ def add_parsers(
         show.add_argument("ref", metavar="TYPE:ID", help=f"the {kind} to show")
         show.add_argument("--json", action="store_true", help="one JSON object")
         show.set_defaults(handler=cmd_show, kind=kind.value)
+        listing = sub.add_parser("list", parents=[common], help=f"print stored {kind}s (every listable type)")
+        listing.add_argument("--type", metavar="TYPE", help=f"only this {kind} type's")
+        listing.add_argument(
+            "--limit", type=bounded(1, 10_000), default=50, help="at most this many (default: 50)"
+        )
+        listing.add_argument("--json", action="store_true", help="one JSON object per line")
+        listing.set_defaults(handler=cmd_list, kind=kind.value)

@@ -12,6 +12,8 @@ Lines without a spilled record are skipped. One summary line; exit status 1 if a
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import re
 import sys
 from contextlib import ExitStack
@@ -20,8 +22,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from webbugger.spill import SPILL_KEY, InvalidSpillRecordError, record_from_log_line, store_record
-
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.options import parse_time
 from webbugger_cli.stack import StackError, describe_stack, resolve_stack, stack_outputs
@@ -29,8 +29,6 @@ from webbugger_cli.stack import StackError, describe_stack, resolve_stack, stack
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-# The subscription filter of template.yaml's SpilledLogsSubscription: the same records.
-LOG_FILTER = "{ $.%s.id = * }" % SPILL_KEY  # noqa: UP031 - braces are the pattern's own
 LOG_GROUP_OUTPUT = "TrackFunctionLogGroupName"
 DEFAULT_SINCE = "1d"
 _DURATION = re.compile(r"(\d+)([mhd])\Z")
@@ -70,6 +68,9 @@ def since_time(text: str, now: datetime | None = None) -> datetime:
 
 def replay_lines(lines: Iterable[str], tally: Tally) -> Tally:
     """Store the beacon of every spilled record in ``lines``; table errors propagate."""
+    # Imported here: the beacon model (PynamoDB) is not for the CLI's start-up (bench/cli.py).
+    from webbugger.spill import InvalidSpillRecordError, record_from_log_line, store_record
+
     for line in lines:
         try:
             record = record_from_log_line(line)
@@ -95,6 +96,10 @@ def replay_lines(lines: Iterable[str], tally: Tally) -> Tally:
 def log_group_lines(stack_name: str, region: str | None, since: datetime) -> Iterator[str]:
     """The messages of the stack's track-function log events that carry a spilled record."""
     import boto3  # only a deployed stack's log is read with it
+    from webbugger.spill import SPILL_KEY
+
+    # The subscription filter of template.yaml's SpilledLogsSubscription: the same records.
+    log_filter = "{ $.%s.id = * }" % SPILL_KEY  # noqa: UP031 - braces are the pattern's own
 
     session = boto3.session.Session(region_name=region)
     outputs = stack_outputs(describe_stack(session, stack_name))
@@ -104,7 +109,7 @@ def log_group_lines(stack_name: str, region: str | None, since: datetime) -> Ite
     pages = (
         session.client("logs")
         .get_paginator("filter_log_events")
-        .paginate(logGroupName=group, filterPattern=LOG_FILTER, startTime=int(since.timestamp() * 1000))
+        .paginate(logGroupName=group, filterPattern=log_filter, startTime=int(since.timestamp() * 1000))
     )
     for page in pages:
         for event in page.get("events", []):
@@ -149,7 +154,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         else:
             since = args.since or since_time(DEFAULT_SINCE)
             replay_lines(log_group_lines(str(stack_name), region, since), tally)
-    print(tally.summary())
+    print(json.dumps(dataclasses.asdict(tally)) if args.json else tally.summary())
     return 1 if tally.invalid else 0
 
 
@@ -179,4 +184,5 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--stack", metavar="NAME", default=argparse.SUPPRESS, help="deployed stack (default: the local one)"
     )
     parser.add_argument("--region", default=argparse.SUPPRESS, help="AWS region of --stack")
+    parser.add_argument("--json", action="store_true", help="the counts as one JSON object")
     parser.set_defaults(handler=cmd_replay)

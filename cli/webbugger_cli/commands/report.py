@@ -12,14 +12,9 @@ import tempfile
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-from webbugger.beacon_queries import beacons_between
-from webbugger.campaigns import send_to_open
-from webbugger.counters import daily_stats
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.runtime import default_registry
-from webbugger.sends import sent_at
-from webbugger.service.stats import campaign_figures, require_known
 
 from webbugger_cli.campaign_report import CampaignReport
 from webbugger_cli.commands import UsageError
@@ -36,6 +31,11 @@ MAX_SCAN = 1_000_000
 def fetch(kind: Kind, ref: Ref, days: int, *, cap: int, now: datetime) -> ReportData:
     """The report's data, read from the bound tables; refused (one line) for a reference with no
     stored record and nothing counted (an empty report would read as "no traffic")."""
+    # PynamoDB's modules: not at the CLI's start-up.
+    from webbugger.beacon_queries import beacons_between
+    from webbugger.counters import daily_stats
+    from webbugger.service.stats import require_known
+
     first, last = day_range(days, now)
     stats = daily_stats(kind, ref, first, last)
     require_known(default_registry(), kind, ref, stats)
@@ -56,6 +56,10 @@ def fetch(kind: Kind, ref: Ref, days: int, *, cap: int, now: datetime) -> Report
 def campaign_report(ref: Ref, first: date, last: date, cap: int) -> CampaignReport | None:
     """A source's campaign part: its figures and the hours from send to first open; None when
     nothing was sent to it (a source that is not a campaign)."""
+    from webbugger.campaigns import send_to_open
+    from webbugger.sends import sent_at
+    from webbugger.service.stats import campaign_figures
+
     figures = campaign_figures(default_registry(), ref, first, last, cap=cap)
     if not figures.sent:
         return None

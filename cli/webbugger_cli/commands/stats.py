@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 from webbugger.refs import Ref
 from webbugger.registry import Kind, Registry
 from webbugger.runtime import default_registry
-from webbugger.tracking import SHORT_LINK_TYPE
 
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.backends import open_backend
@@ -155,6 +154,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     backend = open_backend(args.stack, args.region)
     stats = backend.stats(kind, ref, first, last)
     variants: list[Record] = []
+    from webbugger.tracking import SHORT_LINK_TYPE  # the tracker's modules: not at start-up
+
     if kind is Kind.TARGET and ref.type == SHORT_LINK_TYPE and ref.id:
         with contextlib.suppress(UsageError):  # no such link (any more): its counters all the same
             variants = backend.variant_clicks(ref.id, first, last)["variants"]

@@ -13,9 +13,14 @@ from webbugger_cli.commands import print_table
 if TYPE_CHECKING:
     import argparse
 
-    from webbugger.registry import Kind, RegisteredType
+    from webbugger.registry import Kind, RegisteredType, Registry
 
 _COLUMNS = ("KIND", "NAME", "HOOKS", "ORIGIN")
+
+
+def type_entries(registry: Registry) -> list[dict[str, str | None]]:
+    """Every type of ``registry``: kind, name, hooks and origin (the plugin module)."""
+    return [_entry(kind, registered) for kind, registered in registry.listing()]
 
 
 def _entry(kind: Kind, registered: RegisteredType) -> dict[str, str | None]:
@@ -31,7 +36,7 @@ def _entry(kind: Kind, registered: RegisteredType) -> dict[str, str | None]:
 def cmd_types(args: argparse.Namespace) -> int:
     """Print the registered types, as a table or as JSON lines. Needs no stack."""
     # The plugins this process loads: entry points and WEBBUGGER_PLUGINS, as the functions do.
-    entries = [_entry(kind, registered) for kind, registered in default_registry().listing()]
+    entries = type_entries(default_registry())
     if args.json:
         for entry in entries:
             print(json.dumps(entry))

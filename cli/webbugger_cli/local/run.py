@@ -28,6 +28,7 @@ from webbugger.service.links import create_link
 from webbugger.settings import load_settings
 from webbugger.tokens import KeyRing, TokenClaims
 
+from webbugger_cli.commands.types import type_entries
 from webbugger_cli.local import state
 from webbugger_cli.local.ddblocal import DynamoDBLocal, DynamoDBLocalError, free_port
 from webbugger_cli.local.server import LocalApi, local_apis
@@ -192,6 +193,10 @@ def run(port: int, front_door: str = FRONT_DOORS[0]) -> int:
                 return 1
             if api.admin_url is not None:
                 stack = dataclasses.replace(stack, outputs={**stack.outputs, "AdminApiUrl": api.admin_url})
+            # What the CLI reads to check as this stack does, and to load only the plugins it needs.
+            stack = dataclasses.replace(
+                stack, parameters=api.parameters, types=type_entries(default_registry())
+            )
             state.write_running(stack, directory)
             api.start_in_thread()
             feed.start()

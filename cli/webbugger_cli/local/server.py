@@ -205,6 +205,12 @@ def apply_environment(template: Template, stack: state.LocalStack, signing_keys:
     return env
 
 
+def stack_parameters(template: Template, env: dict[str, str]) -> dict[str, str]:
+    """What the functions see of the template's parameters and of the plugin list ("" when
+    unset): published in stack.json for the CLI (:func:`webbugger_cli.stack.adopt_local_parameters`)."""
+    return {name: env.get(name, "") for name in sorted(_parameter_variables(template) | {PLUGINS_VARIABLE})}
+
+
 class FairLock:
     """A lock taken in the order it was asked for (first come, first served).
 
@@ -362,6 +368,7 @@ class LocalApi:
         )
         # The core reads its settings from the environment once, on first use: set it first.
         self.environment = apply_environment(template, stack, signing_keys)
+        self.parameters = stack_parameters(template, self.environment)
         # Then the plugins (a broken one raises PluginLoadError here, as at a cold start), and
         # local names for the tables they declare that the template does not define.
         runtime.reset()

@@ -4,7 +4,7 @@
 - ``.local/signing-keys.json``: the local signing key ring, made once (old URLs keep working);
 - ``.local/visitor-salt``, ``.local/origin-secret``: the other secrets a deployment generates;
 - ``.local/stack.json``: written while the stack runs: its URLs, table names and process id,
-  under the same Outputs names a deployed stack has.
+  under the same Outputs names a deployed stack has, its parameters and its plugins' types.
 """
 
 from __future__ import annotations
@@ -71,6 +71,12 @@ class LocalStack:
     outputs: dict[str, str] = field(default_factory=dict)
     # Where this stack keeps its state (.local/ unless overridden): its secrets live there.
     state_dir: str = ""
+    # What its functions see of the template's parameters and of WEBBUGGER_PLUGINS ("" when
+    # unset), for the CLI to see the same; None when not recorded (a stack a test starts).
+    parameters: dict[str, str] | None = None
+    # The types its plugins registered, as `webbugger types --json` lists them (kind, name,
+    # hooks, origin): the CLI loads only the plugins a URL names (bench/cli.py). None: unknown.
+    types: list[dict[str, str | None]] | None = None
 
     def environment(self, signing_keys: str) -> dict[str, str]:
         """Variables that point the core at this stack (tables, endpoint, keys, fake credentials)."""

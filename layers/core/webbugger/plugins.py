@@ -29,11 +29,9 @@ import os
 import sys
 from contextlib import contextmanager
 from contextvars import ContextVar
-from importlib.metadata import PathDistribution
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from webbugger.applied import AppliedBeacons, update_once
 from webbugger.errors import TypeClashError, WebbuggerError
 from webbugger.modes import Mode
 from webbugger.refs import Ref
@@ -45,6 +43,7 @@ from webbugger.registry import (
     LinkRecord,
     LinkStore,
     Loader,
+    Pager,
     Registry,
     SourceCreator,
 )
@@ -55,6 +54,8 @@ if TYPE_CHECKING:
 
     from pynamodb.models import Model
     from pynamodb.transactions import TransactWrite
+
+    from webbugger.applied import AppliedBeacons, update_once
 
 ENTRY_POINT_GROUP = "webbugger.plugins"
 PLUGINS_VARIABLE = "WEBBUGGER_PLUGINS"
@@ -70,6 +71,7 @@ __all__ = [
     "LinkRecord",
     "LinkStore",
     "Mode",
+    "Pager",
     "PluginLoadError",
     "PluginTypes",
     "Ref",
@@ -80,6 +82,16 @@ __all__ = [
     "load_plugins",
     "update_once",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Re-exported lazily: PynamoDB's attributes take ~50 ms to import, which minting a URL from
+    # the command line does without (bench/cli.py); a plugin that uses them imports them anyway.
+    if name in ("AppliedBeacons", "update_once"):
+        from webbugger import applied
+
+        return getattr(applied, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class PluginLoadError(WebbuggerError):
@@ -110,17 +122,24 @@ class PluginTypes:
         get_or_create: GetOrCreate,
         hooks: HookMode = HookMode.INLINE,
         load: Loader | None = None,
+        page: Pager | None = None,
     ) -> None:
         """An entity type. ``get_or_create(id or None)`` returns the record (with an ``id``); its
         optional ``beacon_update(request)`` runs inline (before the response, within the budget)
         or deferred (from the beacons stream, retried, applied once per beacon). ``load(id)``,
-        optional, reads a record without creating it."""
-        self._registry.register_entity(name, get_or_create, origin=self.origin, hooks=hooks, load=load)
+        optional, reads a record without creating it; ``page(limit, after)``, optional, lists
+        them (``webbugger entity list``)."""
+        self._registry.register_entity(
+            name, get_or_create, origin=self.origin, hooks=hooks, load=load, page=page
+        )
 
-    def source(self, name: str, *, load: Loader, create: SourceCreator | None = None) -> None:
+    def source(
+        self, name: str, *, load: Loader, create: SourceCreator | None = None, page: Pager | None = None
+    ) -> None:
         """A source type. ``load(id)`` returns the record or None; ``create(id, name)``, optional,
-        stores a new one (``webbugger source create``)."""
-        self._registry.register_source(name, load, origin=self.origin, create=create)
+        stores a new one (``webbugger source create``); ``page(limit, after)``, optional, lists
+        them (``webbugger source list``)."""
+        self._registry.register_source(name, load, origin=self.origin, create=create, page=page)
 
     def table(self, model: type[Model], *, variable: str) -> None:
         """A PynamoDB model of the plugin's own table, whose name is in environment ``variable``
@@ -182,6 +201,8 @@ def entry_point_modules(group: str = ENTRY_POINT_GROUP) -> list[str]:
                         continue
             except OSError:  # no entry points
                 continue
+            from importlib.metadata import PathDistribution  # only when a distribution names the group
+
             found = PathDistribution(Path(directory, name)).entry_points.select(group=group)
             modules += [ep.value.split(":", 1)[0].strip() for ep in found]
     return modules

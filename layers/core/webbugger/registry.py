@@ -52,6 +52,9 @@ GetOrCreate = Callable[[str | None], Any]
 IdCheck = Callable[[str], str]
 # Stores a new record with this id and (optional) human-readable name.
 SourceCreator = Callable[[str, str | None], Any]
+# Up to ``limit`` stored records (the store's order) after the one with id ``after`` (None: from
+# the start), and the id to resume after (None at the end): for listings.
+Pager = Callable[[int, str | None], tuple[list[Any], str | None]]
 # A stored link as JSON-ready fields: id, url, created_at, disabled, forward_query, utm,
 # valid_from, expires_at (times in ISO 8601), max_hits, hits, fallback_url, tags.
 LinkRecord = dict[str, Any]
@@ -107,6 +110,8 @@ class EntityType(NamedTuple):
     hooks: HookMode = HookMode.INLINE
     # Reads an entity without creating it (for listings and `webbugger entity show`).
     load: Loader | None = None
+    # Lists stored entities (`webbugger entity list`).
+    page: Pager | None = None
 
 
 class SourceType(NamedTuple):
@@ -117,6 +122,8 @@ class SourceType(NamedTuple):
     origin: str
     # Stores a new source record (``webbugger source create``).
     create: SourceCreator | None = None
+    # Lists stored sources (`webbugger source list`).
+    page: Pager | None = None
 
 
 RegisteredType = TargetType | EntityType | SourceType
@@ -161,15 +168,22 @@ class Registry:
         origin: str = "core",
         hooks: HookMode = HookMode.INLINE,
         load: Loader | None = None,
+        page: Pager | None = None,
     ) -> None:
         """Register an entity type: ``get_or_create(id or None)`` returns the record (with an ``id``)."""
-        self._add(Kind.ENTITY, EntityType(name, get_or_create, origin, hooks, load))
+        self._add(Kind.ENTITY, EntityType(name, get_or_create, origin, hooks, load, page))
 
     def register_source(
-        self, name: str, load: Loader, *, origin: str = "core", create: SourceCreator | None = None
+        self,
+        name: str,
+        load: Loader,
+        *,
+        origin: str = "core",
+        create: SourceCreator | None = None,
+        page: Pager | None = None,
     ) -> None:
         """Register a source type: ``load(id)`` returns the record, or None when there is none."""
-        self._add(Kind.SOURCE, SourceType(name, load, origin, create))
+        self._add(Kind.SOURCE, SourceType(name, load, origin, create, page))
 
     def add_table(self, model: type[Model], variable: str) -> None:
         """Record a plugin's PynamoDB model, bound to the table named by ``variable`` at first use."""

@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 import sys
 from functools import cache
+from typing import TYPE_CHECKING
 
 from webbugger.errors import ConfigurationError
-from webbugger.models import Beacon, bind
 from webbugger.plugins import load_plugins
 from webbugger.registry import Registry
-from webbugger.settings import Settings, get_settings
-from webbugger.tracking import Tracker
+from webbugger.settings import get_settings
+
+if TYPE_CHECKING:
+    from webbugger.settings import Settings
+    from webbugger.tracking import Tracker
 
 
 @cache
@@ -28,6 +31,10 @@ def default_registry() -> Registry:
 
 def bind_core_models(settings: Settings) -> None:
     """Bind the core's own models (beacons; counters where the function has them) to their tables."""
+    # Imported here, as Tracker below: the CLI imports this module to mint URLs, which needs no
+    # PynamoDB (bench/cli.py); a function has imported both by its first request anyway.
+    from webbugger.models import Beacon, bind
+
     bind(Beacon, settings.beacons_table, settings)
     if settings.counters_table:
         # Not on the track function's path.
@@ -42,6 +49,8 @@ def bind_core_models(settings: Settings) -> None:
 
 def bind_tables(registry: Registry, settings: Settings) -> None:
     """Bind the core's models and every plugin model to their tables."""
+    from webbugger.models import bind
+
     bind_core_models(settings)
     for model, variable in registry.tables:
         table = os.environ.get(variable)
@@ -61,6 +70,8 @@ def default_settings() -> Settings:
 @cache
 def default_tracker() -> Tracker:
     """The tracker of this process."""
+    from webbugger.tracking import Tracker
+
     return Tracker(default_settings(), default_registry())
 
 

@@ -12,6 +12,8 @@ from webbugger.errors import WebbuggerError
 from webbugger.models import utcnow
 from webbugger.refs import Ref
 
+from webbugger_plugins.records import page_of
+
 if TYPE_CHECKING:
     from webbugger.plugins import PluginTypes
 
@@ -59,4 +61,4 @@ def create_campaign(campaign_id: str, name: str | None = None) -> Campaign:
 def register(types: PluginTypes) -> None:
     """Plugin entry point."""
     types.table(Campaign, variable="CAMPAIGNS_TABLE")
-    types.source("campaign", load=load, create=create_campaign)
+    types.source("campaign", load=load, create=create_campaign, page=page_of(Campaign))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pynamodb.attributes import UnicodeAttribute, UnicodeSetAttribute, UTCDateTimeAttribute
 from pynamodb.models import Model
 
-from webbugger_plugins.records import get_or_create, update
+from webbugger_plugins.records import get_or_create, page_of, update
 
 if TYPE_CHECKING:
     from webbugger.plugins import HitRequest, PluginTypes
@@ -62,4 +62,4 @@ def load(entity_id: str) -> IpEntity | None:
 def register(types: PluginTypes) -> None:
     """Plugin entry point."""
     types.table(IpEntity, variable="IP_ENTITIES_TABLE")
-    types.entity("ip", get_or_create=_get_or_create, load=load)
+    types.entity("ip", get_or_create=_get_or_create, load=load, page=page_of(IpEntity))

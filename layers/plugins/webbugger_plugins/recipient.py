@@ -14,7 +14,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAt
 from pynamodb.models import Model
 from webbugger.plugins import AppliedBeacons, HookMode, Mode
 
-from webbugger_plugins.records import new_unless_stored, update
+from webbugger_plugins.records import new_unless_stored, page_of, update
 
 if TYPE_CHECKING:
     from webbugger.plugins import HitRequest, PluginTypes
@@ -90,4 +90,6 @@ def load(entity_id: str) -> Recipient | None:
 def register(types: PluginTypes) -> None:
     """Plugin entry point."""
     types.table(Recipient, variable="RECIPIENTS_TABLE")
-    types.entity("recipient", get_or_create=_get_or_create, load=load, hooks=HookMode.DEFERRED)
+    types.entity(
+        "recipient", get_or_create=_get_or_create, load=load, hooks=HookMode.DEFERRED, page=page_of(Recipient)
+    )

@@ -11,6 +11,8 @@ from webbugger.models import utcnow
 from webbugger.plugins import AppliedBeacons, current_transaction, update_once
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pynamodb.models import Model
 
 M = TypeVar("M", bound="Model")
@@ -32,6 +34,19 @@ def get_or_create(model: type[M], record_id: str | None) -> M:
             return model.get(record_id)
         raise
     return record
+
+
+def page_of(model: type[M]) -> Callable[[int, str | None], tuple[list[M], str | None]]:
+    """A lister of ``model``'s records keyed by ``id`` (:data:`webbugger.plugins.Pager`): up to
+    ``limit`` of them (table order) after the one with id ``after``, and the id to resume after."""
+
+    def page(limit: int, after: str | None) -> tuple[list[M], str | None]:
+        found = model.scan(limit=limit, last_evaluated_key={"id": {"S": after}} if after else None)
+        records = list(found)
+        last = found.last_evaluated_key
+        return records, (last.get("id", {}).get("S") if last else None)
+
+    return page
 
 
 def new_unless_stored(model: type[M], record_id: str) -> M:

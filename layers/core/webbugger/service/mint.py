@@ -24,7 +24,6 @@ from webbugger.minting import tracking_url
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.registry import Kind, TargetType, resolve_target_url
-from webbugger.sends import record_sends, sent_count
 from webbugger.tokens import Purpose, TokenClaims
 
 if TYPE_CHECKING:
@@ -188,6 +187,8 @@ def record_entity_sends(
 ) -> tuple[int, int]:
     """Record that ``source`` (``TYPE:ID``, a campaign) was sent to each of ``entities``
     (``TYPE:ID``), e.g. for URLs minted offline; how many were new, and the total sent since."""
+    from webbugger.sends import record_sends, sent_count  # PynamoDB: not for minting alone
+
     campaign = checked_ref(registry, Kind.SOURCE, source)
     recipients = []
     for index, text in enumerate(entities):
@@ -209,6 +210,8 @@ def record_minted_sends(
 ) -> int:
     """Record a send for each request minted for email naming an entity with an id and a source
     (once per entity and source, whatever the number of mintings); how many were new."""
+    from webbugger.sends import record_sends  # PynamoDB: not for minting alone
+
     by_source: dict[Ref, list[Ref]] = {}
     for request in requests:
         claims = pixel_claims(registry, request, default)
