@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
     from webbugger.counters import DayCounts
 
+    from webbugger_cli.campaign_report import CampaignReport
+
 DEFAULT_SCAN_CAP = 50_000
 LATEST_BEACONS = 50
 TOP_ROWS = 10
@@ -113,6 +115,8 @@ class ReportData:
     generated_at: datetime
     days: Sequence[DayCounts]
     tally: Tally
+    # A source's campaign part (its sends, rates, links, timings, clients), when it has one.
+    campaign: CampaignReport | None = None
 
 
 def beacon_row(beacon: BeaconLike) -> BeaconRow:
@@ -413,6 +417,14 @@ def _latest(data: ReportData) -> str:
     )
 
 
+def _campaign(data: ReportData) -> str:
+    if data.campaign is None:
+        return ""
+    from webbugger_cli.campaign_report import campaign_section
+
+    return campaign_section(data.campaign)
+
+
 def render_html(data: ReportData) -> str:
     """The whole page, as one string."""
     generated = data.generated_at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
@@ -427,7 +439,7 @@ def render_html(data: ReportData) -> str:
         f'<p class="meta">Range: {_e(data.first_day)} to {_e(data.last_day)} (UTC, {days} '
         f"day{'s' if days != 1 else ''})</p>"
         f'<p class="meta">Generated: {_e(generated)}</p></header>'
-        f"<main>{_figures(data)}{_charts(data)}{_tops(data)}{_latest(data)}</main>"
+        f"<main>{_campaign(data)}{_figures(data)}{_charts(data)}{_tops(data)}{_latest(data)}</main>"
         "<footer>webbugger report. Figures and charts come from the daily counters; the tables from "
         "the stored beacons (the two can differ while the counters catch up, or when beacons have "
         "expired).</footer></body></html>\n"

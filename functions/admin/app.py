@@ -1,4 +1,4 @@
-"""Admin function: the admin HTTP API (links, minting, beacons, stats, exports), behind IAM.
+"""Admin function: the admin HTTP API (links, minting, rewriting, beacons, stats, exports), behind IAM.
 
 Every route of this API needs a SigV4-signed request (template.yaml: the AdminApi's default
 authorizer is AWS_IAM). The routes are in :mod:`admin_api`, one router per resource; here they
@@ -25,7 +25,7 @@ from webbugger.observability import logger, metrics
 from webbugger.plugins import PluginLoadError
 from webbugger.runtime import default_registry
 
-from admin_api import beacons, erase, export, links, mint, openapi, recount, stats
+from admin_api import beacons, erase, export, links, mint, openapi, recount, rewrite, stats
 from admin_api.errors import error_answer, status_and_code
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def _json_body(text: str) -> Any:
 
 
 app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=_json_body)
-for module in (links, mint, beacons, stats, export, erase, recount, openapi):
+for module in (links, mint, rewrite, beacons, stats, export, erase, recount, openapi):
     app.include_router(module.router)
 
 # Plugins load at init: a broken plugin stops this container with one clear line.

@@ -81,6 +81,7 @@ def test_erase_removes_one_entity_and_nothing_else(local_stack: RunningStack) ->
         "visitor_marks": 1,  # its day item: one day
         "record": True,  # the recipient's own item (made by its deferred hook)
         "record_error": None,
+        "sends": 0,  # no campaign was sent to it (test_admin_rewrite erases one that was)
     }
     assert beacons_of(local_stack, gone) == []
     # Nothing stored and nothing counted under its name: `stats` says so rather than print zeros.

@@ -23,6 +23,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from moto import mock_aws
+from webbugger.campaigns import fold
 from webbugger.counters import DayCounts, Stats
 from webbugger.refs import Ref
 from webbugger.registry import Kind, Registry
@@ -435,6 +436,12 @@ class AdminStub(BaseHTTPRequestHandler):
             records, cursor = AdminStub.export_pages[query.get("cursor", "")]
             lines = b"".join(json.dumps(record).encode() + b"\n" for record in records)
             self._answer(200, lines, {"X-Next-Cursor": cursor} if cursor else {})
+        elif parts.path == "/stats/campaign":
+            figures = fold(query["ref"], [], sent=4).as_dict()
+            self._answer(200, figures | {"from": query["from"], "to": query["to"]})
+        elif parts.path == "/sends":
+            entities = json.loads(body)["entities"]
+            self._answer(200, {"source": "s", "recorded": len(entities) - 1, "sent": 0})
         elif parts.path == "/broken":
             self._answer(500, b"<html>Internal error</html>")
         else:
@@ -538,6 +545,17 @@ def test_export_follows_the_cursor(client: AdminClient) -> None:
     assert first["format"] == "jsonl"
     assert "cursor" not in first
     assert second["cursor"] == "c1"
+
+
+def test_campaign_figures_and_sends_through_the_backend(client: AdminClient) -> None:
+    backend = AdminBackend(client, "https://api.example.com")
+    figures = backend.campaign(Ref("campaign", "spring"), SINCE.date(), UNTIL.date())
+    assert (figures["sent"], figures["open_rate"], figures["from"]) == (4, 0.0, SINCE.date().isoformat())
+    recipients = [Ref("recipient", f"r{n}") for n in range(2500)]
+    assert backend.record_sends(Ref("campaign", "spring"), recipients) == 2497  # the stub: one old a call
+    posted = [json.loads(r["body"]) for r in AdminStub.requests if r["path"] == "/sends"]
+    assert [len(payload["entities"]) for payload in posted] == [1000, 1000, 500]
+    assert posted[0]["source"] == "campaign:spring" and posted[2]["entities"][-1] == "recipient:r2499"
 
 
 def test_missing_link_through_the_backend(client: AdminClient) -> None:

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 LINK_PAGE = 100
 # Beacons per admin API export request.
 EXPORT_PAGE = 1000
+# Recipients per POST /sends (the admin API's maximum).
+SENDS_BATCH = 1000
 
 Record = dict[str, Any]
 
@@ -75,6 +77,12 @@ class Backend(Protocol):
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         """A reference's daily counters; refused (one line) for a reference with no stored
         record and nothing counted."""
+
+    def campaign(self, ref: Ref, first: date, last: date) -> Record:
+        """A campaign's figures (:meth:`CampaignFigures.as_dict`, with ``from`` and ``to``)."""
+
+    def record_sends(self, campaign: Ref, recipients: list[Ref]) -> int:
+        """Record the campaign's send to each recipient (once each); how many were new."""
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
         """Beacon records, newest first, read lazily."""
@@ -174,6 +182,20 @@ class LocalBackend:
 
         require_counters(self.stack)
         return read_stats(kind, ref, first, last, registry=default_registry())
+
+    def campaign(self, ref: Ref, first: date, last: date) -> Record:
+        from webbugger.service.stats import campaign_figures
+
+        require_counters(self.stack)
+        figures = campaign_figures(default_registry(), ref, first, last)
+        return figures.as_dict() | {"from": first.isoformat(), "to": last.isoformat()}
+
+    def record_sends(self, campaign: Ref, recipients: list[Ref]) -> int:
+        from webbugger.runtime import default_settings
+        from webbugger.sends import record_sends
+
+        require_counters(self.stack)
+        return record_sends(campaign, recipients, default_settings())
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
         from webbugger.service.beacons import beacon_records
@@ -321,6 +343,26 @@ class AdminBackend:
     def stats(self, kind: Kind, ref: Ref, first: date, last: date) -> Stats:
         query = {"ref": str(ref), "kind": str(kind), "from": first.isoformat(), "to": last.isoformat()}
         return stats_from_dict(self.client.get_json("/stats", query))
+
+    def campaign(self, ref: Ref, first: date, last: date) -> Record:
+        query = {"ref": str(ref), "from": first.isoformat(), "to": last.isoformat()}
+        answer = self.client.get_json("/stats/campaign", query)
+        if not isinstance(answer, dict) or not isinstance(answer.get("links"), list):
+            raise AdminApiError("the admin API's campaign stats answer is malformed")
+        return answer
+
+    def record_sends(self, campaign: Ref, recipients: list[Ref]) -> int:
+        new = 0
+        for start in range(0, len(recipients), SENDS_BATCH):
+            entities = [str(who) for who in recipients[start : start + SENDS_BATCH]]
+            answer = self.client.request(
+                "POST", "/sends", payload={"source": str(campaign), "entities": entities}
+            )
+            recorded = answer.json().get("recorded") if isinstance(answer.json(), dict) else None
+            if not isinstance(recorded, int):
+                raise AdminApiError("the admin API's sends answer is malformed")
+            new += recorded
+        return new
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
         params: dict[str, object] = {

@@ -9,7 +9,9 @@ Each distinct destination becomes one stored link of the campaign (its id derive
 campaign and the URL, so a second run reuses it): created through the local stack's core or a
 deployed stack's admin API, like ``webbugger link create``. The URLs are signed with the stack's
 key ring, as ``webbugger url`` does. The campaign must exist: a beacon naming an unknown
-campaign is refused, so every link would answer 404.
+campaign is refused, so every link would answer 404. Once the messages are written, each
+recipient's send is recorded (once per recipient and campaign: :mod:`webbugger.sends`), the
+denominator of the campaign's open and click rates.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from webbugger.errors import NotFoundError, UnknownTypeError
 from webbugger.minting import tracking_url
 from webbugger.refs import Ref
 from webbugger.runtime import default_registry
@@ -102,25 +105,30 @@ def _link_id_for(backend: Backend, campaign: Ref) -> Callable[[str], str]:
 
 
 def _check_campaign(registry: Registry, campaign: Ref) -> None:
-    registry.entity("recipient")  # UnknownTypeError (one line) if a type is missing
-    registry.target("link")
-    if campaign.id is not None and registry.source(campaign.type).load(campaign.id) is None:
+    from webbugger.service.rewrite import check_campaign  # the sends' PynamoDB: not at start-up
+
+    try:
+        check_campaign(registry, campaign)
+    except UnknownTypeError:
+        raise  # one line of its own
+    except NotFoundError:
         raise UsageError(
             f"no {campaign}: create it first (`webbugger source create campaign:{campaign.id}`), "
             "or every link of the message would answer 404"
-        )
+        ) from None
 
 
-def _summary(plan: MessagePlan, first: RewrittenMessage, count: int) -> str:
+def _summary(plan: MessagePlan, first: RewrittenMessage, count: int, new_sends: int) -> str:
     reasons: dict[str, int] = {}
     for skipped in plan.skipped:
         reasons[skipped.reason.value] = reasons.get(skipped.reason.value, 0) + 1
     left = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items())) or "none"
     pixel = "pixel placed" if first.pixel else "NO PIXEL (no spot in the body would show it)"
     text = f", {first.text_wrapped} text links" if plan.text is not None else ""
+    sends = f"{new_sends} new send(s) recorded"
     return (
         f"rewrote for {count} recipient(s): {first.wrapped} links{text} to {len(plan.destinations)} "
-        f"destination(s), {pixel}{', honeypot' if first.honeypot else ''}; left alone: {left}"
+        f"destination(s), {pixel}{', honeypot' if first.honeypot else ''}; left alone: {left}; {sends}"
     )
 
 
@@ -143,7 +151,8 @@ def cmd_email_rewrite(args: argparse.Namespace) -> int:
     registry = default_registry()
     stack = resolve_stack(args.stack, args.region)
     _check_campaign(registry, campaign)
-    links = resolve_links(plan, _link_id_for(open_backend(args.stack, args.region), campaign))
+    backend = open_backend(args.stack, args.region)
+    links = resolve_links(plan, _link_id_for(backend, campaign))
     ring = stack.key_ring()
 
     def mint(claims: TokenClaims) -> str:
@@ -165,7 +174,9 @@ def cmd_email_rewrite(args: argparse.Namespace) -> int:
         else:
             print(json.dumps({"recipient": recipient.id, "html": result.html, "text": result.text}))
     assert first is not None
-    print(_summary(plan, first, len(recipients)), file=sys.stderr)
+    # Recorded once the messages are written: a run that failed sent nothing.
+    new_sends = backend.record_sends(campaign, recipients)
+    print(_summary(plan, first, len(recipients), new_sends), file=sys.stderr)
     return 0
 
 

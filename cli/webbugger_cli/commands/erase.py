@@ -35,7 +35,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
     record = "its record deleted" if erased["record"] else "no stored record"
     print(
         f"erased {erased['entity']}: {erased['beacons']} beacons, {erased['counters']} counter days, "
-        f"{erased['visitor_marks']} visitor marks, {record}"
+        f"{erased['visitor_marks']} visitor marks, {erased.get('sends', 0)} send marks, {record}"
     )
     if erased.get("record_error"):
         raise UsageError(

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.runtime import default_registry
 
+from webbugger_cli.campaign_report import CampaignReport
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.options import bounded
 from webbugger_cli.commands.stats import day_range, infer_kind
@@ -41,6 +42,7 @@ def fetch(kind: Kind, ref: Ref, days: int, *, cap: int, now: datetime) -> Report
     since = datetime.combine(first, time.min, tzinfo=UTC)
     found = tally(beacons_between(since, now, kind=kind, ref=ref), cap=cap)
     return ReportData(
+        campaign=campaign_report(ref, first, last, cap) if kind is Kind.SOURCE else None,
         ref=str(ref),
         kind=str(kind),
         first_day=first.isoformat(),
@@ -49,6 +51,19 @@ def fetch(kind: Kind, ref: Ref, days: int, *, cap: int, now: datetime) -> Report
         days=stats.days,
         tally=found,
     )
+
+
+def campaign_report(ref: Ref, first: date, last: date, cap: int) -> CampaignReport | None:
+    """A source's campaign part: its figures and the hours from send to first open; None when
+    nothing was sent to it (a source that is not a campaign)."""
+    from webbugger.campaigns import send_to_open
+    from webbugger.sends import sent_at
+    from webbugger.service.stats import campaign_figures
+
+    figures = campaign_figures(default_registry(), ref, first, last, cap=cap)
+    if not figures.sent:
+        return None
+    return CampaignReport(figures, send_to_open(figures, sent_at(ref, figures.first_opens)))
 
 
 def _destination(text: str) -> Path:
@@ -92,7 +107,17 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"{total:,} hits, {unique:,} unique visitor-days over {args.days} days; "
         f"{data.tally.scanned:,} beacons scanned{capped}"
     )
+    if data.campaign is not None:
+        f = data.campaign.figures
+        print(
+            f"campaign {ref}: sent {f.sent:,}, unique human opens {f.unique_human_opens:,} "
+            f"({_rate(f.open_rate)}), unique human clicks {f.unique_human_clicks:,} ({_rate(f.click_rate)})"
+        )
     return 0
+
+
+def _rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{100 * rate:.1f}%"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

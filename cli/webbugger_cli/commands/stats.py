@@ -9,6 +9,11 @@ busiest day and to the terminal's width.
 
 For a stored link with an A/B split, a line per variant follows: its clicks and human clicks
 over the same days (counted from the link's beacons, which record the variant).
+
+For a source (a campaign), its figures follow (``"campaign"`` in the JSON): sent, unique human
+opens and clicks (distinct recipients over the days), the open, click and click-to-open rates,
+machine opens and clicks apart, and the clicks of each link (:mod:`webbugger.campaigns`, read
+from the campaign's beacons).
 """
 
 from __future__ import annotations
@@ -116,6 +121,31 @@ def variant_lines(variants: list[Record]) -> list[str]:
     ]
 
 
+def _percent(rate: object) -> str:
+    return "-" if rate is None else f"{100 * float(str(rate)):.1f}%"
+
+
+def campaign_lines(campaign: Record) -> list[str]:
+    """The campaign's headline line, its machine line and one line per link."""
+    lines = [
+        f"sent {campaign['sent']}: unique human opens {campaign['unique_human_opens']} "
+        f"(open rate {_percent(campaign['open_rate'])}), unique human clicks "
+        f"{campaign['unique_human_clicks']} (click rate {_percent(campaign['click_rate'])}, "
+        f"click-to-open {_percent(campaign['click_to_open_rate'])})",
+        f"machines apart: {campaign['machine_opens']} opens, {campaign['machine_clicks']} clicks"
+        + "".join(f"; {label} {count}" for label, count in campaign["machine_classes"].items())
+        + (f"; {campaign['pending']} hits not labelled yet" if campaign["pending"] else ""),
+    ]
+    for link in campaign["links"]:
+        lines.append(
+            f"link {link['target']}  unique human clicks {link['unique_human_clicks']}  "
+            f"human {link['human_clicks']}  machine {link['machine_clicks']}  {link['url'] or ''}".rstrip()
+        )
+    if campaign.get("capped"):
+        lines.append(f"(read the newest {campaign['scanned']} beacons only: the scan is capped)")
+    return lines
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     """Print a reference's daily counters (and a split link's clicks per variant)."""
     ref = Ref.parse(args.ref)  # one line for a malformed reference, before any stack is looked for
@@ -129,13 +159,18 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if kind is Kind.TARGET and ref.type == SHORT_LINK_TYPE and ref.id:
         with contextlib.suppress(UsageError):  # no such link (any more): its counters all the same
             variants = backend.variant_clicks(ref.id, first, last)["variants"]
+    campaign = backend.campaign(ref, first, last) if kind is Kind.SOURCE and ref.id else None
     if args.json:
-        print(json.dumps(stats.as_dict() | ({"variants": variants} if variants else {})))
+        extra = ({"variants": variants} if variants else {}) | ({"campaign": campaign} if campaign else {})
+        print(json.dumps(stats.as_dict() | extra))
         return 0
     print(totals_line(stats))
     for line in render_chart(stats, terminal_width()):
         print(line)
     for line in variant_lines(variants) if variants else ():
+        print(line)
+    # A source never sent is no campaign: no lines of zeros.
+    for line in campaign_lines(campaign) if campaign and campaign["sent"] else ():
         print(line)
     return 0
 

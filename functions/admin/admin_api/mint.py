@@ -25,11 +25,13 @@ def _order(request: MintRequest) -> minting.MintRequest:
 )
 def mint(request: MintRequest) -> MintOut:
     """A pixel URL, and a redirect URL when there is a target; 400 (``unknown_record``) when the
-    target or the source does not exist (the URLs would answer 404)."""
-    ring, base = load_key_ring(settings()), tracking_base_url()
-    return MintOut.model_validate(
-        minting.mint(default_registry(), _order(request), ring, base), from_attributes=True
-    )
+    target or the source does not exist (the URLs would answer 404). With ``purpose`` email, an
+    entity with an id and a source, the mail's send is recorded (once per entity and source)."""
+    config = settings()
+    ring, base, order = load_key_ring(config), tracking_base_url(), _order(request)
+    minted = minting.mint(default_registry(), order, ring, base)
+    minting.record_minted_sends(default_registry(), [order], config, default=Purpose.WEB)
+    return MintOut.model_validate(minted, from_attributes=True)
 
 
 @router.post(
@@ -40,8 +42,11 @@ def mint(request: MintRequest) -> MintOut:
 def mint_batch(batch: MintBatch) -> MintBatchOut:
     """Up to 1000 items at once, for a mailing (``purpose`` defaults to ``email``); one bad item
     (a target or source that does not exist included) refuses the batch (its index is in the
-    message). Each distinct target and source is read once."""
-    ring, base = load_key_ring(settings()), tracking_base_url()
+    message). Each distinct target and source is read once. An email item naming an entity with
+    an id and a source records that mail's send (once per entity and source)."""
+    config = settings()
+    ring, base = load_key_ring(config), tracking_base_url()
     orders = [_order(item) for item in batch.items]
     minted = minting.mint_batch(default_registry(), orders, ring, base, default=Purpose.EMAIL)
+    minting.record_minted_sends(default_registry(), orders, config)
     return MintBatchOut(urls=[MintOut.model_validate(urls, from_attributes=True) for urls in minted])

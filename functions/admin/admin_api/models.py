@@ -1,6 +1,7 @@
 """The admin API's request and answer models, in one place: Powertools validates requests and
 answers with them and derives the OpenAPI document from them (the class names are its schema
 names). Also the query parameters that several routes share, and the documented error answers.
+The email routes' models (rewrite, campaign stats) are in :mod:`admin_api.email_models`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,22 @@ BAD_REQUEST: OpenAPIResponse = {
 }
 NOT_FOUND: OpenAPIResponse = {
     "description": "No such link",
+    "content": {"application/json": {"model": ErrorBody}},
+}
+
+
+class GatewayMessage(BaseModel):
+    """API Gateway's own answer (before this function runs)."""
+
+    message: str
+
+
+TOO_LARGE: OpenAPIResponse = {
+    "description": "A body over 10 MB (API Gateway's limit)",
+    "content": {"application/json": {"model": GatewayMessage}},
+}
+NO_CAMPAIGN: OpenAPIResponse = {
+    "description": "No such campaign",
     "content": {"application/json": {"model": ErrorBody}},
 }
 LINK_EXISTS: OpenAPIResponse = {
@@ -366,3 +383,4 @@ class ErasedOut(BaseModel):
     visitor_marks: int
     record: bool = Field(description="Whether the entity's own stored record was deleted too")
     record_error: str | None = Field(default=None, description="Why the entity's record could not be deleted")
+    sends: int = Field(default=0, description="Its send marks deleted: the campaigns sent to it")

@@ -1,4 +1,4 @@
-"""``/stats``: the daily counts of one reference."""
+"""``/stats``: the daily counts of one reference; ``/stats/campaign``: a campaign's rates."""
 
 # No ``from __future__ import annotations``: see admin_api.links.
 
@@ -9,9 +9,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.runtime import default_registry
-from webbugger.service.stats import parse_day, read_stats
+from webbugger.service.stats import campaign_figures, day_range, parse_day, read_stats
 
 from admin_api.config import settings
+from admin_api.email_models import CampaignStatsOut
 from admin_api.models import BAD_REQUEST, NOT_FOUND, StatsOut
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ unannotated
@@ -38,3 +39,27 @@ def stats(
     end = parse_day(last, "to")
     start = parse_day(first, "from")
     return StatsOut.model_validate(read_stats(role, parsed, start, end, registry=registry).as_dict())
+
+
+@router.get(
+    "/stats/campaign",
+    summary="A campaign's sends, open and click rates, and clicks per link",
+    responses={200: {"description": "The campaign's figures"}, 400: BAD_REQUEST},
+)
+def campaign_stats(
+    ref: Annotated[str, Query(max_length=2048, description="TYPE:ID of the campaign (a source)")],
+    first: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    last: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+) -> CampaignStatsOut:
+    """Sent, unique human opens and clicks (distinct recipients over the range), their rates,
+    machine opens and clicks apart, and each link's clicks: read from the campaign's beacons of
+    ``from`` to ``to`` (default: the last 30 days)."""
+    settings()
+    parsed = Ref.parse(ref)
+    registry = default_registry()
+    registry.get(Kind.SOURCE, parsed.type)  # 400 for a type nobody registered
+    start, end = day_range(parse_day(first, "from"), parse_day(last, "to"))
+    figures = campaign_figures(registry, parsed, start, end)
+    return CampaignStatsOut.model_validate(
+        figures.as_dict() | {"from": start.isoformat(), "to": end.isoformat()}
+    )

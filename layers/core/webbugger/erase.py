@@ -5,9 +5,11 @@ For a data-subject request ("delete what you hold about recipient:alice@example.
   (:mod:`webbugger.persons`), and those of the last :data:`UNLISTED_HOURS` hours, which the
   stream function may not have listed yet (its records wait up to a day in the stream), read
   from the day partitions with a filter;
-- the entity's day items (its beacon ids and unique claims) and its own per-day counters;
+- the entity's day items (its beacon ids and unique claims), its send marks (which campaigns
+  were sent to it, :mod:`webbugger.sends`) and its own per-day counters;
 - the entity's own record, when its type can load it and it is a stored item (has ``delete()``).
-Counters of targets and sources keep their sums: they are aggregates that name nobody. The stream
+Counters of targets and sources keep their sums, and campaigns their number sent: they are
+aggregates that name nobody. The stream
 function ignores deletions, so erasing triggers no hooks and no counting.
 
 First of all it leaves the entity's tombstone (:mod:`webbugger.tombstones`, a keyed hash, not the
@@ -27,6 +29,7 @@ from webbugger.counters import Counter, counter_key
 from webbugger.models import Beacon, beacon_key, utcnow
 from webbugger.persons import PersonDay, all_entity_days
 from webbugger.registry import Kind
+from webbugger.sends import Send, entity_marks
 from webbugger.tombstones import bury
 
 if TYPE_CHECKING:
@@ -48,6 +51,8 @@ class Erased:
     record: bool
     # Why the entity's own record could not be deleted (its table unreachable from here), if so.
     record_error: str | None = None
+    # Its send marks: the campaigns sent to it.
+    sends: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -84,11 +89,12 @@ def erase_entity(
     erased_beacons = _delete_all(Beacon, (beacon_key(beacon_id) for beacon_id in sorted(listed | recent)))
     counters = _delete_all(Counter, Counter.query(counter_key(Kind.ENTITY, ref)))
     marks = _delete_all(PersonDay, (PersonDay(day.person, day.day) for day in days))
+    sends = _delete_all(Send, entity_marks(ref))
     try:
         record = None if entity_type.load is None or ref.id is None else entity_type.load(ref.id)
         delete = getattr(record, "delete", None)
         if callable(delete):
             delete()
     except Exception as exc:  # noqa: BLE001 - plugin code; the caller must hear of it
-        return Erased(str(ref), erased_beacons, counters, marks, record=False, record_error=repr(exc))
-    return Erased(str(ref), erased_beacons, counters, marks, record=callable(delete))
+        return Erased(str(ref), erased_beacons, counters, marks, False, repr(exc), sends)
+    return Erased(str(ref), erased_beacons, counters, marks, record=callable(delete), sends=sends)

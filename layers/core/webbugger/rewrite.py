@@ -37,7 +37,7 @@ from webbugger.errors import UnsafeDestinationError
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.start_tags import scan_start_tag
-from webbugger.tokens import TokenClaims
+from webbugger.tokens import Purpose, TokenClaims
 
 PIXEL_PLACEHOLDER = "webbugger:pixel"  # written <!-- webbugger:pixel -->
 NO_TRACK_ATTRIBUTE = "data-webbugger"
@@ -316,8 +316,8 @@ def email_claims(
     mode: Mode, target: Ref | None, recipient: Ref, campaign: Ref, *, honeypot: bool = False
 ) -> TokenClaims:
     """The claims of an email's tracking URL: the one place that says what such a token is for
-    (when tokens carry a purpose, "email" is set here)."""
-    return TokenClaims(mode, target, recipient, campaign, honeypot=honeypot)
+    (email: a hit seconds after minting may then be a gateway's, see :mod:`webbugger.classify`)."""
+    return TokenClaims(mode, target, recipient, campaign, honeypot=honeypot, purpose=Purpose.EMAIL)
 
 
 def _spliced(source: str, replacements: Sequence[tuple[int, int, str]]) -> str:

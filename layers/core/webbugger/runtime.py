@@ -41,9 +41,10 @@ def bind_core_models(settings: Settings) -> None:
         from webbugger.counters import Counter
         from webbugger.ledger import Ledger
         from webbugger.persons import PersonDay
+        from webbugger.sends import Send
         from webbugger.tombstones import Tombstone
 
-        for model in (Counter, PersonDay, Ledger, Tombstone):
+        for model in (Counter, PersonDay, Ledger, Send, Tombstone):
             bind(model, settings.counters_table, settings)
 
 

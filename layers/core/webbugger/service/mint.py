@@ -2,7 +2,10 @@
 its type when the type checks ids (the ``url`` type: its host must be allowed); then each target
 and source the URL names read once (:func:`check_records`), so that no URL is minted that the
 track function would answer with 404 (a broken image in a sent mail). Entities are not read:
-they are got or created at the hit."""
+they are got or created at the hit.
+
+URLs minted for email that name a recipient (an entity with an id) and a campaign (a source)
+are a mail sent: :func:`record_minted_sends` records each once (:mod:`webbugger.sends`)."""
 
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from webbugger.registry import Registry
+    from webbugger.settings import Settings
     from webbugger.tokens import KeyRing
 
 
@@ -176,3 +180,42 @@ def mint_batch(
     if refused is not None:
         raise BatchItemError(refused[0], UnknownRecordError(refused[1]))
     return [_urls(claims, ring, base_url) for claims in batch]
+
+
+def record_entity_sends(
+    registry: Registry, source: str, entities: Sequence[str], settings: Settings
+) -> tuple[int, int]:
+    """Record that ``source`` (``TYPE:ID``, a campaign) was sent to each of ``entities``
+    (``TYPE:ID``), e.g. for URLs minted offline; how many were new, and the total sent since."""
+    from webbugger.sends import record_sends, sent_count  # PynamoDB: not for minting alone
+
+    campaign = checked_ref(registry, Kind.SOURCE, source)
+    recipients = []
+    for index, text in enumerate(entities):
+        try:
+            entity = checked_ref(registry, Kind.ENTITY, text)
+        except WebbuggerError as exc:
+            raise BatchItemError(index, exc) from exc
+        if entity is None or entity.id is None:
+            raise BatchItemError(index, InvalidReferenceError("a send names an entity with an id"))
+        recipients.append(entity)
+    if campaign is None or campaign.id is None:
+        raise InvalidReferenceError("a send names a source with an id")
+    new = record_sends(campaign, recipients, settings)
+    return new, sent_count(campaign)
+
+
+def record_minted_sends(
+    registry: Registry, requests: Iterable[MintRequest], settings: Settings, default: Purpose = Purpose.EMAIL
+) -> int:
+    """Record a send for each request minted for email naming an entity with an id and a source
+    (once per entity and source, whatever the number of mintings); how many were new."""
+    from webbugger.sends import record_sends  # PynamoDB: not for minting alone
+
+    by_source: dict[Ref, list[Ref]] = {}
+    for request in requests:
+        claims = pixel_claims(registry, request, default)
+        entity, source = claims.entity, claims.source
+        if claims.purpose is Purpose.EMAIL and source is not None and entity is not None and entity.id:
+            by_source.setdefault(source, []).append(entity)
+    return sum(record_sends(source, entities, settings) for source, entities in by_source.items())

@@ -1,5 +1,5 @@
-"""The daily counters of one reference over a range of UTC days, and a stored link's clicks per
-A/B variant."""
+"""The daily counters of one reference over a range of UTC days, a campaign's figures (sent,
+open and click rates, per-link clicks) and a stored link's clicks per A/B variant."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from webbugger.beacon_queries import beacons_between
+from webbugger.campaigns import CampaignFigures, fold
 from webbugger.counters import daily_stats
 from webbugger.errors import InvalidTimeError, NotFoundError
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.registry import Kind
+from webbugger.sends import sent_count
 from webbugger.service.links import get_link
 from webbugger.tracking import SHORT_LINK_TYPE
 
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
+# Beacons a campaign's figures read at most (the admin API answers within 29 seconds).
+CAMPAIGN_SCAN_CAP = 100_000
 
 
 def parse_day(text: str | None, name: str) -> date | None:
@@ -81,6 +85,31 @@ def require_known(registry: Registry, kind: Kind, ref: Ref, stats: Stats) -> Non
         return
     span = f"from {stats.days[0].day} to {stats.days[-1].day}" if stats.days else "in these days"
     raise NotFoundError(f"no {ref.type} {kind} with id {ref.id!r}, and no hits counted for {ref} {span}")
+
+
+def campaign_figures(
+    registry: Registry,
+    campaign: Ref,
+    first: date | None = None,
+    last: date | None = None,
+    *,
+    cap: int = CAMPAIGN_SCAN_CAP,
+    today: date | None = None,
+) -> CampaignFigures:
+    """``campaign``'s (a source's) sends and its beacons from ``first`` to ``last`` (default: the
+    last 30 days) folded into its figures (:mod:`webbugger.campaigns`), each stored link's URL
+    named. Reads the campaign's beacons (the days its counters show hits on), at most ``cap``; a
+    source never sent is no campaign: no beacon is read, and its figures are zeros."""
+    start, end = day_range(first, last, today)
+    since, until = datetime.combine(start, time.min, UTC), datetime.combine(end, time.max, UTC)
+    sent = sent_count(campaign)
+    beacons = beacons_between(since, until, kind=Kind.SOURCE, ref=campaign) if sent else ()
+    figures = fold(str(campaign), beacons, sent=sent, cap=cap)
+    for link in figures.links:
+        kind, _, link_id = link.target.partition(":")
+        record = get_link(registry, link_id) if kind == SHORT_LINK_TYPE and link_id else None
+        link.url = None if record is None else str(record.get("url"))
+    return figures
 
 
 @dataclass
