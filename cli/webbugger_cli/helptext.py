@@ -74,8 +74,15 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "sql": ["webbugger sql --list", "webbugger sql 'select count(*) from hits'"],
     "erase": ["webbugger erase recipient:alice@example.com --yes"],
-    "report": ["webbugger report link:spring-sale --html report.html"],
+    "report": [
+        "webbugger report link:spring-sale --html report.html",
+        "webbugger report campaign:spring-2026 --html campaign.html",
+    ],
     "replay": ["webbugger replay spilled.log", "webbugger --stack webbugger-prod replay --since 6h --json"],
+    "recount": [
+        "webbugger recount",
+        "webbugger --stack webbugger-prod recount --from 2026-05-01T09:00 --json",
+    ],
     "doctor": ["webbugger --stack webbugger-prod doctor", "webbugger doctor --json"],
     "cost": ["webbugger cost --hits 1000000", "webbugger cost --hits 5000000 --profile open --json"],
     "classify": [

@@ -248,19 +248,8 @@ def test_a_head_request_is_answered_as_a_get_and_records_nothing(local_stack: Ru
     assert len(local_stack.beacons(agent)) == 1
 
 
-# --- a hook's first call is not starved by its start-up -----------------------------------------
-
-
-def test_the_first_hit_of_a_bare_ip_entity_keeps_its_entity_id(local_stack: RunningStack) -> None:
-    # A new tracker and a new database client for the ip entity's table (local_stack resets them),
-    # with the default 200 ms budget. Its first get-or-create took 140-220 ms in a new process,
-    # less in this warm one: this checks the whole path; tests/unit/test_hook_cold_start.py is
-    # the one that fails without the cold budget.
-    agent = f"first-hit/{new_id('ip')}"
-    pixel = local_stack.mint(TokenClaims(mode=Mode.PIXEL, entity=Ref("ip")))
-    assert call("GET", pixel, agent=agent).status == 200
-    (beacon,) = local_stack.beacons(agent)
-    assert beacon["entity"]["S"].startswith("ip:"), beacon["entity"]
+# A hook's first call not starved by its start-up: tests/unit/test_hook_cold_start.py (a test
+# here, through the local stack, depended on the machine's speed and could not tell the two apart).
 
 
 # --- doctor leaves no beacon behind --------------------------------------------------------------
