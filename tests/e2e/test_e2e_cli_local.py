@@ -116,3 +116,39 @@ def test_the_cli_uses_the_stacks_parameters_and_types(local: E2EStack) -> None:
     assert answer["target"] == "url:https://example.com/e2e"
     hit = fetch(answer["url"])
     assert (hit.status, hit.headers.get("location")) == (302, "https://example.com/e2e")
+
+
+def test_the_email_snippet(local: E2EStack, tmp_path: Path) -> None:
+    # The README's Email block as printed, with its files in a fresh directory and a campaign id
+    # of this run's (the stack may have seen the README's own).
+    campaign = f"spring-{os.urandom(4).hex()}"
+    message = ROOT / "tests" / "newsletters" / "leemunroe-email-inlined.html"
+    (tmp_path / "message.html").write_bytes(message.read_bytes())
+    (tmp_path / "list.txt").write_text("alice@example.com\nbob@example.com\n")
+    names = {
+        "message.html": str(tmp_path / "message.html"),
+        "list.txt": str(tmp_path / "list.txt"),
+        "out/": f"{tmp_path / 'out'}/",
+        "spring.html": str(tmp_path / "spring.html"),
+        "spring-2026": campaign,
+    }
+    stats: dict[str, object] = {}
+    for line in _block("## Email", "sh").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        command = re.split(r"\s{2,}#", line, maxsplit=1)[0].strip()
+        for name, value in names.items():
+            command = command.replace(name, value)
+        done = _shell(local, command)
+        assert done.returncode == 0, (command, done.stderr)
+        assert "Traceback" not in done.stderr
+        if "stats" in command:
+            stats = json.loads(done.stdout)
+    assert (
+        sorted(path.suffix for path in (tmp_path / "out").iterdir() if path.suffix == ".html")
+        == [".html"] * 2
+    )
+    campaign_figures = stats["campaign"]
+    assert isinstance(campaign_figures, dict)
+    assert campaign_figures["sent"] == 2  # each recipient's send recorded once
+    assert "<html" in (tmp_path / "spring.html").read_text()[:500].lower()
