@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -209,3 +210,21 @@ def test_erasing_a_recipient_deletes_its_sends_not_the_campaigns_number(local_st
     for campaign in campaigns:
         assert set(sent_at(campaign, [gone, kept])) == {kept}
         assert sent_count(campaign) == 2  # a number names nobody
+
+
+def test_an_opener_with_no_recorded_send_is_left_out_of_the_open_rate(local_stack: RunningStack) -> None:
+    """Sent to one recipient; a second opens a pixel signed offline with no ``POST /sends``: the
+    open rate is 100 %, not 200 %, and the second is counted apart."""
+    campaign = Ref("campaign", new_campaign(local_stack))
+    assert record_sends(campaign, [Ref("recipient", "sent@example.org")], default_settings()) == 1
+    browser = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 Version/17.4 Safari/605.1.15"
+    for who in ("sent@example.org", "offline@example.org"):
+        pixel = local_stack.mint(TokenClaims(Mode.PIXEL, entity=Ref("recipient", who), source=campaign))
+        assert call("GET", pixel, agent=browser).status == 200
+    url, query = f"{local_stack.admin_url}/stats/campaign", {"ref": str(campaign)}
+    deadline = time.monotonic() + 20
+    while (found := call("GET", url, query=query).json())["pending"] or found["scanned"] < 2:
+        assert time.monotonic() < deadline, found
+        time.sleep(0.2)
+    assert (found["sent"], found["unique_human_opens"], found["open_rate"]) == (1, 1, 1.0), found
+    assert found["openers_not_sent"] == 1

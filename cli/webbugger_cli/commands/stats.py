@@ -141,6 +141,11 @@ def campaign_lines(campaign: Record) -> list[str]:
             f"link {link['target']}  unique human clicks {link['unique_human_clicks']}  "
             f"human {link['human_clicks']}  machine {link['machine_clicks']}  {link['url'] or ''}".rstrip()
         )
+    if campaign.get("openers_not_sent"):
+        lines.append(
+            f"{campaign['openers_not_sent']} opener(s) with no recorded send, left out of the rates "
+            "(record them with POST /sends)"
+        )
     if campaign.get("capped"):
         lines.append(f"(read the newest {campaign['scanned']} beacons only: the scan is capped)")
     return lines
