@@ -217,7 +217,7 @@ def test_an_opener_with_no_recorded_send_is_left_out_of_the_open_rate(local_stac
     open rate is 100 %, not 200 %, and the second is counted apart."""
     campaign = Ref("campaign", new_campaign(local_stack))
     assert record_sends(campaign, [Ref("recipient", "sent@example.org")], default_settings()) == 1
-    browser = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 Version/17.4 Safari/605.1.15"
+    browser = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 Version/17.4 Safari/605.1"
     for who in ("sent@example.org", "offline@example.org"):
         pixel = local_stack.mint(TokenClaims(Mode.PIXEL, entity=Ref("recipient", who), source=campaign))
         assert call("GET", pixel, agent=browser).status == 200
