@@ -178,6 +178,7 @@ def test_sends_alone_for_urls_minted_offline(local_stack: RunningStack) -> None:
         ({"source": str(campaign), "entities": ["recipient"]}, "bad_reference"),  # no id
         ({"source": str(campaign), "entities": ["nosuch:1"]}, "unknown_type"),
         ({"source": "nosuch:1", "entities": entities}, "unknown_type"),
+        ({"source": "campaign:never-created", "entities": entities}, "unknown_record"),
         ({"source": str(campaign), "entities": []}, "invalid_request"),
     ):
         assert_error(call("POST", f"{local_stack.admin_url}/sends", bad), 400, code)
