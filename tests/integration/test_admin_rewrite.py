@@ -148,6 +148,12 @@ def test_campaign_stats_of_an_unknown_type_is_400(local_stack: RunningStack) -> 
     assert_error(answer, 400, "unknown_type")
 
 
+def test_campaign_stats_of_a_campaign_that_does_not_exist_is_404(local_stack: RunningStack) -> None:
+    local_stack.create_link("https://example.com/bind")  # binds every model of the test process
+    answer = call("GET", f"{local_stack.admin_url}/stats/campaign", query={"ref": "campaign:never-was-x"})
+    assert_error(answer, 404, "not_found")
+
+
 def test_a_source_never_sent_reads_no_beacon(local_stack: RunningStack) -> None:
     campaign = Ref("campaign", new_campaign(local_stack))
     link = local_stack.create_link("https://example.com/web")
