@@ -63,6 +63,18 @@ def infer_kind(registry: Registry, type_name: str) -> Kind:
     raise UsageError(f"type {type_name!r} is registered as {names}: pass --kind {'|'.join(kinds)}")
 
 
+def chosen_kind(registry: Registry, type_name: str, given: str | None) -> Kind:
+    """``--kind`` if given, else the kind the type is registered as; :class:`UsageError` for a
+    ``--kind`` the type is registered otherwise than (``campaign:ID --kind target``: zeros)."""
+    if given is None:
+        return infer_kind(registry, type_name)
+    kind = Kind(given)
+    others = [str(other) for other in Kind if other is not kind and registry.has(other, type_name)]
+    if others and not registry.has(kind, type_name):
+        raise UsageError(f"type {type_name!r} is registered as {' and '.join(others)}, not {kind}")
+    return kind
+
+
 def day_range(days: int, now: datetime) -> tuple[date, date]:
     """The ``days`` UTC days ending with today's, inclusive."""
     last = now.astimezone(UTC).date()
@@ -154,7 +166,7 @@ def campaign_lines(campaign: Record) -> list[str]:
 def cmd_stats(args: argparse.Namespace) -> int:
     """Print a reference's daily counters (and a split link's clicks per variant)."""
     ref = Ref.parse(args.ref)  # one line for a malformed reference, before any stack is looked for
-    kind = Kind(args.kind) if args.kind is not None else infer_kind(default_registry(), ref.type)
+    kind = chosen_kind(default_registry(), ref.type, args.kind)
     first, last = day_range(args.days, datetime.now(UTC))
     backend = open_backend(args.stack, args.region)
     stats = backend.stats(kind, ref, first, last)
