@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import sys
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -31,6 +33,7 @@ from webbugger.runtime import default_registry
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.backends import open_backend
 from webbugger_cli.commands.options import bounded
+from webbugger_cli.helptext import paint
 from webbugger_cli.terminal import terminal_text
 
 if TYPE_CHECKING:
@@ -73,6 +76,17 @@ def chosen_kind(registry: Registry, type_name: str, given: str | None) -> Kind:
     if others and not registry.has(kind, type_name):
         raise UsageError(f"type {type_name!r} is registered as {' and '.join(others)}, not {kind}")
     return kind
+
+
+def uncounted_note(kind: Kind, counted_kinds: str | None) -> str | None:
+    """Why the counts of ``kind`` are zeros on a stack whose ``COUNTED_KINDS`` (the local
+    stack's, adopted) leaves it out; None when it counts them or the CLI cannot tell."""
+    if counted_kinds is None:
+        return None
+    counted = {name.strip() for name in counted_kinds.split(",")}
+    if str(kind) in counted:
+        return None
+    return f"this stack keeps no {kind} counters (COUNTED_KINDS={counted_kinds}): the counts are zeros"
 
 
 def day_range(days: int, now: datetime) -> tuple[date, date]:
@@ -169,6 +183,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     kind = chosen_kind(default_registry(), ref.type, args.kind)
     first, last = day_range(args.days, datetime.now(UTC))
     backend = open_backend(args.stack, args.region)
+    note = uncounted_note(kind, os.environ.get("COUNTED_KINDS") if args.stack is None else None)
+    if note is not None:
+        print(f"{paint('webbugger: note:', 'yellow')} {note}", file=sys.stderr)
     stats = backend.stats(kind, ref, first, last)
     variants: list[Record] = []
     from webbugger.tracking import SHORT_LINK_TYPE  # the tracker's modules: not at start-up
