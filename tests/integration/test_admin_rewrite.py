@@ -235,3 +235,15 @@ def test_an_opener_with_no_recorded_send_is_left_out_of_the_open_rate(local_stac
         time.sleep(0.2)
     assert (found["sent"], found["unique_human_opens"], found["open_rate"]) == (1, 1, 1.0), found
     assert found["openers_not_sent"] == 1
+
+
+def test_url_for_email_says_it_records_no_send(local_stack: RunningStack) -> None:
+    # Its help's example mints a recipient's pixel for a campaign; without a note, the campaign
+    # then had no rates at all (nothing sent) and nothing said why.
+    campaign = Ref("campaign", new_campaign(local_stack))
+    args = ("url", "pixel", "--entity", "recipient:u@example.org", "--source", str(campaign))
+    mail = local_stack.cli(*args, "--for", "email")
+    assert mail.returncode == 0, mail.stderr
+    assert f"note: no send of {campaign} recorded for recipient:u@example.org: POST /sends" in mail.stderr
+    assert "note:" not in local_stack.cli(*args).stderr  # a web page's pixel: no send to speak of
+    assert sent_count(campaign) == 0
