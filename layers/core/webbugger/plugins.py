@@ -198,11 +198,15 @@ def entry_point_modules(group: str = ENTRY_POINT_GROUP) -> list[str]:
             if project in seen:
                 continue
             seen.add(project)
+            path = os.path.join(directory, name, "entry_points.txt")  # noqa: PTH118
+            # Most distributions have no entry points: asked first, no exception raised and caught.
+            if not os.access(path, os.F_OK):
+                continue
             try:
-                with open(os.path.join(directory, name, "entry_points.txt"), "rb") as file:  # noqa: PTH118, PTH123
+                with open(path, "rb") as file:  # noqa: PTH123
                     if header not in file.read():
                         continue
-            except OSError:  # no entry points
+            except OSError:  # gone since, or unreadable
                 continue
             from importlib.metadata import PathDistribution  # only when a distribution names the group
 
