@@ -8,6 +8,7 @@ over the console script), against the session's stack; the admin API over HTTP.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -265,7 +266,9 @@ def test_doctor_removes_the_beacons_it_records(local_stack: RunningStack, cli: C
     assert {name: checks[name][0] for name in ("pixel", "redirect", "headers", "cleanup")} == dict.fromkeys(
         ("pixel", "redirect", "headers", "cleanup"), "PASS"
     )
-    assert checks["cleanup"][1].startswith("removed this run's 2 beacons (entity ip:webbugger-doctor-")
+    # 2, or fewer when the stream saw the erasure's tombstone first and deleted a beacon itself:
+    # what counts is that none is left.
+    assert re.match(r"removed this run's [0-2] beacons \(entity ip:webbugger-doctor-", checks["cleanup"][1])
     left = [
         item
         for item in local_stack.beacons()
