@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import itertools
 import json
 import os
@@ -60,7 +59,7 @@ def _bind(settings_changes: dict[str, Any]) -> None:
     from webbugger.runtime import bind_core_models
     from webbugger.settings import get_settings
 
-    bind_core_models(dataclasses.replace(get_settings(), **settings_changes))
+    bind_core_models(get_settings()._replace(**settings_changes))
 
 
 _EXPORT_SETTINGS = {"ddb_connect_timeout": 5.0, "ddb_read_timeout": 30.0, "ddb_max_retries": 5}

@@ -7,7 +7,6 @@ models bound to those tables.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -113,8 +112,7 @@ def require_counters(stack: Stack) -> None:
 
 
 def _cli_settings(settings: Settings) -> Settings:
-    return dataclasses.replace(
-        settings,
+    return settings._replace(
         ddb_connect_timeout=CLI_CONNECT_TIMEOUT,
         ddb_read_timeout=CLI_READ_TIMEOUT,
         ddb_max_retries=CLI_MAX_RETRIES,

@@ -68,8 +68,7 @@ _batch = _Batch()
 def bind_beacons() -> None:
     """Bind the beacon model to its table, with the drain's bounds (once per container)."""
     settings = get_settings()
-    drain_settings = dataclasses.replace(
-        settings,
+    drain_settings = settings._replace(
         ddb_connect_timeout=DRAIN_CONNECT_TIMEOUT,
         ddb_read_timeout=DRAIN_READ_TIMEOUT,
         ddb_max_retries=DRAIN_MAX_RETRIES,

@@ -124,7 +124,7 @@ class RunningStack:
         ``/l/ID`` is on unless told otherwise (off is a new link's default; tests hit /l/ID)."""
         from webbugger_plugins.link import create_link
 
-        settings = dataclasses.replace(load_settings(), ddb_connect_timeout=3, ddb_read_timeout=10)
+        settings = load_settings()._replace(ddb_connect_timeout=3, ddb_read_timeout=10)
         runtime.bind_tables(runtime.default_registry(), settings)
         link_id = f"t-{uuid.uuid4().hex[:12]}"
         create_link(url, link_id, short_url_enabled=short_url_enabled)

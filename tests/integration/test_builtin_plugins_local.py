@@ -8,7 +8,6 @@ budget) reach it once the cached settings are forgotten.
 
 from __future__ import annotations
 
-import dataclasses
 import http.client
 import os
 import uuid
@@ -72,7 +71,7 @@ def send(url: str, user_agent: str, *, query: dict[str, str] | None = None) -> H
 
 def with_core_bound() -> None:
     """Bind the models for writes made by the test (a person's timeouts, not the hot path's)."""
-    settings = dataclasses.replace(load_settings(), ddb_connect_timeout=3, ddb_read_timeout=10)
+    settings = load_settings()._replace(ddb_connect_timeout=3, ddb_read_timeout=10)
     runtime.bind_tables(runtime.default_registry(), settings)
 
 

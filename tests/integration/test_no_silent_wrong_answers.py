@@ -7,7 +7,6 @@ over the console script), against the session's stack; the admin API over HTTP.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import secrets
@@ -70,7 +69,7 @@ def new_id(prefix: str) -> str:
 
 def create_campaign(prefix: str) -> str:
     """A new campaign, stored through the core (as `webbugger source create` does); its id."""
-    settings = dataclasses.replace(load_settings(), ddb_connect_timeout=3, ddb_read_timeout=10)
+    settings = load_settings()._replace(ddb_connect_timeout=3, ddb_read_timeout=10)
     registry = runtime.default_registry()
     runtime.bind_tables(registry, settings)
     campaign_id = new_id(prefix)

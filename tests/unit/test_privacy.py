@@ -235,3 +235,20 @@ def test_an_unreadable_origin_secret_answers_the_visitor_and_trusts_nothing(
     monkeypatch.setattr("webbugger.tracking.load_origin_secret", unreachable)
     beacon = record({**VIA_CLOUDFRONT, ORIGIN_SECRET_HEADER: ORIGIN_SECRET}, origin_secret_arn="arn:x")
     assert (beacon.ip, beacon.country) == ("203.0.113.0", None)
+
+
+def test_the_settings_repr_shows_no_secret() -> None:
+    # A repr ends up in logs and tracebacks; the settings hold the local key ring and secrets.
+    settings = Settings(
+        beacons_table="beacons",
+        region="eu-west-1",
+        local_signing_keys='{"current": "k1", "k1": "KEYMATERIAL"}',
+        local_visitor_salt="SALTVALUE",
+        local_origin_secret=ORIGIN_SECRET,
+    )
+    shown = repr(settings)
+    assert "beacons" in shown
+    assert "KEYMATERIAL" not in shown and "SALTVALUE" not in shown and ORIGIN_SECRET not in shown
+    with pytest.raises(AttributeError):
+        settings.region = "us-east-1"  # type: ignore[misc]
+    assert settings._replace(region="us-east-1").region == "us-east-1"

@@ -9,7 +9,6 @@ does not read, so ``--stack`` is refused with a clear line.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -35,9 +34,7 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     from webbugger.reclassify import reclassify
     from webbugger.signing import load_visitor_salt
 
-    settings = dataclasses.replace(
-        stack.settings, local_visitor_salt=os.environ.get("WEBBUGGER_VISITOR_SALT")
-    )
+    settings = stack.settings._replace(local_visitor_salt=os.environ.get("WEBBUGGER_VISITOR_SALT"))
     until = args.until or datetime.now(UTC)
     since = args.since or until - timedelta(days=settings.retention_days)
     if since > until:

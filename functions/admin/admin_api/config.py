@@ -3,7 +3,6 @@ base URL that minted URLs and short URLs start with."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ def _configured() -> Settings:
 
 @cache
 def _with_admin_bounds(base: Settings) -> Settings:
-    return dataclasses.replace(base, ddb_connect_timeout=2.0, ddb_read_timeout=10.0, ddb_max_retries=3)
+    return base._replace(ddb_connect_timeout=2.0, ddb_read_timeout=10.0, ddb_max_retries=3)
 
 
 def settings() -> Settings:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import MapAttribute
@@ -32,13 +31,19 @@ RETAIN_SECONDS = 26 * 3600
 _ATTEMPTS = 4
 
 
-@dataclass(slots=True)
 class Applying:
     """The beacon whose deferred hook is running, and whether a write of it was refused as
-    applied before."""
+    applied before.
 
-    beacon_id: str
-    refused: bool = False
+    A plain class, not a dataclass: only the stream uses it, but the track function imports this
+    module (a plugin's model declares :class:`AppliedBeacons`), and a dataclass's methods are
+    compiled when it is defined (bench/cold_start.py)."""
+
+    __slots__ = ("beacon_id", "refused")
+
+    def __init__(self, beacon_id: str, *, refused: bool = False) -> None:
+        self.beacon_id = beacon_id
+        self.refused = refused
 
 
 _current: ContextVar[Applying | None] = ContextVar("webbugger_applying", default=None)

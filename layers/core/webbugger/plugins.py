@@ -181,7 +181,9 @@ def entry_point_modules(group: str = ENTRY_POINT_GROUP) -> list[str]:
     read, and only those naming the group are parsed (by ``importlib.metadata``).
     """
     # os.listdir and open rather than pathlib: a hundred Path objects would cost more than the scan.
-    header = f"[{group}]"
+    # Most names on sys.path are no distribution's: the suffix is tested first; and the file is
+    # searched as bytes, without decoding it (the group's header is ASCII).
+    header = f"[{group}]".encode()
     seen: set[str] = set()
     modules: list[str] = []
     for directory in sys.path:
@@ -190,16 +192,21 @@ def entry_point_modules(group: str = ENTRY_POINT_GROUP) -> list[str]:
         except OSError:  # a zip file, or gone
             continue
         for name in names:
-            stem, _, suffix = name.rpartition(".")
-            project = stem.partition("-")[0].lower().replace(".", "_")
-            if suffix not in ("dist-info", "egg-info") or project in seen:
+            if not name.endswith((".dist-info", ".egg-info")):
+                continue
+            project = name.rpartition(".")[0].partition("-")[0].lower().replace(".", "_")
+            if project in seen:
                 continue
             seen.add(project)
+            path = os.path.join(directory, name, "entry_points.txt")  # noqa: PTH118
+            # Most distributions have no entry points: asked first, no exception raised and caught.
+            if not os.access(path, os.F_OK):
+                continue
             try:
-                with open(os.path.join(directory, name, "entry_points.txt"), encoding="utf-8") as file:  # noqa: PTH118, PTH123
+                with open(path, "rb") as file:  # noqa: PTH123
                     if header not in file.read():
                         continue
-            except OSError:  # no entry points
+            except OSError:  # gone since, or unreadable
                 continue
             from importlib.metadata import PathDistribution  # only when a distribution names the group
 

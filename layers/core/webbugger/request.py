@@ -4,18 +4,17 @@ Handlers build :class:`IncomingRequest` from whatever their platform hands them 
 event, a local HTTP request); the core derives everything else here.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: typing.NamedTuple compiles every annotation
+# given as a string (a ForwardRef), 23 compiles for the two below at the track function's cold
+# start. So the names the annotations use are imported (all loaded by then anyway).
 import ipaddress
+from collections.abc import Mapping
+from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from datetime import datetime
-
-    from webbugger.modes import Mode
-    from webbugger.refs import Ref
+from webbugger.modes import Mode
+from webbugger.refs import Ref
 
 # Bounds on what we keep from the visitor's headers, in UTF-8 bytes: a pixel beacon without
 # references stays within one DynamoDB write unit (1 KB) even at these maxima (bench/write_units.py),
