@@ -208,6 +208,11 @@ def campaign_section(report: CampaignReport) -> str:
         if f.pending
         else ""
     )
+    if f.openers_not_sent:
+        pending += (
+            f'<p class="warn">Opened with no recorded send, left out of the rates: '
+            f"{f.openers_not_sent:,} (record their sends with POST /sends).</p>"
+        )
     charts = "".join(
         f'<div class="panel"><h3>{title}</h3>{pair_chart(chart_id, title, unit, rows)}</div>'
         for chart_id, title, rows in (

@@ -128,6 +128,9 @@ def cmd_url(args: argparse.Namespace) -> int:
     stack = resolve_stack(args.stack, args.region, registry, bind=bool(registry.tables))
     check_records(registry, [claims])  # a target or source that does not exist: one line
     url = tracking_url(stack.api_url, claims, stack.key_ring())
+    if claims.purpose is Purpose.EMAIL and claims.entity and claims.source:  # the rates need its send
+        sends = f"no send of {claims.source} recorded for {claims.entity}: POST /sends records it"
+        print(f"{paint(f'{PROG}: note:', 'yellow')} {sends}", file=sys.stderr)
     if args.json:
         refs = {"target": claims.target, "entity": claims.entity, "source": claims.source}
         shown = {kind: str(ref) for kind, ref in refs.items() if ref is not None}

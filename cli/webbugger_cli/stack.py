@@ -17,7 +17,7 @@ from webbugger.settings import Settings
 from webbugger.signing import load_key_ring, load_visitor_salt
 
 from webbugger_cli.local import state
-from webbugger_cli.template import load_template
+from webbugger_cli.template import TemplateError, load_template
 
 if TYPE_CHECKING:
     from webbugger.registry import Registry
@@ -123,8 +123,12 @@ def adopt_local_parameters() -> list[str]:
     """Give this process the running local stack's parameters and plugin list (what its functions
     see: ``ALLOWED_REDIRECT_HOSTS``, ``WEBBUGGER_PLUGINS``...), so that the CLI checks what the
     stack serves; a line for each the caller's environment had otherwise. Nothing when no local
-    stack runs, or it did not record them (one that tests start in-process)."""
-    running = state.read_running()
+    stack runs, or it did not record them (one that tests start in-process), or the working
+    directory is outside the project (the command then says so in one line, if it needs it)."""
+    try:
+        running = state.read_running()
+    except TemplateError:
+        return []
     if running is None or running.parameters is None:
         return []
     notes = []

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -147,6 +148,12 @@ def test_campaign_stats_of_an_unknown_type_is_400(local_stack: RunningStack) -> 
     assert_error(answer, 400, "unknown_type")
 
 
+def test_campaign_stats_of_a_campaign_that_does_not_exist_is_404(local_stack: RunningStack) -> None:
+    local_stack.create_link("https://example.com/bind")  # binds every model of the test process
+    answer = call("GET", f"{local_stack.admin_url}/stats/campaign", query={"ref": "campaign:never-was-x"})
+    assert_error(answer, 404, "not_found")
+
+
 def test_a_source_never_sent_reads_no_beacon(local_stack: RunningStack) -> None:
     campaign = Ref("campaign", new_campaign(local_stack))
     link = local_stack.create_link("https://example.com/web")
@@ -177,6 +184,7 @@ def test_sends_alone_for_urls_minted_offline(local_stack: RunningStack) -> None:
         ({"source": str(campaign), "entities": ["recipient"]}, "bad_reference"),  # no id
         ({"source": str(campaign), "entities": ["nosuch:1"]}, "unknown_type"),
         ({"source": "nosuch:1", "entities": entities}, "unknown_type"),
+        ({"source": "campaign:never-created", "entities": entities}, "unknown_record"),
         ({"source": str(campaign), "entities": []}, "invalid_request"),
     ):
         assert_error(call("POST", f"{local_stack.admin_url}/sends", bad), 400, code)
@@ -209,3 +217,33 @@ def test_erasing_a_recipient_deletes_its_sends_not_the_campaigns_number(local_st
     for campaign in campaigns:
         assert set(sent_at(campaign, [gone, kept])) == {kept}
         assert sent_count(campaign) == 2  # a number names nobody
+
+
+def test_an_opener_with_no_recorded_send_is_left_out_of_the_open_rate(local_stack: RunningStack) -> None:
+    """Sent to one recipient; a second opens a pixel signed offline with no ``POST /sends``: the
+    open rate is 100 %, not 200 %, and the second is counted apart."""
+    campaign = Ref("campaign", new_campaign(local_stack))
+    assert record_sends(campaign, [Ref("recipient", "sent@example.org")], default_settings()) == 1
+    browser = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 Version/17.4 Safari/605.1"
+    for who in ("sent@example.org", "offline@example.org"):
+        pixel = local_stack.mint(TokenClaims(Mode.PIXEL, entity=Ref("recipient", who), source=campaign))
+        assert call("GET", pixel, agent=browser).status == 200
+    url, query = f"{local_stack.admin_url}/stats/campaign", {"ref": str(campaign)}
+    deadline = time.monotonic() + 20
+    while (found := call("GET", url, query=query).json())["pending"] or found["scanned"] < 2:
+        assert time.monotonic() < deadline, found
+        time.sleep(0.2)
+    assert (found["sent"], found["unique_human_opens"], found["open_rate"]) == (1, 1, 1.0), found
+    assert found["openers_not_sent"] == 1
+
+
+def test_url_for_email_says_it_records_no_send(local_stack: RunningStack) -> None:
+    # Its help's example mints a recipient's pixel for a campaign; without a note, the campaign
+    # then had no rates at all (nothing sent) and nothing said why.
+    campaign = Ref("campaign", new_campaign(local_stack))
+    args = ("url", "pixel", "--entity", "recipient:u@example.org", "--source", str(campaign))
+    mail = local_stack.cli(*args, "--for", "email")
+    assert mail.returncode == 0, mail.stderr
+    assert f"note: no send of {campaign} recorded for recipient:u@example.org: POST /sends" in mail.stderr
+    assert "note:" not in local_stack.cli(*args).stderr  # a web page's pixel: no send to speak of
+    assert sent_count(campaign) == 0

@@ -125,6 +125,11 @@ def test_a_mistake_is_one_line(local_stack: RunningStack, tmp_path: Path) -> Non
     )
     assert missing.returncode == 1
     assert missing.stderr.startswith("webbugger: error: cannot read message")
+    typed = local_stack.cli(
+        "email", "rewrite", str(NEWSLETTER), "--recipient", "a", "--campaign", "campaign:nope-x1"
+    )
+    assert (typed.returncode, typed.stderr.count("\n")) == (1, 1)
+    assert "--campaign takes the campaign's id: `--campaign nope-x1`" in typed.stderr, typed.stderr
     both = local_stack.cli("email", "rewrite", str(NEWSLETTER), "--campaign", "c")
     assert (both.returncode, both.stderr.count("\n")) == (1, 1)
     assert "--recipient" in both.stderr

@@ -96,3 +96,15 @@ def test_stats_lines_and_report_part() -> None:
     assert "https://example.com/&lt;news&gt;" in page and "<news>" not in page
     assert "median 2.5 hours" in page
     assert page.count("<svg") == 2
+
+
+def test_openers_with_no_recorded_send_are_left_out_of_the_rates() -> None:
+    # Sent to a and b only; d (a click) and g (an open) came from URLs with no send recorded.
+    figures = fold("campaign:spring", [*HITS, Hit("recipient:g")], sent=2)
+    figures.keep_sent({"recipient:a", "recipient:b"})
+    found = figures.as_dict()
+    assert (found["unique_human_opens"], found["unique_human_clicks"], found["openers_not_sent"]) == (2, 1, 2)
+    assert (found["open_rate"], found["click_rate"], found["click_to_open_rate"]) == (1.0, 0.5, 0.5)
+    assert "2 opener(s) with no recorded send" in campaign_lines(found)[-1]
+    page = campaign_section(CampaignReport(figures, []))
+    assert "Opened with no recorded send, left out of the rates: 2" in page

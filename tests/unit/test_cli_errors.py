@@ -67,6 +67,22 @@ def test_no_local_stack_running(tmp_path: Path) -> None:
     assert_one_line_error(result, "no local stack is running: start it with `make run`")
 
 
+def test_outside_the_project_one_line_not_a_traceback(tmp_path: Path) -> None:
+    # No WEBBUGGER_STATE_DIR, run from a directory with no template.yaml above it (the sender's
+    # own folder with message.html): reading the local stack's parameters must not crash.
+    env = {k: v for k, v in os.environ.items() if k != "WEBBUGGER_STATE_DIR"}
+    result = subprocess.run(
+        [sys.executable, "-m", "webbugger_cli.main", "source", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert_one_line_error(result, "no template.yaml in")
+
+
 def test_stale_stack_file_means_no_stack(running_stack: Path) -> None:
     data = json.loads((running_stack / "stack.json").read_text())
     data["pid"] = 2**22 + 12345  # above Linux's pid_max default: no such process

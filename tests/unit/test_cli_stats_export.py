@@ -41,7 +41,7 @@ from webbugger_cli.commands.export import (
 )
 from webbugger_cli.commands.links import state
 from webbugger_cli.commands.options import parse_time
-from webbugger_cli.commands.stats import infer_kind, render_chart, totals_line
+from webbugger_cli.commands.stats import chosen_kind, infer_kind, render_chart, totals_line, uncounted_note
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -171,6 +171,28 @@ def test_kind_from_the_registry() -> None:
         infer_kind(registry, "thing")
     with pytest.raises(UsageError, match="no type named 'nope' is registered"):
         infer_kind(registry, "nope")
+
+
+def test_a_kind_the_type_is_not_registered_as_is_refused() -> None:
+    # `stats campaign:x --kind target` read a target's counters that cannot exist: zeros, exit 0.
+    registry = Registry()
+    registry.register_source("campaign", lambda _id: None)
+    registry.register_target("thing", lambda _id: None)
+    registry.register_source("thing", lambda _id: None)
+    with pytest.raises(UsageError, match="'campaign' is registered as source, not target"):
+        chosen_kind(registry, "campaign", "target")
+    assert chosen_kind(registry, "campaign", "source") is Kind.SOURCE
+    assert chosen_kind(registry, "thing", "target") is Kind.TARGET
+    assert chosen_kind(registry, "gone", "entity") is Kind.ENTITY  # a removed plugin's counts
+    assert chosen_kind(registry, "campaign", None) is Kind.SOURCE
+
+
+def test_a_note_for_the_counts_of_a_kind_the_stack_does_not_keep() -> None:
+    # `stats recipient:ID` on the default stack printed zeros with nothing to say why.
+    assert "keeps no entity counters" in (uncounted_note(Kind.ENTITY, "target,source") or "")
+    assert uncounted_note(Kind.ENTITY, "target, entity") is None
+    assert uncounted_note(Kind.SOURCE, "none") is not None
+    assert uncounted_note(Kind.ENTITY, None) is None  # a deployed stack: the CLI cannot tell
 
 
 # --- the chart -------------------------------------------------------------------------------------

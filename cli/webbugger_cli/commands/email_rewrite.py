@@ -112,6 +112,11 @@ def _check_campaign(registry: Registry, campaign: Ref) -> None:
     except UnknownTypeError:
         raise  # one line of its own
     except NotFoundError:
+        if campaign.id and campaign.id.startswith("campaign:"):  # TYPE:ID given where the id is asked
+            raise UsageError(
+                f"no {campaign}: --campaign takes the campaign's id: "
+                f"`--campaign {campaign.id.removeprefix('campaign:')}`"
+            ) from None
         raise UsageError(
             f"no {campaign}: create it first (`webbugger source create campaign:{campaign.id}`), "
             "or every link of the message would answer 404"

@@ -19,7 +19,7 @@ from webbugger.runtime import default_registry
 from webbugger_cli.campaign_report import CampaignReport
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.options import bounded
-from webbugger_cli.commands.stats import day_range, infer_kind
+from webbugger_cli.commands.stats import chosen_kind, day_range
 from webbugger_cli.report import DEFAULT_SCAN_CAP, ReportData, render_html, tally
 from webbugger_cli.stack import require_counters, resolve_stack
 
@@ -91,7 +91,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write the HTML report and print one summary line."""
     ref = Ref.parse(args.ref)  # InvalidReferenceError: one line, before any stack is looked for
     # As `stats` does: the kind its type is registered as, unless --kind says.
-    kind = Kind(args.kind) if args.kind is not None else infer_kind(default_registry(), ref.type)
+    kind = chosen_kind(default_registry(), ref.type, args.kind)
     path = _destination(args.html)
     stack = resolve_stack(getattr(args, "stack", None), getattr(args, "region", None))
     require_counters(stack)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import sys
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -31,6 +33,7 @@ from webbugger.runtime import default_registry
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.backends import open_backend
 from webbugger_cli.commands.options import bounded
+from webbugger_cli.helptext import paint
 from webbugger_cli.terminal import terminal_text
 
 if TYPE_CHECKING:
@@ -61,6 +64,29 @@ def infer_kind(registry: Registry, type_name: str) -> Kind:
         )
     names = " and ".join(str(kind) for kind in kinds)
     raise UsageError(f"type {type_name!r} is registered as {names}: pass --kind {'|'.join(kinds)}")
+
+
+def chosen_kind(registry: Registry, type_name: str, given: str | None) -> Kind:
+    """``--kind`` if given, else the kind the type is registered as; :class:`UsageError` for a
+    ``--kind`` the type is registered otherwise than (``campaign:ID --kind target``: zeros)."""
+    if given is None:
+        return infer_kind(registry, type_name)
+    kind = Kind(given)
+    others = [str(other) for other in Kind if other is not kind and registry.has(other, type_name)]
+    if others and not registry.has(kind, type_name):
+        raise UsageError(f"type {type_name!r} is registered as {' and '.join(others)}, not {kind}")
+    return kind
+
+
+def uncounted_note(kind: Kind, counted_kinds: str | None) -> str | None:
+    """Why the counts of ``kind`` are zeros on a stack whose ``COUNTED_KINDS`` (the local
+    stack's, adopted) leaves it out; None when it counts them or the CLI cannot tell."""
+    if counted_kinds is None:
+        return None
+    counted = {name.strip() for name in counted_kinds.split(",")}
+    if str(kind) in counted:
+        return None
+    return f"this stack keeps no {kind} counters (COUNTED_KINDS={counted_kinds}): the counts are zeros"
 
 
 def day_range(days: int, now: datetime) -> tuple[date, date]:
@@ -141,6 +167,11 @@ def campaign_lines(campaign: Record) -> list[str]:
             f"link {link['target']}  unique human clicks {link['unique_human_clicks']}  "
             f"human {link['human_clicks']}  machine {link['machine_clicks']}  {link['url'] or ''}".rstrip()
         )
+    if campaign.get("openers_not_sent"):
+        lines.append(
+            f"{campaign['openers_not_sent']} opener(s) with no recorded send, left out of the rates "
+            "(record them with POST /sends)"
+        )
     if campaign.get("capped"):
         lines.append(f"(read the newest {campaign['scanned']} beacons only: the scan is capped)")
     return lines
@@ -149,9 +180,12 @@ def campaign_lines(campaign: Record) -> list[str]:
 def cmd_stats(args: argparse.Namespace) -> int:
     """Print a reference's daily counters (and a split link's clicks per variant)."""
     ref = Ref.parse(args.ref)  # one line for a malformed reference, before any stack is looked for
-    kind = Kind(args.kind) if args.kind is not None else infer_kind(default_registry(), ref.type)
+    kind = chosen_kind(default_registry(), ref.type, args.kind)
     first, last = day_range(args.days, datetime.now(UTC))
     backend = open_backend(args.stack, args.region)
+    note = uncounted_note(kind, os.environ.get("COUNTED_KINDS") if args.stack is None else None)
+    if note is not None:
+        print(f"{paint('webbugger: note:', 'yellow')} {note}", file=sys.stderr)
     stats = backend.stats(kind, ref, first, last)
     variants: list[Record] = []
     from webbugger.tracking import SHORT_LINK_TYPE  # the tracker's modules: not at start-up

@@ -92,11 +92,12 @@ class CampaignStatsOut(BaseModel):
     first: str = Field(alias="from")
     last: str = Field(alias="to")
     sent: int
-    unique_human_opens: int = Field(description="Recipients with a human open or a human click")
+    unique_human_opens: int = Field(description="Recipients sent, with a human open or a human click")
     open_rate: float | None = Field(description="unique_human_opens / sent (null: nothing sent)")
     unique_human_clicks: int
     click_rate: float | None = Field(description="unique_human_clicks / sent")
     click_to_open_rate: float | None = Field(description="unique_human_clicks / unique_human_opens")
+    openers_not_sent: int = Field(description="Openers with no recorded send: left out of the rates")
     human_opens: int
     human_clicks: int
     machine_opens: int = Field(description="Opens by machines: privacy prefetches, image proxies")

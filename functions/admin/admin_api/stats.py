@@ -6,10 +6,11 @@ from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from webbugger.errors import NotFoundError
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.runtime import default_registry
-from webbugger.service.stats import campaign_figures, day_range, parse_day, read_stats
+from webbugger.service.stats import campaign_figures, day_range, parse_day, read_stats, record_exists
 
 from admin_api.config import settings
 from admin_api.email_models import CampaignStatsOut
@@ -44,7 +45,7 @@ def stats(
 @router.get(
     "/stats/campaign",
     summary="A campaign's sends, open and click rates, and clicks per link",
-    responses={200: {"description": "The campaign's figures"}, 400: BAD_REQUEST},
+    responses={200: {"description": "The campaign's figures"}, 400: BAD_REQUEST, 404: NOT_FOUND},
 )
 def campaign_stats(
     ref: Annotated[str, Query(max_length=2048, description="TYPE:ID of the campaign (a source)")],
@@ -60,6 +61,9 @@ def campaign_stats(
     registry.get(Kind.SOURCE, parsed.type)  # 400 for a type nobody registered
     start, end = day_range(parse_day(first, "from"), parse_day(last, "to"))
     figures = campaign_figures(registry, parsed, start, end)
+    if not figures.sent and record_exists(registry, Kind.SOURCE, parsed) is False:
+        # As /stats refuses a reference with no record and no counts: zeros would read as no opens.
+        raise NotFoundError(f"no {parsed.type} source with id {parsed.id!r}, and no sends recorded")
     return CampaignStatsOut.model_validate(
         figures.as_dict() | {"from": start.isoformat(), "to": end.isoformat()}
     )

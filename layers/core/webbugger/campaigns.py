@@ -12,7 +12,9 @@ same mail to a human open), which the fold reads as it is now.
 - ``unique_human_clicks``: recipients with a human click.
 - Machine hits (Apple Mail Privacy Protection's prefetch, Gmail's image proxy, link scanners, the
   honeypot) are counted apart, by class; hits not labelled yet are ``pending``.
-- Rates are over ``sent`` (:mod:`webbugger.sends`); None when nothing was sent.
+- Rates are over ``sent`` (:mod:`webbugger.sends`); None when nothing was sent. Openers with no
+  send recorded (URLs signed offline and no ``POST /sends``) are left out of them, and counted
+  apart (:meth:`CampaignFigures.keep_sent`): else the open rate can pass 100 %.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from webbugger.labels import HUMAN
 from webbugger.modes import Mode
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Collection, Iterable, Mapping
 
 _CLIENT_FIELDS = ("browser", "os", "device")
 
@@ -99,6 +101,18 @@ class CampaignFigures:
     hours: dict[str, list[int]] = field(default_factory=dict)
     first_opens: dict[str, datetime] = field(default_factory=dict)
     clients: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Who opened (clickers included) and who clicked, for keep_sent.
+    openers: set[str] = field(default_factory=set, repr=False)
+    clickers: set[str] = field(default_factory=set, repr=False)
+    openers_not_sent: int = 0
+
+    def keep_sent(self, sent_to: Collection[str]) -> None:
+        """Count in the unique figures (and so the rates) only the openers in ``sent_to``, the
+        recipients with a send mark; the others in ``openers_not_sent``."""
+        outside = self.openers.difference(sent_to)
+        self.openers_not_sent = len(outside)
+        self.unique_human_opens = len(self.openers) - len(outside)
+        self.unique_human_clicks = len(self.clickers - outside)
 
     @property
     def open_rate(self) -> float | None:
@@ -125,6 +139,7 @@ class CampaignFigures:
             "unique_human_clicks": self.unique_human_clicks,
             "click_rate": self.click_rate,
             "click_to_open_rate": self.click_to_open_rate,
+            "openers_not_sent": self.openers_not_sent,
             "human_opens": self.human_opens,
             "human_clicks": self.human_clicks,
             "machine_opens": self.machine_opens,
@@ -187,8 +202,9 @@ def fold(
                 clients[name][getattr(beacon, name) or "unknown"] += 1
     for target, who in clickers.items():
         links[target].unique_human = len(who)
+    found.openers, found.clickers = openers, set().union(*clickers.values())
     found.unique_human_opens = len(openers)
-    found.unique_human_clicks = len(set().union(*clickers.values()))
+    found.unique_human_clicks = len(found.clickers)
     found.links = sorted(links.values(), key=lambda link: (-link.unique_human, -link.human, link.target))
     found.clients = {name: dict(counts.most_common()) for name, counts in clients.items()}
     return found

@@ -201,6 +201,8 @@ def record_entity_sends(
         recipients.append(entity)
     if campaign is None or campaign.id is None:
         raise InvalidReferenceError("a send names a source with an id")
+    # As minting does: sends of a campaign that does not exist would be a rate of nothing.
+    check_records(registry, [TokenClaims(Mode.PIXEL, source=campaign)])
     new = record_sends(campaign, recipients, settings)
     return new, sent_count(campaign)
 

@@ -14,7 +14,7 @@ from webbugger.errors import InvalidTimeError, NotFoundError
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.registry import Kind
-from webbugger.sends import sent_count
+from webbugger.sends import sent_at, sent_count
 from webbugger.service.links import get_link
 from webbugger.tracking import SHORT_LINK_TYPE
 
@@ -105,6 +105,8 @@ def campaign_figures(
     sent = sent_count(campaign)
     beacons = beacons_between(since, until, kind=Kind.SOURCE, ref=campaign) if sent else ()
     figures = fold(str(campaign), beacons, sent=sent, cap=cap)
+    if sent:
+        figures.keep_sent(sent_at(campaign, figures.openers))
     for link in figures.links:
         kind, _, link_id = link.target.partition(":")
         record = get_link(registry, link_id) if kind == SHORT_LINK_TYPE and link_id else None
