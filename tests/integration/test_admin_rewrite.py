@@ -118,6 +118,13 @@ def test_rewrite_batch_counts_each_recipient_once(local_stack: RunningStack) -> 
         ("/rewrite", {"html": MESSAGE, "campaign": "x", "recipient": ""}, 400, "invalid_request"),
         ("/rewrite", {"html": "", "campaign": "x", "recipient": "a", "extra": 1}, 400, "invalid_request"),
         ("/rewrite/batch", {"html": MESSAGE, "campaign": "x", "recipients": []}, 400, "invalid_request"),
+        # TYPE:ID where the id is asked for (it would be stored as recipient:recipient:...).
+        (
+            "/rewrite",
+            {"html": MESSAGE, "campaign": "x", "recipient": "recipient:a@b.c"},
+            400,
+            "bad_reference",
+        ),
     ],
 )
 def test_bad_rewrites_are_refused(

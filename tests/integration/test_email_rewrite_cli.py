@@ -130,6 +130,11 @@ def test_a_mistake_is_one_line(local_stack: RunningStack, tmp_path: Path) -> Non
     )
     assert (typed.returncode, typed.stderr.count("\n")) == (1, 1)
     assert "--campaign takes the campaign's id: `--campaign nope-x1`" in typed.stderr, typed.stderr
+    prefixed = local_stack.cli(
+        "email", "rewrite", str(NEWSLETTER), "--recipient", "recipient:q@example.com", "--campaign", "c"
+    )
+    assert (prefixed.returncode, prefixed.stderr.count("\n")) == (1, 1), prefixed.stderr
+    assert "a recipient is given by its id: 'q@example.com'" in prefixed.stderr, prefixed.stderr
     both = local_stack.cli("email", "rewrite", str(NEWSLETTER), "--campaign", "c")
     assert (both.returncode, both.stderr.count("\n")) == (1, 1)
     assert "--recipient" in both.stderr

@@ -60,13 +60,15 @@ def _write(path: Path, text: str) -> None:
 
 def _recipients(args: argparse.Namespace) -> list[Ref]:
     """The recipients as references, checked (one per line in ``--recipients``; ``#`` comments)."""
+    from webbugger.service.rewrite import recipient_ref  # as /rewrite: an id, not TYPE:ID
+
     if args.recipients is None:
-        return [Ref("recipient", args.recipient.strip())]
+        return [recipient_ref(args.recipient)]
     lines = _read(Path(args.recipients), "--recipients").splitlines()
     ids = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not ids:
         raise UsageError(f"--recipients {args.recipients} names no recipient")
-    return [Ref("recipient", recipient) for recipient in dict.fromkeys(ids)]
+    return [recipient_ref(recipient) for recipient in dict.fromkeys(ids)]
 
 
 def _check_options(args: argparse.Namespace) -> None:

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from webbugger.errors import LinkExistsError, NotFoundError, WebbuggerError
+from webbugger.errors import InvalidReferenceError, LinkExistsError, NotFoundError, WebbuggerError
 from webbugger.minting import tracking_url
 from webbugger.refs import Ref
 from webbugger.rewrite import campaign_link_id, plan_message, render, resolve_links, unsubscribe_targets
@@ -87,6 +87,16 @@ def _json_size(message: RewrittenMessage) -> int:
     return len(json.dumps(message.html)) + len(json.dumps(message.text))
 
 
+def recipient_ref(recipient: str) -> Ref:
+    """The recipient entity of ``recipient``, an id: :class:`InvalidReferenceError` for the
+    ``TYPE:ID`` form, which would be stored as ``recipient:recipient:...``."""
+    ident = recipient.strip()
+    if ident.startswith(f"{RECIPIENT_TYPE}:"):
+        bare = ident.removeprefix(f"{RECIPIENT_TYPE}:")
+        raise InvalidReferenceError(f"a recipient is given by its id: {bare!r}, not {ident!r}")
+    return Ref(RECIPIENT_TYPE, ident)
+
+
 def rewrite_for_recipients(
     registry: Registry,
     order: RewriteOrder,
@@ -100,7 +110,7 @@ def rewrite_for_recipients(
     recorded once the messages are made. ``budget``: the most characters the messages may take
     as JSON strings together (estimated from the first), refused before any send is recorded."""
     campaign = Ref(CAMPAIGN_TYPE, order.campaign)
-    recipients = [Ref(RECIPIENT_TYPE, recipient.strip()) for recipient in dict.fromkeys(order.recipients)]
+    recipients = [recipient_ref(recipient) for recipient in dict.fromkeys(order.recipients)]
     check_campaign(registry, campaign)
     targets = [target for value in order.list_unsubscribe for target in unsubscribe_targets(value)]
     plan = plan_message(
