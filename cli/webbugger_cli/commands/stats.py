@@ -183,10 +183,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     kind = chosen_kind(default_registry(), ref.type, args.kind)
     first, last = day_range(args.days, datetime.now(UTC))
     backend = open_backend(args.stack, args.region)
+    stats = backend.stats(kind, ref, first, last)  # refused first: no note above the one line
     note = uncounted_note(kind, os.environ.get("COUNTED_KINDS") if args.stack is None else None)
     if note is not None:
         print(f"{paint('webbugger: note:', 'yellow')} {note}", file=sys.stderr)
-    stats = backend.stats(kind, ref, first, last)
     variants: list[Record] = []
     from webbugger.tracking import SHORT_LINK_TYPE  # the tracker's modules: not at start-up
 
