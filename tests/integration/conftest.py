@@ -14,6 +14,7 @@ process, and must not rebind the models while another test uses moto or its own 
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import os
 import subprocess
 import sys
@@ -21,11 +22,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 from webbugger import runtime
 from webbugger.minting import tracking_url
 from webbugger.plugins import PLUGINS_VARIABLE
+from webbugger.request import ORIGIN_SECRET_HEADER
 from webbugger.settings import load_settings
 from webbugger.tokens import KeyRing
 from webbugger_cli.local import state
@@ -89,6 +92,28 @@ class RunningStack:
     def mint(self, claims: TokenClaims) -> str:
         """A tracking URL of this stack for ``claims``."""
         return tracking_url(self.api_url, claims, self.ring)
+
+    def get_via_cloudfront(
+        self, url: str, user_agent: str, address: str, headers: Mapping[str, str] | None = None
+    ) -> int:
+        """GET ``url`` as a request CloudFront forwarded from viewer ``address`` (the origin
+        secret and the viewer header set); its status. Redirects are not followed."""
+        parts = urlsplit(url)
+        assert parts.hostname == "127.0.0.1"
+        sent = {
+            "User-Agent": user_agent,
+            "cloudfront-viewer-address": f"{address}:443",
+            ORIGIN_SECRET_HEADER: self.origin_secret,
+            **(headers or {}),
+        }
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        try:
+            conn.request("GET", parts.path, headers=sent)
+            response = conn.getresponse()
+            response.read()
+            return response.status
+        finally:
+            conn.close()
 
     def beacons(self, user_agent: str | None = None) -> list[dict[str, Any]]:
         """Stored beacon items (raw DynamoDB form), only those of ``user_agent`` when given."""

@@ -23,20 +23,17 @@ are seen.
 
 from __future__ import annotations
 
-import http.client
 import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import pytest
 from webbugger.counters import daily_stats
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.registry import Kind
-from webbugger.request import ORIGIN_SECRET_HEADER
 from webbugger.tokens import Purpose, TokenClaims
 from webbugger_plugins.campaign import create_campaign
 
@@ -97,21 +94,7 @@ class Campaign:
 
     def hit(self, url: str, user_agent: str, address: str) -> int:
         """GET ``url`` as a request CloudFront forwarded from ``address``."""
-        parts = urlsplit(url)
-        assert parts.hostname == "127.0.0.1"
-        headers = {
-            "User-Agent": user_agent,
-            "cloudfront-viewer-address": f"{address}:443",
-            ORIGIN_SECRET_HEADER: self.stack.origin_secret,
-        }
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-        try:
-            conn.request("GET", parts.path, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            return response.status
-        finally:
-            conn.close()
+        return self.stack.get_via_cloudfront(url, user_agent, address)
 
 
 def counted(source: Ref) -> dict[str, int]:

@@ -26,13 +26,11 @@ after the URLs were minted, and only a corroborated fast hit is a gateway's.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import pytest
 from browser import WINDOW, chromium, run_browser
@@ -40,7 +38,6 @@ from PIL import Image
 from test_campaign_classification import APPLE_MAIL, EDGE, GMAIL_PROXY, MPP, OUTLOOK, SAFARI_IOS
 from test_report_browser import console_lines, pixels_near, rgb
 from webbugger.refs import Ref
-from webbugger.request import ORIGIN_SECRET_HEADER
 from webbugger.runtime import default_registry
 from webbugger.service.stats import campaign_figures
 from webbugger_cli.campaign_report import HUMAN_COLOUR, MACHINE_COLOUR
@@ -96,22 +93,8 @@ class Mailbox:
         return pixel, news, shop
 
     def hit(self, url: str, agent: str, address: str, *, person: bool) -> int:
-        parts = urlsplit(url)
-        headers = {
-            "User-Agent": agent,
-            "cloudfront-viewer-address": f"{address}:443",
-            ORIGIN_SECRET_HEADER: self.stack.origin_secret,
-        }
-        if person:
-            headers |= {"Accept-Language": "en-GB,en;q=0.9", "Sec-Fetch-Mode": "no-cors"}
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-        try:
-            conn.request("GET", parts.path, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            return response.status
-        finally:
-            conn.close()
+        headers = {"Accept-Language": "en-GB,en;q=0.9", "Sec-Fetch-Mode": "no-cors"} if person else {}
+        return self.stack.get_via_cloudfront(url, agent, address, headers)
 
     def open(self, index: int, agent: str, address: str, *, person: bool = True) -> None:
         assert self.hit(self.urls(index)[0], agent, address, person=person) == 200
