@@ -15,7 +15,6 @@ the parser refuses), never a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import os
@@ -113,7 +112,7 @@ def _claims(args: argparse.Namespace, mode: Mode, registry: Registry) -> TokenCl
     honeypot = getattr(args, "honeypot", False)
     request = MintRequest(args.target, args.entity, args.source, args.ignore_errors, honeypot, args.purpose)
     pixel = pixel_claims(registry, request)
-    return pixel if mode is Mode.PIXEL else dataclasses.replace(pixel, mode=mode, honeypot=honeypot)
+    return pixel if mode is Mode.PIXEL else pixel.replace(mode=mode, honeypot=honeypot)
 
 
 def cmd_url(args: argparse.Namespace) -> int:
