@@ -42,7 +42,7 @@ from typing import IO, Any
 
 import _support as s
 from webbugger_cli.local import state
-from webbugger_cli.local.streams import DEAD_LETTERS_FILE
+from webbugger_cli.local.stream_delivery import DEAD_LETTERS_FILE
 
 HOST = "127.0.0.1"  # the only address this script ever sends to
 PIXEL_SHARE = 0.7

@@ -283,7 +283,7 @@ def _hits_units(track: Any, stream_stack: Any, claims: list[TokenClaims]) -> _Un
     from unittest import mock
 
     import botocore.client
-    from webbugger_cli.local.streams import stream_sources
+    from webbugger_cli.local.stream_sources import stream_sources
     from webbugger_cli.template import load_template
 
     handler, names = stream_stack

@@ -35,7 +35,7 @@ from webbugger import runtime
 from webbugger.plugins import PLUGINS_VARIABLE
 
 from webbugger_cli.local import state
-from webbugger_cli.local.streams import stream_functions
+from webbugger_cli.local.stream_sources import stream_functions
 from webbugger_cli.local.tables import PluginTable, plugin_tables
 from webbugger_cli.local.wire import HOST, LocalResponse, LocalServer, json_response
 from webbugger_cli.template import Route, load_handler
