@@ -580,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         "  the local server runs ONE invocation per function at a time (as one Lambda instance does):"
         f"\n  {opts.concurrency} connections queue for a single track function, so this is one instance's"
         "\n  throughput, with the client, the server, DynamoDB Local and the stream feed on the same cores;"
-        "\n  the queue is first come, first served (webbugger_cli.local.server.FairLock)"
+        "\n  the queue is first come, first served (webbugger_cli.local.fair_lock.FairLock)"
     )
     print()
     print(

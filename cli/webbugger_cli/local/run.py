@@ -30,8 +30,9 @@ from webbugger.tokens import KeyRing, TokenClaims
 
 from webbugger_cli.commands.types import type_entries
 from webbugger_cli.local import state
+from webbugger_cli.local.apis import local_apis
 from webbugger_cli.local.ddblocal import DynamoDBLocal, DynamoDBLocalError, free_port
-from webbugger_cli.local.server import LocalApi, local_apis
+from webbugger_cli.local.server import LocalApi
 from webbugger_cli.local.stream_sources import StreamConfigError
 from webbugger_cli.local.streams import StreamFeed
 from webbugger_cli.local.tables import ensure_plugin_tables, ensure_tables, local_client, table_outputs
