@@ -31,6 +31,7 @@ otherwise.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -53,12 +54,12 @@ from webbugger_cli.commands.doctor.tracking_checks import (
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 # Each check: its name, what it does, and the checks it needs to have passed.
-_Step = tuple[str, "Callable[[RunState], str]", tuple[str, ...]]
+_Step = tuple[str, Callable[[RunState], str], tuple[str, ...]]
 _STEPS: list[_Step] = [
     ("outputs", check_outputs, ()),
     ("secret", check_secret, ()),
