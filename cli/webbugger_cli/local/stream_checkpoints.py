@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
+# One logger for the whole stream feed, whichever module speaks.
 log = logging.getLogger("webbugger_cli.local.streams")
 
 CHECKPOINTS_FILE = "stream-checkpoints.json"
@@ -29,6 +30,7 @@ class ShardCheckpoints:
 
     @classmethod
     def load(cls, path: Path) -> ShardCheckpoints:
+        """The positions saved in ``path`` (none when it is missing or unreadable)."""
         try:
             data = json.loads(path.read_text())
             streams = {
@@ -43,15 +45,18 @@ class ShardCheckpoints:
         return cls(path, streams)
 
     def save(self) -> None:
+        """Write the positions (atomically: a crash leaves the old file or the new one)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps({"version": 1, "streams": self.streams}, indent=2, sort_keys=True))
         tmp.replace(self.path)
 
     def seen(self, stream_arn: str) -> bool:
+        """Whether the stream was read before (else its event's StartingPosition applies)."""
         return stream_arn in self.streams
 
     def get(self, stream_arn: str, shard_id: str) -> str | None:
+        """The last sequence number handled in the shard, if any."""
         return self.streams.get(stream_arn, {}).get(shard_id)
 
     def start(self, stream_arn: str, table_name: str) -> None:
@@ -64,11 +69,13 @@ class ShardCheckpoints:
             self.save()
 
     def set(self, stream_arn: str, shard_id: str, sequence: str) -> None:
+        """Record ``sequence`` as handled in the shard."""
         shards = self.streams.setdefault(stream_arn, {})
         if shards.get(shard_id) != sequence:
             shards[shard_id] = sequence
             self.save()
 
     def drop(self, stream_arn: str, shard_id: str) -> None:
+        """Forget the shard's position (it is gone from the stream)."""
         if self.streams.get(stream_arn, {}).pop(shard_id, None) is not None:
             self.save()
