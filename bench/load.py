@@ -42,7 +42,7 @@ from typing import IO, Any
 
 import _support as s
 from webbugger_cli.local import state
-from webbugger_cli.local.streams import DEAD_LETTERS_FILE
+from webbugger_cli.local.stream_delivery import DEAD_LETTERS_FILE
 
 HOST = "127.0.0.1"  # the only address this script ever sends to
 PIXEL_SHARE = 0.7
@@ -580,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         "  the local server runs ONE invocation per function at a time (as one Lambda instance does):"
         f"\n  {opts.concurrency} connections queue for a single track function, so this is one instance's"
         "\n  throughput, with the client, the server, DynamoDB Local and the stream feed on the same cores;"
-        "\n  the queue is first come, first served (webbugger_cli.local.server.FairLock)"
+        "\n  the queue is first come, first served (webbugger_cli.local.fair_lock.FairLock)"
     )
     print()
     print(

@@ -1,7 +1,7 @@
 """The campaign part of ``webbugger report``: a source's sends, rates, clicks per link, opens and
 clicks over time, time from send to first open, and the clients of human opens.
 
-Pure rendering, like :mod:`webbugger_cli.report` (inline SVG, every data text escaped). The
+Pure rendering, like :mod:`webbugger_cli.report_html` (inline SVG, every data text escaped). The
 figures come from :func:`webbugger.service.stats.campaign_figures`; the hours from send to
 first open from :func:`webbugger.campaigns.send_to_open`.
 """

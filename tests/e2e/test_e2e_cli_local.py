@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from webbugger.gif import TRANSPARENT_GIF
-from webbugger_cli.commands.doctor import fetch
+from webbugger_cli.commands.doctor.fetch import fetch
 
 if TYPE_CHECKING:
     from conftest import E2EStack

@@ -23,7 +23,7 @@ import pytest
 from webbugger.gif import TRANSPARENT_GIF
 from webbugger.tokens import KeyRing, verify
 from webbugger_cli.admin_client import region_of
-from webbugger_cli.commands.doctor import fetch
+from webbugger_cli.commands.doctor.fetch import fetch
 
 if TYPE_CHECKING:
     from conftest import E2EStack

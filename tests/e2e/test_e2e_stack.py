@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from webbugger.gif import TRANSPARENT_GIF
-from webbugger_cli.commands.doctor import FAIL, NEEDED_OUTPUTS, PASS, Doctor, fetch, local_subject
+from webbugger_cli.commands.doctor import FAIL, PASS, Doctor
+from webbugger_cli.commands.doctor.fetch import fetch
+from webbugger_cli.commands.doctor.subjects import NEEDED_OUTPUTS, local_subject
 from webbugger_cli.main import main
 
 if TYPE_CHECKING:

@@ -28,8 +28,8 @@ from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.service.beacons import BeaconQuery as ExportQuery
 from webbugger_cli.admin_client import AdminClient
-from webbugger_cli.commands import UsageError, backends
-from webbugger_cli.commands.backends import AdminBackend
+from webbugger_cli.commands import UsageError, admin_backend
+from webbugger_cli.commands.admin_backend import AdminBackend
 
 if TYPE_CHECKING:
     import subprocess
@@ -326,7 +326,7 @@ def test_stats_of_an_unused_link_are_zeros(local_stack: RunningStack) -> None:
 def admin(local_stack: RunningStack, monkeypatch: pytest.MonkeyPatch) -> AdminBackend:
     if not local_stack.admin_url:
         pytest.skip("the local stack serves no admin API")
-    monkeypatch.setattr(backends, "EXPORT_PAGE", 2)  # several pages from a few beacons
+    monkeypatch.setattr(admin_backend, "EXPORT_PAGE", 2)  # several pages from a few beacons
     client = AdminClient(local_stack.admin_url, "us-east-1", Credentials("local", "local"))
     return AdminBackend(client, local_stack.api_url)
 

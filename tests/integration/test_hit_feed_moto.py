@@ -129,6 +129,13 @@ def feed() -> Iterator[Feed]:
             moto_stack.reset_caches()
 
 
+@pytest.fixture(autouse=True)
+def empty_sinks(feed: Feed) -> None:
+    """Each test starts with nothing in the queues and the bucket: what another test left there
+    (rows it did not read, in whatever order the tests run) is not this test's."""
+    feed.events(), feed.rows(), feed.drain(feed.dead_letters)
+
+
 def _calls(monkeypatch: pytest.MonkeyPatch, fail: Any = None) -> list[list[dict[str, Any]]]:
     """Record every PutEvents call's entries; ``fail(entry, attempt)`` answers an error code
     for an entry instead of putting it (the others go to moto)."""

@@ -20,7 +20,7 @@ from webbugger.gif import NO_CACHE_HEADERS, TRANSPARENT_GIF
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.tokens import TokenClaims
-from webbugger_cli.local.server import build_event, response_from_result
+from webbugger_cli.local.gateway_events import build_event, response_from_result
 from webbugger_cli.local.wire import MAX_BODY_BYTES
 from webbugger_cli.template import Route
 

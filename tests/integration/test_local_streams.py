@@ -23,13 +23,10 @@ from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.tokens import TokenClaims
 from webbugger_cli.local import state
-from webbugger_cli.local.streams import (
-    StreamConfigError,
-    StreamFeed,
-    read_dead_letters,
-    sequence_number,
-    stream_sources,
-)
+from webbugger_cli.local.stream_delivery import read_dead_letters
+from webbugger_cli.local.stream_records import sequence_number
+from webbugger_cli.local.stream_sources import StreamConfigError, stream_sources
+from webbugger_cli.local.streams import StreamFeed
 from webbugger_cli.template import Template, load_template
 
 if TYPE_CHECKING:

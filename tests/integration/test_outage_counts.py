@@ -33,8 +33,9 @@ from webbugger.observability import logger
 from webbugger.refs import Ref
 from webbugger.tokens import TokenClaims
 from webbugger_cli.local import state
-from webbugger_cli.local.server import FakeLambdaContext
-from webbugger_cli.local.streams import StreamFeed, read_dead_letters
+from webbugger_cli.local.gateway_events import FakeLambdaContext
+from webbugger_cli.local.stream_delivery import read_dead_letters
+from webbugger_cli.local.streams import StreamFeed
 from webbugger_cli.main import main
 from webbugger_cli.template import load_handler, load_template
 

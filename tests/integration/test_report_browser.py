@@ -29,7 +29,7 @@ from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.tokens import TokenClaims
-from webbugger_cli.report import METRICS
+from webbugger_cli.report_html import METRICS
 from webbugger_plugins.campaign import create_campaign
 
 if TYPE_CHECKING:

@@ -42,7 +42,7 @@ from webbugger.refs import Ref
 from webbugger.tokens import KeyRing, TokenClaims
 from webbugger_cli.local import state
 from webbugger_cli.local.ddblocal import DynamoDBLocal, DynamoDBLocalError
-from webbugger_cli.local.server import local_environment
+from webbugger_cli.local.environment import local_environment
 from webbugger_cli.local.tables import ensure_tables, local_client, table_outputs, warm_up
 from webbugger_cli.main import main
 from webbugger_cli.template import load_handler, load_template

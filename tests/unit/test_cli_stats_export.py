@@ -31,7 +31,7 @@ from webbugger.service.beacons import BeaconQuery as ExportQuery
 from webbugger_cli import main as cli_main
 from webbugger_cli.admin_client import AdminApiError, AdminClient, default_credentials, region_of
 from webbugger_cli.commands import UsageError
-from webbugger_cli.commands.backends import AdminBackend, stats_from_dict
+from webbugger_cli.commands.admin_backend import AdminBackend, stats_from_dict
 from webbugger_cli.commands.export import (
     CsvWriter,
     JsonlWriter,

@@ -6,7 +6,8 @@ import pytest
 from webbugger.modes import Mode
 from webbugger.runtime import default_registry
 from webbugger.tokens import Purpose
-from webbugger_cli import main as cli
+from webbugger_cli.commands import url
+from webbugger_cli.main import build_parser
 
 
 @pytest.mark.parametrize(
@@ -19,6 +20,6 @@ from webbugger_cli import main as cli
     ],
 )
 def test_the_url_command_says_what_its_url_is_for(args: list[str], purpose: Purpose) -> None:
-    parsed = cli.build_parser().parse_args(args)
-    claims = cli._claims(parsed, Mode(parsed.mode), default_registry())
+    parsed = build_parser().parse_args(args)
+    claims = url._claims(parsed, Mode(parsed.mode), default_registry())
     assert claims.purpose is purpose

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
-from webbugger_cli.commands import cost
+from webbugger_cli.commands import cost, cost_estimate, cost_inputs
 from webbugger_cli.main import main
 from webbugger_cli.template import Template, TemplateError
 
@@ -29,7 +29,7 @@ def _loader() -> Any:
 
 
 def test_settings_come_from_template_yaml() -> None:
-    settings = cost.stack_settings()
+    settings = cost_inputs.stack_settings()
     data = yaml.load((ROOT / "template.yaml").read_text(), Loader=_loader())  # noqa: S506
     globals_ = data["Globals"]["Function"]
     track = data["Resources"]["TrackFunction"]["Properties"]
@@ -40,19 +40,19 @@ def test_settings_come_from_template_yaml() -> None:
 
 
 def test_track_duration_cost_follows_memory_and_architecture() -> None:
-    settings = cost.stack_settings()
+    settings = cost_inputs.stack_settings()
 
     def track_duration(memory_mb: int, architecture: str) -> float:
-        changed = dataclasses.replace(settings, track=cost.FunctionSettings(memory_mb, architecture))
-        found = cost.estimate(1_000_000, "pixel", changed)
+        changed = dataclasses.replace(settings, track=cost_inputs.FunctionSettings(memory_mb, architecture))
+        found = cost_estimate.estimate(1_000_000, "pixel", changed)
         return next(
             line.dollars for line in found.lines if line.what.startswith("track: ") and "ms" in line.what
         )
 
     base = track_duration(256, "arm64")
     assert track_duration(512, "arm64") == pytest.approx(2 * base)
-    prices = cost.load_prices()
-    ratio = cost.unit_price(prices, "lambda_x86_64_gb_second") / cost.unit_price(
+    prices = cost_inputs.load_prices()
+    ratio = cost_inputs.unit_price(prices, "lambda_x86_64_gb_second") / cost_inputs.unit_price(
         prices, "lambda_arm64_gb_second"
     )
     assert track_duration(256, "x86_64") == pytest.approx(ratio * base)
@@ -68,72 +68,74 @@ def test_a_function_without_its_own_memory_size_takes_the_globals(tmp_path: Path
         "        New: {Type: DynamoDB, Properties: {BatchSize: 10, MaximumBatchingWindowInSeconds: 5}}\n"
         "  TrackFunctionLogGroup:\n    Type: AWS::Logs::LogGroup\n    Properties: {RetentionInDays: 14}\n"
     )
-    settings = cost.stack_settings(Template(path))
-    assert settings.track == cost.FunctionSettings(128, "arm64")
-    assert settings.stream == cost.FunctionSettings(1024, "arm64")
+    settings = cost_inputs.stack_settings(Template(path))
+    assert settings.track == cost_inputs.FunctionSettings(128, "arm64")
+    assert settings.stream == cost_inputs.FunctionSettings(1024, "arm64")
     assert (settings.batch_size, settings.batching_window_s) == (10, 5.0)
     assert settings.log_retention_days == 14
 
 
 def test_per_million_figures_are_the_prices_times_the_units() -> None:
-    prices, figures = cost.load_prices(), cost.load_hit_figures()
-    settings = cost.stack_settings()
+    prices, figures = cost_inputs.load_prices(), cost_inputs.load_hit_figures()
+    settings = cost_inputs.stack_settings()
     for profile, units in figures["profiles"].items():
-        found = cost.estimate(3_000_000, profile, settings, cloudfront=True)
+        found = cost_estimate.estimate(3_000_000, profile, settings, cloudfront=True)
         services = found.by_service()
         assert found.per_million(services["CloudFront"]) == pytest.approx(
-            1e6 * cost.unit_price(prices, "cloudfront_https_request")
+            1e6 * cost_inputs.unit_price(prices, "cloudfront_https_request")
         )
         assert found.per_million(services["API Gateway"]) == pytest.approx(
-            1e6 * cost.unit_price(prices, "http_api_request")
+            1e6 * cost_inputs.unit_price(prices, "http_api_request")
         )
         # A batch's own units are shared by the beacons of a batch (as full as the traffic allows).
-        rate = 3_000_000 / cost.SECONDS_PER_MONTH
+        rate = 3_000_000 / cost_estimate.SECONDS_PER_MONTH
         batch = min(max(rate * settings.batching_window_s, 1), settings.batch_size)
         wru = units["track_wru"]["value"] + units["stream_wru"]["value"]
         wru += units["stream_wru_per_batch"]["value"] / batch
         rru = units["track_rru"]["value"] + units["stream_rru"]["value"]
         rru += units["stream_rru_per_batch"]["value"] / batch
         dynamodb = 1e6 * (
-            wru * cost.unit_price(prices, "dynamodb_on_demand_wru")
-            + rru * cost.unit_price(prices, "dynamodb_on_demand_rru")
+            wru * cost_inputs.unit_price(prices, "dynamodb_on_demand_wru")
+            + rru * cost_inputs.unit_price(prices, "dynamodb_on_demand_rru")
         )
         assert found.per_million(services["DynamoDB"]) == pytest.approx(dynamodb)
         assert found.total == pytest.approx(sum(services.values()))
 
 
 def test_without_cloudfront_there_is_no_cloudfront_line() -> None:
-    found = cost.estimate(1_000_000, "pixel", cost.stack_settings(), cloudfront=False)
+    found = cost_estimate.estimate(1_000_000, "pixel", cost_inputs.stack_settings(), cloudfront=False)
     assert found.by_service()["CloudFront"] == 0
-    with_cf = cost.estimate(1_000_000, "pixel", cost.stack_settings(), cloudfront=True)
+    with_cf = cost_estimate.estimate(1_000_000, "pixel", cost_inputs.stack_settings(), cloudfront=True)
     assert with_cf.total - found.total == pytest.approx(with_cf.by_service()["CloudFront"])
 
 
 def test_stream_batches_fill_with_traffic() -> None:
-    settings = cost.stack_settings()
+    settings = cost_inputs.stack_settings()
 
     def stream_requests_per_million(hits: int) -> float:
-        found = cost.estimate(hits, "click", settings)
+        found = cost_estimate.estimate(hits, "click", settings)
         line = next(line for line in found.lines if line.what.startswith("stream: requests"))
         return found.per_million(line.dollars)
 
     low, high = stream_requests_per_million(10_000), stream_requests_per_million(10_000_000_000)
-    assert low == pytest.approx(1e6 * cost.unit_price(cost.load_prices(), "lambda_request"))  # one a beacon
+    assert low == pytest.approx(
+        1e6 * cost_inputs.unit_price(cost_inputs.load_prices(), "lambda_request")
+    )  # one a beacon
     assert high == pytest.approx(low / settings.batch_size)  # full batches
 
 
 def test_a_hit_the_stream_filters_out_costs_no_stream_invocation() -> None:
-    pixel = cost.estimate(1_000_000, "pixel", cost.stack_settings())
+    pixel = cost_estimate.estimate(1_000_000, "pixel", cost_inputs.stack_settings())
     stream = [line for line in pixel.lines if line.what.startswith("stream: ")]
     assert stream and all(line.dollars == 0 for line in stream)
 
 
 def test_a_batch_shares_its_write_units_among_its_beacons() -> None:
-    settings = cost.stack_settings()
-    click = cost.load_hit_figures()["profiles"]["click"]
+    settings = cost_inputs.stack_settings()
+    click = cost_inputs.load_hit_figures()["profiles"]["click"]
 
     def write_units(hits: int) -> float:
-        found = cost.estimate(hits, "click", settings)
+        found = cost_estimate.estimate(hits, "click", settings)
         line = next(line for line in found.lines if line.what.endswith("write units a hit"))
         return float(line.what.split()[0])
 
@@ -144,7 +146,7 @@ def test_a_batch_shares_its_write_units_among_its_beacons() -> None:
 
 
 def test_every_price_is_dated_and_has_its_source() -> None:
-    prices = cost.load_prices()
+    prices = cost_inputs.load_prices()
     assert prices["region"] == "us-east-1"
     date.fromisoformat(prices["recorded"])
     needed = {
@@ -166,7 +168,7 @@ def test_every_price_is_dated_and_has_its_source() -> None:
 
 
 def test_every_hit_figure_says_where_it_comes_from() -> None:
-    figures = cost.load_hit_figures()
+    figures = cost_inputs.load_hit_figures()
     entries = [value for value in figures.values() if isinstance(value, dict) and "value" in value]
     for units in figures["profiles"].values():
         entries += [value for value in units.values() if isinstance(value, dict)]
@@ -197,37 +199,37 @@ def test_docs_cost_table_is_the_commands_output(capsys: pytest.CaptureFixture[st
 
 
 def test_the_function_url_front_door_bills_no_api_gateway_request() -> None:
-    settings = cost.stack_settings()
+    settings = cost_inputs.stack_settings()
     assert settings.has_function_url
-    api = cost.estimate(1_000_000, "pixel", settings, front_door="http-api")
-    url = cost.estimate(1_000_000, "pixel", settings, front_door="function-url")
+    api = cost_estimate.estimate(1_000_000, "pixel", settings, front_door="http-api")
+    url = cost_estimate.estimate(1_000_000, "pixel", settings, front_door="function-url")
     assert url.by_service()["API Gateway"] == 0
     assert api.total - url.total == pytest.approx(
-        1e6 * cost.unit_price(cost.load_prices(), "http_api_request")
+        1e6 * cost_inputs.unit_price(cost_inputs.load_prices(), "http_api_request")
     )
     with pytest.raises(ValueError, match="function-url behind CloudFront"):
-        cost.estimate(1_000_000, "pixel", settings, cloudfront=False, front_door="function-url")
+        cost_estimate.estimate(1_000_000, "pixel", settings, cloudfront=False, front_door="function-url")
 
 
 def test_platform_log_lines_count_only_where_the_template_keeps_them() -> None:
-    settings = cost.stack_settings()
+    settings = cost_inputs.stack_settings()
     # The template turns them off for the track and stream functions (SystemLogLevel WARN).
     assert (settings.track.platform_logs, settings.stream.platform_logs) == (False, False)
     chatty = dataclasses.replace(settings, track=dataclasses.replace(settings.track, platform_logs=True))
 
-    def logs(found: cost.Estimate) -> float:
+    def logs(found: cost_estimate.Estimate) -> float:
         return found.by_service()["CloudWatch Logs"]
 
-    figures = cost.load_hit_figures()
+    figures = cost_inputs.load_hit_figures()
     extra_bytes = (
         figures["platform_log_bytes_per_invocation"]["value"]
         + 3 * figures["log_event_overhead_bytes"]["value"]
     )
-    ingestion = cost.unit_price(cost.load_prices(), "cloudwatch_logs_ingestion_gb")
-    added = logs(cost.estimate(1_000_000, "pixel", chatty)) - logs(
-        cost.estimate(1_000_000, "pixel", settings)
+    ingestion = cost_inputs.unit_price(cost_inputs.load_prices(), "cloudwatch_logs_ingestion_gb")
+    added = logs(cost_estimate.estimate(1_000_000, "pixel", chatty)) - logs(
+        cost_estimate.estimate(1_000_000, "pixel", settings)
     )
-    assert added > 1e6 * extra_bytes / cost.GB * ingestion  # ingestion, plus storage
+    assert added > 1e6 * extra_bytes / cost_estimate.GB * ingestion  # ingestion, plus storage
 
 
 @pytest.mark.parametrize("text", ["2000000", "2,000,000", "2_000_000", "2e6", "2.0E6"])
@@ -236,9 +238,9 @@ def test_hits_are_written_as_people_write_them(text: str) -> None:
 
 
 def test_secret_reads_are_at_most_one_an_invocation() -> None:
-    few = cost.estimate(15, "pixel", cost.stack_settings())
+    few = cost_estimate.estimate(15, "pixel", cost_inputs.stack_settings())
     secrets = few.by_service()["Secrets Manager"]
-    assert secrets <= 30 * cost.unit_price(cost.load_prices(), "secrets_manager_api_call")
+    assert secrets <= 30 * cost_inputs.unit_price(cost_inputs.load_prices(), "secrets_manager_api_call")
 
 
 def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
@@ -248,8 +250,8 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(data["profiles"]) == {"pixel"}
     pixel = data["profiles"]["pixel"]
     assert pixel["per_million"] == pytest.approx(pixel["total"] / 2, rel=1e-4)
-    assert set(pixel["by_service"]) == set(cost.SERVICES)
-    assert data["settings"]["track"]["architecture"] == cost.stack_settings().track.architecture
+    assert set(pixel["by_service"]) == set(cost_estimate.SERVICES)
+    assert data["settings"]["track"]["architecture"] == cost_inputs.stack_settings().track.architecture
 
 
 def test_measured_durations_replace_the_estimates(capsys: pytest.CaptureFixture[str]) -> None:
@@ -300,4 +302,4 @@ def test_a_template_without_a_stream_event_is_refused(tmp_path: Path) -> None:
         "Resources:\n  StreamFunction:\n    Type: AWS::Serverless::Function\n    Properties: {}\n"
     )
     with pytest.raises(TemplateError, match="no DynamoDB stream event"):
-        cost.stack_settings(Template(path))
+        cost_inputs.stack_settings(Template(path))

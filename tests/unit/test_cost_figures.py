@@ -28,7 +28,7 @@ from webbugger.minting import tracking_url
 from webbugger.modes import Mode
 from webbugger.refs import Ref
 from webbugger.tokens import KeyRing, TokenClaims
-from webbugger_cli.commands import cost
+from webbugger_cli.commands import cost_inputs
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -114,7 +114,7 @@ def _lines_per_hit(stack: Any, event: dict[str, Any], status: int, hits: int = 3
 
 
 def test_track_log_bytes_per_pixel_is_measured(track: Any) -> None:
-    recorded = cost.load_hit_figures()["track_log_bytes"]
+    recorded = cost_inputs.load_hit_figures()["track_log_bytes"]
     assert recorded["kind"] == "measured"
     plain = _lines_per_hit(track, _event(track, TokenClaims(mode=Mode.PIXEL)), 200)
     with_source = _lines_per_hit(
@@ -283,7 +283,7 @@ def _hits_units(track: Any, stream_stack: Any, claims: list[TokenClaims]) -> _Un
     from unittest import mock
 
     import botocore.client
-    from webbugger_cli.local.streams import stream_sources
+    from webbugger_cli.local.stream_sources import stream_sources
     from webbugger_cli.template import load_template
 
     handler, names = stream_stack
@@ -349,7 +349,7 @@ def test_request_units_of_a_hit_are_the_recorded_ones_and_within_budget(
     per_beacon = (full.stream_writes - one.stream_writes) / (BATCH - 1)
     per_batch = one.stream_writes - per_beacon
     reads_per_beacon = (full.stream_reads - one.stream_reads) / (BATCH - 1)
-    recorded = cost.load_hit_figures()["profiles"][profile]
+    recorded = cost_inputs.load_hit_figures()["profiles"][profile]
     assert full.track_writes == BATCH * one.track_writes
     measured = (
         one.track_writes,

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from webbugger_cli.local.server import FairLock
+from webbugger_cli.local.fair_lock import FairLock
 
 if TYPE_CHECKING:
     from collections.abc import Callable

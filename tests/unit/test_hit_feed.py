@@ -21,7 +21,8 @@ from webbugger.ids import epoch_ms, new_beacon_id
 from webbugger.models import Beacon, beacon_partition
 from webbugger.settings import Settings
 from webbugger_cli.analytics import connect, named_queries, write_parquet
-from webbugger_cli.commands.cost import estimate, load_hit_figures, load_prices, stack_settings
+from webbugger_cli.commands.cost_estimate import estimate
+from webbugger_cli.commands.cost_inputs import load_hit_figures, load_prices, stack_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "docs" / "hit-event.schema.json").read_text())

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from webbugger_cli.commands import recount
-from webbugger_cli.commands.backends import AdminBackend
+from webbugger_cli.commands.admin_backend import AdminBackend
 from webbugger_cli.main import main
 
 

@@ -16,16 +16,8 @@ from webbugger.counters import DayCounts, Stats
 from webbugger.registry import Kind
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands import report as command
-from webbugger_cli.report import (
-    METRICS,
-    NONE_LABEL,
-    ReportData,
-    Tally,
-    bar_chart,
-    nice_ticks,
-    render_html,
-    tally,
-)
+from webbugger_cli.report import NONE_LABEL, ReportData, Tally, tally
+from webbugger_cli.report_html import METRICS, bar_chart, nice_ticks, render_html
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

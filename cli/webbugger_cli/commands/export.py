@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from webbugger.service.beacons import BeaconQuery as ExportQuery
 
-    from webbugger_cli.commands.backends import Record
+    from webbugger_cli.commands.backend_records import Record
 
 DEFAULT_DAYS = 30
 FORMATS = ("csv", "jsonl", "parquet")

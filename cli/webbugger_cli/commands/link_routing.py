@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from webbugger.service.qr import QrFormat
 
-    from webbugger_cli.commands.backends import Record
+    from webbugger_cli.commands.backend_records import Record
 
 CONDITIONS = ("device", "os", "country", "language", "query")
 

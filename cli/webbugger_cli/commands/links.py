@@ -23,7 +23,7 @@ from webbugger_cli.commands.options import bounded, iso_time
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from webbugger_cli.commands.backends import Record
+    from webbugger_cli.commands.backend_records import Record
 
 DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 10_000

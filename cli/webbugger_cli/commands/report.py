@@ -1,7 +1,7 @@
 """``webbugger report TYPE:ID --html PATH``: one self-contained HTML page of a reference's traffic.
 
 Fetches the reference's daily counters and a capped scan of its beacons from the stack, then
-writes the page :mod:`webbugger_cli.report` renders (atomically: a reader never sees half a file).
+writes the page :mod:`webbugger_cli.report_html` renders (atomically: a reader never sees half a file).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from webbugger_cli.campaign_report import CampaignReport
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.options import bounded
 from webbugger_cli.commands.stats import chosen_kind, day_range
-from webbugger_cli.report import DEFAULT_SCAN_CAP, ReportData, render_html, tally
+from webbugger_cli.report import DEFAULT_SCAN_CAP, ReportData, tally
+from webbugger_cli.report_html import render_html
 from webbugger_cli.stack import require_counters, resolve_stack
 
 DEFAULT_DAYS = 30

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from webbugger.counters import Stats
 
-    from webbugger_cli.commands.backends import Record
+    from webbugger_cli.commands.backend_records import Record
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366  # as the admin API's /stats allows

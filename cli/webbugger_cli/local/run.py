@@ -30,9 +30,11 @@ from webbugger.tokens import KeyRing, TokenClaims
 
 from webbugger_cli.commands.types import type_entries
 from webbugger_cli.local import state
+from webbugger_cli.local.apis import local_apis
 from webbugger_cli.local.ddblocal import DynamoDBLocal, DynamoDBLocalError, free_port
-from webbugger_cli.local.server import LocalApi, local_apis
-from webbugger_cli.local.streams import StreamConfigError, StreamFeed
+from webbugger_cli.local.server import LocalApi
+from webbugger_cli.local.stream_sources import StreamConfigError
+from webbugger_cli.local.streams import StreamFeed
 from webbugger_cli.local.tables import ensure_plugin_tables, ensure_tables, local_client, table_outputs
 from webbugger_cli.local.wire import HOST
 from webbugger_cli.template import FRONT_DOORS, TemplateError, load_template
