@@ -17,6 +17,11 @@ compared. Three figures:
 ``python -X importtime`` runs of each side then apportion what the handler import costs beyond
 PynamoDB.
 
+``--sys-path DIRS`` (information, not the target): figure 1 alone, each child run with ``-S`` (no
+site-packages) and only ``DIRS`` (colon-separated) on ``PYTHONPATH``: a Lambda-like path with the
+layers' few distributions instead of the development environment's hundred, which plugin
+discovery scans (docs/benchmarks.md says how to build one).
+
 Run: ``uv run python bench/cold_start.py [--runs N] [--request-runs M] [--importtime-runs K]``
 """
 
@@ -156,11 +161,13 @@ class Side:
     code: str
     args: list[str]
     times: list[float] = field(default_factory=list)
+    # Options of the child interpreter itself (``-S`` with --sys-path).
+    python_options: list[str] = field(default_factory=list)
 
     def run(self, env: dict[str, str], *, record: bool = True) -> dict[str, Any]:
         """Run the child once in a fresh interpreter; keep its time."""
         done = subprocess.run(
-            [sys.executable, "-c", self.code, *self.args],
+            [sys.executable, *self.python_options, "-c", self.code, *self.args],
             env=env,
             capture_output=True,
             text=True,
@@ -269,6 +276,36 @@ def breakdown(env: dict[str, str], runs: int) -> tuple[dict[str, float], float]:
     return medians, baseline_total
 
 
+def import_on_path(sys_path: str, runs: int, env: dict[str, str], argv: list[str] | None) -> None:
+    """Figure 1 with only ``sys_path`` (and the standard library) importable."""
+    compiled = subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "-j", "2", *sys_path.split(":")],
+        capture_output=True,
+        check=False,
+    )
+    env = {**env, "PYTHONPATH": sys_path}
+    options = ["-S"]
+    handler = Side("handler import", IMPORT_HANDLER, [str(s.HANDLER_FILE)], python_options=options)
+    baseline = Side("import pynamodb.models", IMPORT_PYNAMODB, [], python_options=options)
+    floor = Side("pynamodb + Powertools Logger/Metrics", IMPORT_FLOOR, [], python_options=options)
+    interleave([handler, baseline, floor], runs, env)
+    rows = [
+        [side.label, str(len(side.times)), f"{s.median(side.times):.1f}", f"{min(side.times):.1f}"]
+        for side in (handler, baseline, floor)
+    ]
+    ratios = [
+        [f"{first.label} / {baseline.label}", f"{s.median(first.times) / s.median(baseline.times):.2f}"]
+        for first in (handler, floor)
+    ]
+    print()
+    print(f"Cold start with only {sys_path} on the path (-S; compileall exit {compiled.returncode})")
+    print(s.table(["measured", "runs", "median ms", "min ms"], rows))
+    print()
+    print(s.table(["ratio of medians", "value"], ratios))
+    print()
+    print(f"rerun: {s.rerun_command(argv)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print its tables."""
     parser = argparse.ArgumentParser(
@@ -285,11 +322,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-ddblocal", action="store_true", help="skip the DynamoDB Local first-request figure"
     )
+    parser.add_argument(
+        "--sys-path",
+        metavar="DIRS",
+        help="the import figure only, children with -S and only DIRS (colon-separated) on PYTHONPATH",
+    )
     opts = parser.parse_args(argv)
 
     print(s.compile_bytecode())
     key_ring_json = s.new_key_ring_json()
     env = s.child_environment(s.core_environment(key_ring_json))
+    if opts.sys_path:
+        import_on_path(opts.sys_path, opts.runs, env, argv)
+        return
 
     handler = Side("handler import", IMPORT_HANDLER, [str(s.HANDLER_FILE)])
     baseline = Side("import pynamodb.models", IMPORT_PYNAMODB, [])

@@ -10,7 +10,6 @@ import json
 import re
 import string
 from contextlib import suppress
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -122,9 +121,9 @@ def test_token_matches_the_documented_format(token: str) -> None:
 def test_sealing_is_deterministic_and_every_claim_changes_the_token(k1_ring: KeyRing) -> None:
     assert sign(PIXEL, k1_ring) == sign(PIXEL, k1_ring)
     others = [
-        replace(PIXEL, issued_at=ISSUED + 1),
-        replace(PIXEL, entity=Ref("subscriber", "s-43")),
-        replace(PIXEL, honeypot=True),
+        PIXEL.replace(issued_at=ISSUED + 1),
+        PIXEL.replace(entity=Ref("subscriber", "s-43")),
+        PIXEL.replace(honeypot=True),
     ]
     assert len({sign(PIXEL, k1_ring), *(sign(other, k1_ring) for other in others)}) == 4
 
@@ -137,7 +136,7 @@ LEGACY_EMAIL_PIXEL = (
     "k1.WyJwIiwxNzQ2NTE1Mjg5LDQsImxpbms6YUIzZEU2Z0giLCJyZWNpcGllbnQ6YWxpY2VAZXhhbXBsZS5jb20iLCJu"
     "ZXdzbGV0dGVyOjIwMjUtMDUiXQ.OE2Q48wbOm4UcTgfzAvDDw"
 )
-EMAIL_PIXEL = replace(PIXEL, entity=Ref("recipient", "alice@example.com"), purpose=Purpose.EMAIL)
+EMAIL_PIXEL = PIXEL.replace(entity=Ref("recipient", "alice@example.com"), purpose=Purpose.EMAIL)
 SECRETS = ["alice@example.com", "alice", "example.com", "aB3dE6gH", "newsletter", "2025-05", "recipient"]
 
 

@@ -4,7 +4,6 @@ and imports neither botocore nor PynamoDB (bench/cli.py, tests/unit/test_cli_sta
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from typing import TYPE_CHECKING
@@ -52,7 +51,7 @@ def _claims(args: argparse.Namespace, mode: Mode, registry: Registry) -> TokenCl
     honeypot = getattr(args, "honeypot", False)
     request = MintRequest(args.target, args.entity, args.source, args.ignore_errors, honeypot, args.purpose)
     pixel = pixel_claims(registry, request)
-    return pixel if mode is Mode.PIXEL else dataclasses.replace(pixel, mode=mode, honeypot=honeypot)
+    return pixel if mode is Mode.PIXEL else pixel.replace(mode=mode, honeypot=honeypot)
 
 
 def cmd_url(args: argparse.Namespace) -> int:

@@ -14,9 +14,10 @@ reference. Names are unique within a kind (target, entity, source).
   ignore errors. It may offer ``create(id, name)`` (``webbugger source create``).
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable
+# No ``from __future__ import annotations`` here: typing.NamedTuple compiles every annotation
+# given as a string (a ForwardRef), 17 compiles for the three types below at the track function's
+# cold start. So the names the annotations use are imported (all loaded by then anyway).
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -24,8 +25,6 @@ from webbugger.errors import TypeClashError, UnknownTypeError
 from webbugger.refs import TYPE_NAME
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from pynamodb.models import Model
 
 
@@ -185,7 +184,7 @@ class Registry:
         """Register a source type: ``load(id)`` returns the record, or None when there is none."""
         self._add(Kind.SOURCE, SourceType(name, load, origin, create, page))
 
-    def add_table(self, model: type[Model], variable: str) -> None:
+    def add_table(self, model: "type[Model]", variable: str) -> None:
         """Record a plugin's PynamoDB model, bound to the table named by ``variable`` at first use."""
         self.tables.append((model, variable))
 

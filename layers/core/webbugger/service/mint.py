@@ -9,7 +9,6 @@ are a mail sent: :func:`record_minted_sends` records each once (:mod:`webbugger.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -143,7 +142,7 @@ def _claims(registry: Registry, request: MintRequest, default: Purpose) -> list[
     pixel = pixel_claims(registry, request, default)
     if pixel.target is None:
         return [pixel]
-    return [pixel, dataclasses.replace(pixel, mode=Mode.REDIRECT, honeypot=request.honeypot)]
+    return [pixel, pixel.replace(mode=Mode.REDIRECT, honeypot=request.honeypot)]
 
 
 def _urls(claims: list[TokenClaims], ring: KeyRing, base_url: str) -> MintedUrls:
