@@ -32,13 +32,15 @@ def settings() -> Settings:
     """This function's settings, with every model bound to its table (the admin's timeouts).
 
     Rebinds when the models were bound by someone else (the local stack runs every function in
-    one process, and the track function binds the same models with its tighter bounds).
+    one process, and the track function binds the same models with its tighter bounds; tests run
+    several local stacks, on other DynamoDB Local endpoints, with the same table names).
     """
     current = _configured()
     meta: Any = Beacon.Meta
     if (
         getattr(meta, "read_timeout_seconds", None) != current.ddb_read_timeout
         or getattr(meta, "table_name", None) != current.beacons_table
+        or getattr(meta, "host", None) != current.dynamodb_endpoint
     ):
         bind_tables(default_registry(), current)
     return current
