@@ -66,7 +66,14 @@ def stack_with_example(tmp_path: Path) -> Iterator[dict[str, Any]]:
     )
     try:
         state_file = tmp_path / "stack.json"
-        _wait("the local stack", lambda: state_file.exists() and process.poll() is None, timeout=90)
+
+        def started() -> bool:
+            if process.poll() is not None:  # it stopped: say why now, not after the timeout
+                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+                pytest.fail(f"`webbugger local` exited with {process.returncode}:\n{output}")
+            return state_file.exists()
+
+        _wait("the local stack", started, timeout=90)
         yield {"state": json.loads(state_file.read_text()), "state_dir": tmp_path}
     finally:
         os.killpg(process.pid, signal.SIGINT)
