@@ -46,14 +46,13 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-BAD_REQUEST: OpenAPIResponse = {
-    "description": "Bad input",
-    "content": {"application/json": {"model": ErrorBody}},
-}
-NOT_FOUND: OpenAPIResponse = {
-    "description": "No such link",
-    "content": {"application/json": {"model": ErrorBody}},
-}
+def _error_answer(description: str, model: type[BaseModel] = ErrorBody) -> OpenAPIResponse:
+    """An error answer of the OpenAPI document: its description and its JSON body's model."""
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
+BAD_REQUEST = _error_answer("Bad input")
+NOT_FOUND = _error_answer("No such link")
 
 
 class GatewayMessage(BaseModel):
@@ -62,22 +61,10 @@ class GatewayMessage(BaseModel):
     message: str
 
 
-TOO_LARGE: OpenAPIResponse = {
-    "description": "A body over 10 MB (API Gateway's limit)",
-    "content": {"application/json": {"model": GatewayMessage}},
-}
-NO_CAMPAIGN: OpenAPIResponse = {
-    "description": "No such campaign",
-    "content": {"application/json": {"model": ErrorBody}},
-}
-LINK_EXISTS: OpenAPIResponse = {
-    "description": "A link with this id exists",
-    "content": {"application/json": {"model": ErrorBody}},
-}
-NO_SHORT_URL: OpenAPIResponse = {
-    "description": "The link's short URL is off (set short_url_enabled first)",
-    "content": {"application/json": {"model": ErrorBody}},
-}
+TOO_LARGE = _error_answer("A body over 10 MB (API Gateway's limit)", GatewayMessage)
+NO_CAMPAIGN = _error_answer("No such campaign")
+LINK_EXISTS = _error_answer("A link with this id exists")
+NO_SHORT_URL = _error_answer("The link's short URL is off (set short_url_enabled first)")
 
 # --- shared query parameters --------------------------------------------------------------------
 

@@ -29,7 +29,9 @@ class Frozen:
         return {name: getattr(self, name) for name in names}
 
     def _values(self) -> tuple[Any, ...]:
-        return tuple(self._fields().values())
+        # Straight from the slots: __eq__ and __hash__ run on every hit (no dict on the way).
+        names: tuple[str, ...] = self.__slots__
+        return tuple(getattr(self, name) for name in names)
 
     def replace(self, **changes: Any) -> Self:
         """A copy with the given fields changed (validated again, as a new instance is)."""
