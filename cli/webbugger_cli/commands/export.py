@@ -24,7 +24,7 @@ from webbugger.registry import Kind
 
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.backends import open_backend
-from webbugger_cli.commands.options import iso_time, iso_time_end
+from webbugger_cli.commands.options import add_time_range
 
 if TYPE_CHECKING:
     import argparse
@@ -235,19 +235,11 @@ def add_parsers(
     export = commands.add_parser(
         "export", parents=[common], help="write beacons to stdout as CSV or JSON lines, newest first"
     )
-    export.add_argument(
-        "--from",
-        dest="since",
+    add_time_range(
+        export,
         metavar="ISO",
-        type=iso_time,
-        help=f"from this time (ISO 8601, UTC if no offset; default: {DEFAULT_DAYS} days before --to)",
-    )
-    export.add_argument(
-        "--to",
-        dest="until",
-        metavar="ISO",
-        type=iso_time_end,
-        help="until this time (a bare date: through its end; default: now)",
+        since_help=f"from this time (ISO 8601, UTC if no offset; default: {DEFAULT_DAYS} days before --to)",
+        until_help="until this time (a bare date: through its end; default: now)",
     )
     only = export.add_mutually_exclusive_group()
     for kind in Kind:

@@ -1,4 +1,4 @@
-"""Argument types the new commands share: ISO 8601 times, bounded whole numbers."""
+"""Arguments the commands share: ISO 8601 times and a --from/--to range, bounded whole numbers."""
 
 from __future__ import annotations
 
@@ -40,6 +40,15 @@ def iso_time(text: str) -> datetime:
 def iso_time_end(text: str) -> datetime:
     """argparse type: :func:`parse_time`, a bare date meaning through the end of that day."""
     return parse_time(text, end_of_day=True)
+
+
+def add_time_range(
+    parser: argparse.ArgumentParser, *, metavar: str, since_help: str, until_help: str
+) -> None:
+    """``--from`` and ``--to`` (``args.since``, ``args.until``): times, a bare ``--to`` date
+    meaning through its end."""
+    parser.add_argument("--from", dest="since", type=iso_time, metavar=metavar, help=since_help)
+    parser.add_argument("--to", dest="until", type=iso_time_end, metavar=metavar, help=until_help)
 
 
 def bounded(low: int, high: int) -> Callable[[str], int]:

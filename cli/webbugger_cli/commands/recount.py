@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from webbugger_cli.commands import UsageError
 from webbugger_cli.commands.backends import open_backend
-from webbugger_cli.commands.options import iso_time, iso_time_end
+from webbugger_cli.commands.options import add_time_range
 
 if TYPE_CHECKING:
     import argparse
@@ -59,9 +59,11 @@ def add_parsers(
         parents=[common],
         help="hook, label and count the beacons the stream never finished (after an outage)",
     )
-    recount.add_argument(
-        "--from", dest="since", type=iso_time, metavar="TIME", help="first beacon time (default: 48 h ago)"
+    add_time_range(
+        recount,
+        metavar="TIME",
+        since_help="first beacon time (default: 48 h ago)",
+        until_help="last (default: now)",
     )
-    recount.add_argument("--to", dest="until", type=iso_time_end, metavar="TIME", help="last (default: now)")
     recount.add_argument("--json", action="store_true", help="print the totals as one JSON object")
     recount.set_defaults(handler=cmd_recount)

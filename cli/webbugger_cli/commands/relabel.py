@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from webbugger_cli.commands import UsageError
-from webbugger_cli.commands.options import iso_time, iso_time_end
+from webbugger_cli.commands.options import add_time_range
 from webbugger_cli.stack import require_counters, resolve_stack
 
 if TYPE_CHECKING:
@@ -61,9 +61,11 @@ def add_parsers(
         parents=[common],
         help="classify stored beacons again and move their counts (after a list update)",
     )
-    relabel.add_argument(
-        "--from", dest="since", type=iso_time, metavar="DATE", help="first beacon time (default: retention)"
+    add_time_range(
+        relabel,
+        metavar="DATE",
+        since_help="first beacon time (default: retention)",
+        until_help="last (default: now)",
     )
-    relabel.add_argument("--to", dest="until", type=iso_time_end, metavar="DATE", help="last (default: now)")
     relabel.add_argument("--json", action="store_true", help="print what changed as one JSON object")
     relabel.set_defaults(handler=cmd_relabel)

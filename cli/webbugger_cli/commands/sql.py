@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from webbugger_cli.commands import UsageError, display, jsonable, print_table
-from webbugger_cli.commands.options import iso_time, iso_time_end
+from webbugger_cli.commands.options import add_time_range
 
 if TYPE_CHECKING:
     import argparse
@@ -87,15 +87,11 @@ def add_parsers(
     sql.add_argument(
         "--parquet", type=Path, metavar="DIR", help="read these Parquet files (webbugger export --output DIR)"
     )
-    sql.add_argument(
-        "--from",
-        dest="since",
+    add_time_range(
+        sql,
         metavar="ISO",
-        type=iso_time,
-        help="beacons from this time (default: 30 days ago)",
-    )
-    sql.add_argument(
-        "--to", dest="until", metavar="ISO", type=iso_time_end, help="beacons until this time (default: now)"
+        since_help="beacons from this time (default: 30 days ago)",
+        until_help="beacons until this time (default: now)",
     )
     sql.add_argument("--json", action="store_true", help="one JSON object per row")
     sql.set_defaults(handler=cmd_sql)
