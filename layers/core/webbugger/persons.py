@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import DeleteError, UpdateError
 from pynamodb.expressions.condition import size
 from pynamodb.expressions.operand import Path, Value
 from pynamodb.models import Model
@@ -173,6 +173,25 @@ def _claim_unlisted(beacon: Beacon, person: str, human: bool, settings: Settings
         return read(person, day_of(beacon.created_at))
     answer = PersonDay(person, day_of(beacon.created_at)).update(actions=actions)
     return Day.of(answer["Attributes"])
+
+
+def forget(person: str, day: str, beacon_id: str) -> None:
+    """Take a beacon off its person-day: its id and the claims it holds; the item goes when no
+    beacon is left on it (an erased entity's beacon the stream registered after the erasure)."""
+    stored = read(person, day)
+    if stored is None:
+        return
+    held = [name for name, holder in stored.claims.items() if holder == beacon_id]
+    actions: list[Any] = [PersonDay.hits.delete({beacon_id}), *(Path([name]).remove() for name in held)]
+    item = PersonDay(person, day)
+    answer = item.update(actions=actions)
+    if "hits" in answer.get("Attributes", {}):
+        return
+    try:
+        item.delete(condition=PersonDay.hits.does_not_exist())
+    except DeleteError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise  # else a beacon registered meanwhile: the item stays, for it
 
 
 def read(person: str, day: str) -> Day | None:

@@ -3,7 +3,8 @@
 Per beacon, in this order (each step safe to repeat, so a record delivered again is harmless):
 
 0. unless its entity was erased after it was made (:mod:`webbugger.tombstones`): then the beacon
-   is deleted, and nothing else is done for it;
+   is deleted, and nothing else is done for it (and if the erasure comes while the beacon is
+   processed, what was written for it is taken back: :func:`webbugger.erase.forget_late_work`);
 1. its entity's deferred hook, once (:mod:`webbugger.deferred`);
 2. its registration on its person-day with its unique claims (:func:`webbugger.persons.register`:
    one write), unless it has no person or counts for nothing;
@@ -30,6 +31,7 @@ from pynamodb.exceptions import TransactWriteError
 from webbugger.classify import Hit, classify_hit, parse_device
 from webbugger.counters import LabelConflictError, counted_refs, counter_key, daily_salt, day_of
 from webbugger.deferred import apply_deferred_hooks
+from webbugger.erase import forget_late_work
 from webbugger.feed import collecting_relabels, publish
 from webbugger.labelling import (
     MAX_ATTEMPTS,
@@ -107,6 +109,7 @@ class BatchRun:
             if day is None:  # registered before: the record came again
                 stored = _reload(beacon)
                 if stored is None:
+                    self._vanished(beacon)
                     return
                 take_stored(beacon, stored)
                 day = read(person, day_label) or Day(person, day_label)
@@ -142,6 +145,7 @@ class BatchRun:
             # Another beacon's processing wrote this one (or its claim) since it was read.
             stored = _reload(beacon)
             if stored is None:
+                self._vanished(beacon)
                 return
             take_stored(beacon, stored)
             claimed: str | None = beacon.ledger
@@ -151,6 +155,13 @@ class BatchRun:
             if person is not None and day is not None:
                 day = read(person, day.day) or Day(person, day.day)
         raise LabelConflictError(f"beacon {beacon.id}: its claim kept conflicting; retried by the stream")
+
+    def _vanished(self, beacon: Beacon) -> None:
+        """The beacon was deleted while this processed it: if an erasure did it (its entity's
+        tombstone, read again, buries it), take back what was written for it since."""
+        if self.tombstones is not None and forget_late_work(beacon, self.registry, self.tombstones):
+            self.buried.add(beacon.id)
+            metrics.add_metric(name="ErasedBeaconsDropped", unit=MetricUnit.Count, value=1)
 
     def _counted_again(self, stored: Beacon) -> None:
         """A beacon claimed before: counted if its ledger committed, else claimed to this batch's;

@@ -79,22 +79,23 @@ class Tombstones:
     salt_secret: bytes
     _seen: dict[str, int | None] = field(default_factory=dict)
 
-    def erased_at(self, entity: str) -> int | None:
-        """When ``entity`` was last erased (epoch ms), or None."""
-        if entity not in self._seen:
+    def erased_at(self, entity: str, *, fresh: bool = False) -> int | None:
+        """When ``entity`` was last erased (epoch ms), or None; ``fresh``: read again, strongly
+        consistent (an erasure may have run since the first read)."""
+        if fresh or entity not in self._seen:
             try:
-                stone = Tombstone.get(tombstone_key(self.salt_secret, entity), SORT_KEY)
-                self._seen[entity] = int(stone.at)
+                key = tombstone_key(self.salt_secret, entity)
+                self._seen[entity] = int(Tombstone.get(key, SORT_KEY, consistent_read=fresh).at)
             except Tombstone.DoesNotExist:
                 self._seen[entity] = None
         return self._seen[entity]
 
-    def buried(self, beacon: Beacon) -> bool:
+    def buried(self, beacon: Beacon, *, fresh: bool = False) -> bool:
         """Whether ``beacon`` belongs to an erased entity and was made before its erasure."""
         entity: str | None = beacon.entity  # PynamoDB types it non-null
         if not entity:
             return False
-        at = self.erased_at(entity)
+        at = self.erased_at(entity, fresh=fresh)
         return at is not None and epoch_ms(beacon.created_at) <= at
 
 
