@@ -14,6 +14,7 @@ from webbugger.ledger import Ledger
 from webbugger.models import Beacon
 from webbugger.persons import PersonDay
 from webbugger_cli.template import Template, load_handler, load_template
+from webbugger_plugins.ip import IpEntity
 from webbugger_plugins.link import Link
 
 if TYPE_CHECKING:
@@ -91,6 +92,11 @@ def test_models_match_the_template_tables(template: Template, model: type[Model]
 
 def test_beacon_ttl_attribute_is_the_models(template: Template) -> None:
     assert template.ttl_attribute("BeaconsTable") == Beacon.expires.attr_name
+
+
+def test_ip_entities_expire_by_the_models_ttl_attribute(template: Template) -> None:
+    # An ip entity's addresses go with its last beacon (privacy.md), by DynamoDB's TTL.
+    assert template.ttl_attribute("IpEntitiesTable") == IpEntity.expires.attr_name
 
 
 def test_tables_are_protected_and_encrypted(template: Template) -> None:
