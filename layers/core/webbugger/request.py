@@ -46,6 +46,11 @@ class IncomingRequest(NamedTuple):
         """One header's value, or None when absent or empty."""
         return self.headers.get(name) or None
 
+    def __repr__(self) -> str:
+        # Header names only, no address: the values hold the origin secret CloudFront adds and
+        # the visitor's own data, which a repr in a log or a traceback would print.
+        return f"IncomingRequest(method={self.method!r}, headers={sorted(self.headers)!r}, ...)"
+
 
 class HitRequest(NamedTuple):
     """The request as entity hooks see it: stable, documented, and already anonymised (immutable:
