@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from webbugger.errors import ConfigurationError
@@ -17,9 +17,6 @@ from webbugger.settings import Settings, load_settings
 from webbugger.tokens import KeyRing, Purpose, TokenClaims, sign
 from webbugger.tombstones import Tombstones
 from webbugger.tracking import Tracker
-
-if TYPE_CHECKING:
-    from webbugger.tokens import KeyRing
 
 UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
 ORIGIN_SECRET = "s" * 40
@@ -266,7 +263,8 @@ def test_no_repr_of_a_key_ring_tombstones_or_request_shows_a_secret() -> None:
     tombstones._seen["recipient:alice@example.com"] = None
     shown = repr(tombstones)
     assert "SALTVALUE" not in shown and "alice" not in shown
-    incoming = IncomingRequest("GET", {ORIGIN_SECRET_HEADER: ORIGIN_SECRET, "user-agent": "UA"}, "203.0.113.9")
+    headers = {ORIGIN_SECRET_HEADER: ORIGIN_SECRET, "user-agent": "UA"}
+    incoming = IncomingRequest("GET", headers, "203.0.113.9")
     shown = repr(incoming)
     assert ORIGIN_SECRET not in shown and "203.0.113.9" not in shown
     assert incoming.header(ORIGIN_SECRET_HEADER) == ORIGIN_SECRET

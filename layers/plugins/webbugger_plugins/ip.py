@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UnicodeSetAttribute, UTCDateTimeAttribute
+from pynamodb.models import Model
 from webbugger.models import expiry
 from webbugger.settings import get_settings
-from pynamodb.models import Model
 
 from webbugger_plugins.records import get_or_create, page_of, update
 
