@@ -222,8 +222,11 @@ def export_parquet(args: argparse.Namespace, query: ExportQuery) -> int:
     from webbugger_cli.analytics import rows_of, write_parquet
 
     open_backend(None, None)  # the local stack: its tables bound, its environment applied
-    salt = load_visitor_salt(load_settings())  # the stream function's, for the same people
-    count = write_parquet(rows_of(find_beacons(query), salt, datetime.now(UTC)), args.output)
+    settings = load_settings()
+    salt = load_visitor_salt(settings)  # the stream function's, for the same people
+    clear = settings.analytics_entities == "clear"  # as the stack's AnalyticsEntities says
+    rows = rows_of(find_beacons(query), salt, datetime.now(UTC), clear_entities=clear)
+    count = write_parquet(rows, args.output)
     print(f"exported {count:,} row{'' if count == 1 else 's'} to {args.output}", file=sys.stderr)
     return 0
 
