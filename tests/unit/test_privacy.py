@@ -268,3 +268,21 @@ def test_no_repr_of_a_key_ring_tombstones_or_request_shows_a_secret() -> None:
     shown = repr(incoming)
     assert ORIGIN_SECRET not in shown and "203.0.113.9" not in shown
     assert incoming.header(ORIGIN_SECRET_HEADER) == ORIGIN_SECRET
+
+
+# --- the Referer -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("https://app.example/reset?token=RESET-SECRET&email=alice%40example.com", "https://app.example/reset"),
+        ("https://app.example/inbox#msg=RESET-SECRET", "https://app.example/inbox"),
+        ("https://app.example/a?b#RESET-SECRET", "https://app.example/a"),
+        ("https://mail.example/", "https://mail.example/"),
+    ],
+)
+def test_a_referers_query_and_fragment_are_not_kept(record: Record, sent: str, kept: str) -> None:
+    # Another site's query string carries its tokens and its users' addresses; classification
+    # reads the Referer's host only (a gateway's link-rewriting host).
+    assert record({**BROWSER, "referer": sent}).referer == kept

@@ -89,6 +89,14 @@ def truncate_utf8(text: str | None, max_bytes: int) -> str | None:
     return raw[:max_bytes].decode("utf-8", "ignore")
 
 
+def referer_page(referer: str | None) -> str | None:
+    """The Referer as kept: without its query and fragment (another site's query carries its
+    tokens and its users' addresses; classification reads the host only), cut to MAX_REFERER."""
+    if referer is None:
+        return None
+    return truncate_utf8(referer.split("#", 1)[0].split("?", 1)[0], MAX_REFERER)
+
+
 def anonymise_ip(address: str | None) -> str | None:
     """Zero the host part: IPv4 keeps its /24, IPv6 its /48. Unparseable input gives None."""
     if not address:
