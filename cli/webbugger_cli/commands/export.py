@@ -215,15 +215,17 @@ def export_parquet(args: argparse.Namespace, query: ExportQuery) -> int:
         )
     if args.output is None:
         raise UsageError("--format parquet writes files: give --output DIR (a new directory)")
-    from webbugger.service.beacons import find_beacons
+    from webbugger.service.beacons import find_beacons, within_retention
     from webbugger.settings import load_settings
     from webbugger.signing import load_visitor_salt
 
     from webbugger_cli.analytics import rows_of, write_parquet
 
     open_backend(None, None)  # the local stack: its tables bound, its environment applied
-    salt = load_visitor_salt(load_settings())  # the stream function's, for the same people
-    count = write_parquet(rows_of(find_beacons(query), salt, datetime.now(UTC)), args.output)
+    settings = load_settings()
+    salt = load_visitor_salt(settings)  # the stream function's, for the same people
+    beacons = find_beacons(within_retention(query, settings.retention_days))
+    count = write_parquet(rows_of(beacons, salt, datetime.now(UTC)), args.output)
     print(f"exported {count:,} row{'' if count == 1 else 's'} to {args.output}", file=sys.stderr)
     return 0
 
