@@ -83,6 +83,16 @@ class _Parser(argparse.ArgumentParser):
             2, f"{paint(f'{self.prog}: error:', 'red')} {_one_line(message)} (see `{self.prog} --help`)\n"
         )
 
+    def parse_known_args(  # type: ignore[override]  # typeshed's overloads; this one is all we call
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        # A command's parser gets every argument after the command's name, so what it leaves is
+        # nobody's: refuse it here, naming the command's help, not the top level's list of commands.
+        if extras and self.prog != PROG:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
 
 def _port(text: str) -> int:
     value = positive(text)

@@ -489,6 +489,18 @@ def test_stats_after_hits(local_stack: RunningStack) -> None:
     assert_error(call("GET", f"{local_stack.admin_url}/stats", query={"ref": "link:x", "kind": "x"}), 400)
 
 
+def test_stats_without_kind_reads_the_kind_the_type_is_registered_as(local_stack: RunningStack) -> None:
+    campaign = f"campaign:kindless-{uuid.uuid4().hex[:8]}"
+    created = local_stack.cli("source", "create", campaign)
+    assert created.returncode == 0, created.stderr
+    answer = call("GET", f"{local_stack.admin_url}/stats", query={"ref": campaign})
+    assert answer.status == 200, answer.body  # was 400: "no target type named 'campaign'"
+    assert answer.json()["kind"] == "source"
+    as_target = {"ref": campaign, "kind": "target"}
+    assert_error(call("GET", f"{local_stack.admin_url}/stats", query=as_target), 400)
+    assert_error(call("GET", f"{local_stack.admin_url}/stats", query={"ref": "campaign:never-made"}), 404)
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_export_page_by_page(local_stack: RunningStack, fmt: str) -> None:
     link_id, agents = _hits(local_stack, 5)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -194,3 +195,33 @@ def test_deployed_stack_from_outputs() -> None:
 def test_deployed_stack_missing() -> None:
     with mock_aws(), pytest.raises(StackError, match="stack 'nope' not found in eu-west-1"):
         deployed_stack("nope", "eu-west-1")
+
+
+def test_a_taken_port_says_how_make_run_picks_another(tmp_path: Path) -> None:
+    # `make run` is how the README starts the stack, and `make run --port` is no make option:
+    # the refusal names PORT=N too. Refused before DynamoDB Local starts, hence cheap.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = webbugger("local", "--port", str(port), state_dir=tmp_path)
+    assert_one_line_error(result, f"port {port} or {port + 1} on 127.0.0.1 is already in use")
+    assert "`PORT=N make run`" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (("stats", "link:a", "--from", "2026-12-01"), "webbugger stats"),
+        (("link", "create", "https://example.com/", "--bogus"), "webbugger link create"),
+        (("sql", "SELECT", "count(*)", "FROM", "beacons"), "webbugger sql"),
+    ],
+)
+def test_an_unknown_option_points_at_its_commands_help(
+    tmp_path: Path, args: tuple[str, ...], command: str
+) -> None:
+    # `webbugger --help` lists commands, not the options a newcomer got wrong: name the command's.
+    result = webbugger(*args, state_dir=tmp_path)
+    assert result.returncode == 2
+    assert_one_line_error(result, f"{command}: error: unrecognized arguments: ")
+    assert result.stderr.rstrip().endswith(f"(see `{command} --help`)")

@@ -85,3 +85,10 @@ def test_link_ids_are_short_base62() -> None:
     assert len(made) == 500
     assert all(re.fullmatch(r"[0-9A-Za-z]{8}", link_id) for link_id in made)
     assert len(new_link_id(12)) == 12
+
+
+def test_floor_of_a_time_before_1970_is_the_smallest_id() -> None:
+    # A range query from such a time must start below every id, not above them all.
+    floor = beacon_id_floor(datetime(1900, 1, 1, tzinfo=UTC))
+    assert floor == "0" * 26
+    assert floor <= new_beacon_id(0) < beacon_id_floor(datetime(1970, 1, 2, tzinfo=UTC))

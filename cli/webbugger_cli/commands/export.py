@@ -215,7 +215,7 @@ def export_parquet(args: argparse.Namespace, query: ExportQuery) -> int:
         )
     if args.output is None:
         raise UsageError("--format parquet writes files: give --output DIR (a new directory)")
-    from webbugger.service.beacons import find_beacons
+    from webbugger.service.beacons import find_beacons, within_retention
     from webbugger.settings import load_settings
     from webbugger.signing import load_visitor_salt
 
@@ -225,8 +225,8 @@ def export_parquet(args: argparse.Namespace, query: ExportQuery) -> int:
     settings = load_settings()
     salt = load_visitor_salt(settings)  # the stream function's, for the same people
     clear = settings.analytics_entities == "clear"  # as the stack's AnalyticsEntities says
-    rows = rows_of(find_beacons(query), salt, datetime.now(UTC), clear_entities=clear)
-    count = write_parquet(rows, args.output)
+    beacons = find_beacons(within_retention(query, settings.retention_days))
+    count = write_parquet(rows_of(beacons, salt, datetime.now(UTC), clear_entities=clear), args.output)
     print(f"exported {count:,} row{'' if count == 1 else 's'} to {args.output}", file=sys.stderr)
     return 0
 

@@ -112,9 +112,10 @@ class LocalBackend:
         return record_sends(campaign, recipients, default_settings())
 
     def export(self, query: ExportQuery) -> Iterator[Record]:
-        from webbugger.service.beacons import beacon_records
+        from webbugger.service.beacons import beacon_records, within_retention
 
-        return beacon_records(query)
+        # Clamped as the admin API clamps a deployed stack's export.
+        return beacon_records(within_retention(query, self.stack.settings.retention_days))
 
     def erase(self, entity: Ref) -> Record:
         from webbugger.service.beacons import erase

@@ -32,6 +32,7 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     stack = resolve_stack(None)
     require_counters(stack)
     from webbugger.reclassify import reclassify
+    from webbugger.service.beacons import BeaconQuery, within_retention
     from webbugger.signing import load_visitor_salt
 
     settings = stack.settings._replace(local_visitor_salt=os.environ.get("WEBBUGGER_VISITOR_SALT"))
@@ -39,7 +40,8 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     since = args.since or until - timedelta(days=settings.retention_days)
     if since > until:
         raise UsageError("--from is after --to")
-    result = reclassify(since, until, load_visitor_salt(settings), settings).as_dict()
+    period = within_retention(BeaconQuery(since, until), settings.retention_days)
+    result = reclassify(period.since, period.until, load_visitor_salt(settings), settings).as_dict()
     if args.json:
         print(json.dumps(result))
         return 0

@@ -54,7 +54,7 @@ TOTAL_BLOCK = "░"
 
 def infer_kind(registry: Registry, type_name: str) -> Kind:
     """The kind a type is registered as; :class:`UsageError` when none or several."""
-    kinds = [kind for kind in Kind if registry.has(kind, type_name)]
+    kinds = registry.kinds_of(type_name)
     if len(kinds) == 1:
         return kinds[0]
     if not kinds:

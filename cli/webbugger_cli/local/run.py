@@ -173,7 +173,9 @@ def run(port: int, front_door: str = FRONT_DOORS[0]) -> int:
     except OSError as exc:
         reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
         ports = f"port {port} or {port + 1}" if len(local_apis(template)) > 1 else f"port {port}"
-        print(f"webbugger local: {ports} on {HOST} {reason}; choose another with --port", file=sys.stderr)
+        # `make run` (the README's way in) takes no --port: say how it picks one too.
+        hint = "choose another with --port N (`PORT=N make run`)"
+        print(f"webbugger local: {ports} on {HOST} {reason}; {hint}", file=sys.stderr)
         return 1
     except WebbuggerError as exc:  # a plugin that does not load, say
         print(f"webbugger local: {exc}", file=sys.stderr)

@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from webbugger.errors import NotFoundError
+from webbugger.errors import NotFoundError, UnknownTypeError, WebbuggerError
 from webbugger.refs import Ref
-from webbugger.registry import Kind
+from webbugger.registry import Kind, Registry
 from webbugger.runtime import default_registry
 from webbugger.service.stats import campaign_figures, day_range, parse_day, read_stats, record_exists
 
@@ -26,20 +26,34 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__
 )
 def stats(
     ref: Annotated[str, Query(max_length=2048, description="TYPE:ID")],
-    kind: Annotated[Literal["target", "entity", "source"], Query()] = "target",
+    kind: Annotated[
+        Literal["target", "entity", "source"] | None,
+        Query(description="The reference's kind; by default the one its type is registered as"),
+    ] = None,
     first: Annotated[str | None, Query(alias="from", max_length=10)] = None,
     last: Annotated[str | None, Query(alias="to", max_length=10)] = None,
 ) -> StatsOut:
     """Counts per UTC day from ``from`` to ``to`` (default: the last 30 days), at most 366 days;
     404 for a reference with no stored record and nothing counted in those days."""
     settings()
-    role = Kind(kind)
     parsed = Ref.parse(ref)
     registry = default_registry()
+    role = Kind(kind) if kind is not None else _registered_kind(registry, parsed.type)
     registry.get(role, parsed.type)  # 400 for a type nobody registered
     end = parse_day(last, "to")
     start = parse_day(first, "from")
     return StatsOut.model_validate(read_stats(role, parsed, start, end, registry=registry).as_dict())
+
+
+def _registered_kind(registry: Registry, type_name: str) -> Kind:
+    """The one kind ``type_name`` is registered as (``campaign:ID`` is a source); 400 else."""
+    kinds = registry.kinds_of(type_name)
+    if len(kinds) == 1:
+        return kinds[0]
+    if not kinds:
+        raise UnknownTypeError(f"no type named {type_name!r} is registered")
+    names = " and ".join(str(kind) for kind in kinds)
+    raise WebbuggerError(f"type {type_name!r} is registered as {names}: pass kind={'|'.join(kinds)}")
 
 
 @router.get(

@@ -45,7 +45,7 @@ def beacon_id_time(beacon_id: str) -> datetime:
 
 def beacon_id_floor(moment: datetime) -> str:
     """The smallest beacon id that can have been made at ``moment`` (for range queries)."""
-    return _encode(epoch_ms(moment), 10) + "0" * 16
+    return _encode(max(0, epoch_ms(moment)), 10) + "0" * 16  # no id is older than 1970
 
 
 def new_link_id(length: int = 8) -> str:

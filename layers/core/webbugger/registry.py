@@ -218,6 +218,10 @@ class Registry:
         """Whether ``name`` is registered for ``kind``."""
         return name in self._types[kind]
 
+    def kinds_of(self, name: str) -> list[Kind]:
+        """The kinds ``name`` is registered for (none, one, or several)."""
+        return [kind for kind in Kind if name in self._types[kind]]
+
     def listing(self) -> list[tuple[Kind, RegisteredType]]:
         """Every registered type, by kind then name."""
         return [(kind, self._types[kind][name]) for kind in Kind for name in sorted(self._types[kind])]

@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -85,7 +85,7 @@ def beacon_query(
     now) within what the table holds, and the ``cursor`` of a page to resume after."""
     kind, ref = _only_ref(registry, refs)
     moment = now or datetime.now(UTC)
-    floor = moment - timedelta(days=retention_days + 1)
+    floor = _retention_floor(moment, retention_days)
     high = max(min(_parse_time(until, "to") or moment, moment), floor)
     low = max(_parse_time(since, "from") or max(high - timedelta(days=DEFAULT_DAYS), floor), floor)
     if low > high:
@@ -93,6 +93,21 @@ def beacon_query(
     if cursor and not BEACON_ID.match(cursor):
         raise InvalidCursorError("cursor is not one this API gave")
     return BeaconQuery(low, high, kind, ref, cursor or None)
+
+
+def _retention_floor(moment: datetime, retention_days: int) -> datetime:
+    # Older beacons have expired (TTL); a day's margin for TTL's lag.
+    return moment - timedelta(days=retention_days + 1)
+
+
+def within_retention(query: BeaconQuery, retention_days: int, now: datetime | None = None) -> BeaconQuery:
+    """``query`` with its range clamped as :func:`beacon_query` clamps the API's: not past now,
+    not before the retention (a ``--from 1900-01-01`` reads what the table holds, not a century
+    of empty day partitions). ``query.since`` must not be after ``query.until``."""
+    moment = now or datetime.now(UTC)
+    floor = _retention_floor(moment, retention_days)
+    high = max(min(query.until, moment), floor)
+    return replace(query, since=min(max(query.since, floor), high), until=high)
 
 
 def find_beacons(query: BeaconQuery) -> Iterator[Beacon]:
