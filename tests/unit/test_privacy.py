@@ -276,7 +276,10 @@ def test_no_repr_of_a_key_ring_tombstones_or_request_shows_a_secret() -> None:
 @pytest.mark.parametrize(
     ("sent", "kept"),
     [
-        ("https://app.example/reset?token=RESET-SECRET&email=alice%40example.com", "https://app.example/reset"),
+        (
+            "https://app.example/reset?token=RESET-SECRET&email=alice%40example.com",
+            "https://app.example/reset",
+        ),
         ("https://app.example/inbox#msg=RESET-SECRET", "https://app.example/inbox"),
         ("https://app.example/a?b#RESET-SECRET", "https://app.example/a"),
         ("https://mail.example/", "https://mail.example/"),
