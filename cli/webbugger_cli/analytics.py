@@ -99,11 +99,13 @@ def _duckdb_columns(template: Template) -> dict[str, str]:
     return columns | {partition_key(template): "VARCHAR"}
 
 
-def rows_of(beacons: Iterable[Beacon], salt_secret: bytes, now: datetime) -> Iterable[dict[str, Any]]:
+def rows_of(
+    beacons: Iterable[Beacon], salt_secret: bytes, now: datetime, *, clear_entities: bool = False
+) -> Iterable[dict[str, Any]]:
     """The analytics rows of the labelled beacons with a reference (as the stream sends them)."""
     for beacon in beacons:
         if beacon.classification and (beacon.target or beacon.entity or beacon.source):
-            yield hit_row(beacon, salt_secret, now)
+            yield hit_row(beacon, salt_secret, now, clear_entities=clear_entities)
 
 
 def write_parquet(rows: Iterable[dict[str, Any]], directory: Path) -> int:

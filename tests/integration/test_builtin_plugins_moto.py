@@ -23,9 +23,10 @@ from webbugger import runtime
 from webbugger.deferred import apply_deferred_hooks
 from webbugger.gif import TRANSPARENT_GIF
 from webbugger.minting import tracking_url
-from webbugger.models import Beacon
+from webbugger.models import Beacon, expiry
 from webbugger.modes import Mode
 from webbugger.refs import Ref
+from webbugger.settings import get_settings
 from webbugger.tokens import KeyRing, TokenClaims
 from webbugger_plugins import url as url_plugin
 from webbugger_plugins.campaign import create_campaign
@@ -229,6 +230,19 @@ def test_ip_entity_remembers_the_anonymised_addresses(handler: Handler) -> None:
     assert second.first_seen == first.first_seen
     assert second.last_seen > first.last_seen
     assert len(stored()) == 2
+
+
+def test_ip_entity_expires_with_its_last_hit_like_a_beacon(handler: Handler) -> None:
+    # The addresses it remembers are kept as long as its last beacon, not for ever.
+    assert_gif(handler(event(pixel(entity=Ref("ip", "visitor-3"))), FakeContext()))
+    first = IpEntity.get("visitor-3", consistent_read=True)
+    retention = get_settings().retention_days
+    assert first.expires == expiry(first.last_seen, retention)
+    [beacon] = stored()
+    assert abs(first.expires - beacon.expires) <= 1
+    assert_gif(handler(event(pixel(entity=Ref("ip", "visitor-3"))), FakeContext()))
+    second = IpEntity.get("visitor-3", consistent_read=True)
+    assert second.expires == expiry(second.last_seen, retention) >= first.expires
 
 
 def test_ip_entity_on_a_redirect(handler: Handler) -> None:

@@ -22,6 +22,7 @@ from moto import mock_aws
 from test_stream_classification import DAY, MPP, SAFARI, FakeContext, insert_record, store
 from webbugger import runtime
 from webbugger.feed import sinks
+from webbugger.feed.shapes import analytics_entity
 from webbugger_cli.analytics import analytics_columns
 from webbugger_cli.template import load_handler, load_template
 
@@ -36,6 +37,7 @@ REGION = "us-east-1"
 STREAM_CODE_URI = ROOT / "functions" / "stream"
 STREAM_MODULE = f"webbugger_function_{STREAM_CODE_URI.name}_app"
 SCHEMA = json.loads((ROOT / "docs" / "hit-event.schema.json").read_text())
+SALT_SECRET = b"feed-salt-" + b"z" * 40
 BUS = "test-hits"
 # The example rule of docs/events.md: every hit event of the bus, to a queue.
 EVERY_HIT_EVENT = {"source": ["webbugger"], "detail-type": ["Hit labelled", "Hit relabelled"]}
@@ -92,7 +94,7 @@ def feed() -> Iterator[Feed]:
         names = moto_stack.template_table_names("test-feed-")
         moto_stack.create_template_tables(boto3.client("dynamodb", region_name=REGION), names, streams=False)
         moto_stack.set_function_environment(monkeypatch, names, "TrackFunction", "StreamFunction")
-        monkeypatch.setenv("WEBBUGGER_VISITOR_SALT", "feed-salt-" + "z" * 40)
+        monkeypatch.setenv("WEBBUGGER_VISITOR_SALT", SALT_SECRET.decode())
         sqs = boto3.client("sqs", region_name=REGION)
         target = sqs.create_queue(QueueName="hit-events-target")["QueueUrl"]
         dead_letters = sqs.create_queue(QueueName="hit-feed-dead-letters")["QueueUrl"]
@@ -193,7 +195,11 @@ def test_each_labelled_hit_is_one_schema_valid_event_ten_to_a_call(
     rows = feed.rows()
     assert sorted(row["id"] for row in rows) == sorted(b.id for b in beacons)
     assert {*(name for name, _ in analytics_columns(load_template(ROOT))), "day"} == set(rows[0])
-    assert {row["person"] for row in rows} == {f"e#recipient:batch-{n}" for n in range(12)}
+    # The entity by its pseudonym (the stack's default AnalyticsEntities), in both columns.
+    pseudonyms = {analytics_entity(SALT_SECRET, f"recipient:batch-{n}") for n in range(12)}
+    assert {row["entity"] for row in rows} == pseudonyms
+    assert {row["person"] for row in rows} == {f"e#{pseudonym}" for pseudonym in pseudonyms}
+    assert "batch-" not in json.dumps(rows)
     assert {row["day"] for row in rows} == {"2026-11-20"}
     assert feed.drain(feed.dead_letters) == []
 

@@ -13,6 +13,7 @@ import pytest
 from template_tools import arn, properties
 from webbugger.feed.shapes import hit_row
 from webbugger.models import Beacon
+from webbugger.settings import ANALYTICS_ENTITIES
 from webbugger_cli.analytics import COLUMN_TYPES, analytics_columns, named_queries
 
 if TYPE_CHECKING:
@@ -67,6 +68,11 @@ def test_the_stream_function_learns_of_each_sink_only_when_it_is_on(template: Te
     assert env["FEED_DEAD_LETTER_QUEUE_URL"] == {
         "Fn::If": ["HitFeedOn", {"Ref": "HitFeedDeadLetterQueue"}, no_value]
     }
+    # Rows name entities by pseudonym unless the stack asks for them in clear (webbugger.feed.shapes).
+    assert env["ANALYTICS_ENTITIES"] == {"Ref": "AnalyticsEntities"}
+    parameter = template.data["Parameters"]["AnalyticsEntities"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("pseudonymised", list(ANALYTICS_ENTITIES))
+    assert ANALYTICS_ENTITIES[0] == "pseudonymised"  # the settings' default, as the template's
     # Each grant exists under its sink's condition only (the whole set: test_template.py).
     conditional = {
         policy["Fn::If"][0]: policy["Fn::If"][1]["Statement"]

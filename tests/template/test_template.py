@@ -14,6 +14,7 @@ from webbugger.ledger import Ledger
 from webbugger.models import Beacon
 from webbugger.persons import PersonDay
 from webbugger_cli.template import Template, load_handler, load_template
+from webbugger_plugins.ip import IpEntity
 from webbugger_plugins.link import Link
 
 if TYPE_CHECKING:
@@ -91,6 +92,11 @@ def test_models_match_the_template_tables(template: Template, model: type[Model]
 
 def test_beacon_ttl_attribute_is_the_models(template: Template) -> None:
     assert template.ttl_attribute("BeaconsTable") == Beacon.expires.attr_name
+
+
+def test_ip_entities_expire_by_the_models_ttl_attribute(template: Template) -> None:
+    # An ip entity's addresses go with its last beacon (privacy.md), by DynamoDB's TTL.
+    assert template.ttl_attribute("IpEntitiesTable") == IpEntity.expires.attr_name
 
 
 def test_tables_are_protected_and_encrypted(template: Template) -> None:
@@ -208,3 +214,44 @@ def test_every_route_is_served_by_the_handler(template: Template) -> None:
         ("GET", "/l/{id}"),
         ("HEAD", "/l/{id}"),
     }
+
+
+def _allow_statements(template: Template) -> list[tuple[str, dict[str, Any]]]:
+    """(resource, statement) of every Allow statement of a function's or a role's policies."""
+    found = []
+    for name, resource in template.resources.items():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::Serverless::Function":
+            documents = [p["Fn::If"][1] if "Fn::If" in p else p for p in props.get("Policies") or []]
+        elif resource.get("Type") == "AWS::IAM::Role":
+            documents = [p["PolicyDocument"] for p in props.get("Policies") or []]
+        else:
+            continue
+        found += [(name, s) for d in documents for s in d["Statement"] if s.get("Effect") == "Allow"]
+    return found
+
+
+def test_no_policy_grants_a_wildcard_or_a_managed_policy(template: Template) -> None:
+    # Least privilege everywhere, not only where a test lists the grants: named actions on named
+    # resources (a Ref, a GetAtt or a Sub of one), and no SAM policy template or managed policy.
+    statements = _allow_statements(template)
+    assert {name for name, _ in statements} >= {
+        "TrackFunction", "DrainFunction", "AdminFunction", "StreamFunction", "AnalyticsDeliveryRole",
+    }  # fmt: skip
+    for name, statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all("*" not in action for action in actions), (name, actions)
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        for resource in resources:
+            assert isinstance(resource, dict), (name, resource)  # never a literal "*" or a typed ARN
+            if "Fn::Sub" in resource:
+                text = resource["Fn::Sub"]
+                assert text.startswith(("${", "arn:${AWS::Partition}:")) and not text.endswith(":*"), text
+    for name, resource in template.resources.items():
+        props = resource.get("Properties") or {}
+        assert not props.get("ManagedPolicyArns"), name
+        if resource.get("Type") == "AWS::Serverless::Function":
+            for policy in props.get("Policies") or []:
+                assert isinstance(policy, dict) and ({"Statement"} == set(policy) or "Fn::If" in policy), name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from webbugger.errors import ConfigurationError
@@ -14,11 +14,9 @@ from webbugger.refs import Ref
 from webbugger.registry import Registry
 from webbugger.request import ORIGIN_SECRET_HEADER, IncomingRequest, client_ip, viewer_address
 from webbugger.settings import Settings, load_settings
-from webbugger.tokens import Purpose, TokenClaims, sign
+from webbugger.tokens import KeyRing, Purpose, TokenClaims, sign
+from webbugger.tombstones import Tombstones
 from webbugger.tracking import Tracker
-
-if TYPE_CHECKING:
-    from webbugger.tokens import KeyRing
 
 UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
 ORIGIN_SECRET = "s" * 40
@@ -252,3 +250,42 @@ def test_the_settings_repr_shows_no_secret() -> None:
     with pytest.raises(AttributeError):
         settings.region = "us-east-1"  # type: ignore[misc]
     assert settings._replace(region="us-east-1").region == "us-east-1"
+
+
+def test_no_repr_of_a_key_ring_tombstones_or_request_shows_a_secret() -> None:
+    # As for the settings: what holds the signing keys, the visitor-salt secret or the origin
+    # secret CloudFront sends must not print them in a log, a traceback or `pytest --showlocals`.
+    ring = KeyRing.from_json('{"current": "k1", "k1": "KEYMATERIAL-KEYMATERIAL-KEYMATERIAL-KEY"}')
+    shown = repr(ring)
+    assert "k1" in shown and "KEYMATERIAL" not in shown
+    assert ring.keys["k1"].startswith(b"KEYMATERIAL")  # still the ring it was
+    tombstones = Tombstones(b"SALTVALUE")
+    tombstones._seen["recipient:alice@example.com"] = None
+    shown = repr(tombstones)
+    assert "SALTVALUE" not in shown and "alice" not in shown
+    headers = {ORIGIN_SECRET_HEADER: ORIGIN_SECRET, "user-agent": "UA"}
+    incoming = IncomingRequest("GET", headers, "203.0.113.9")
+    shown = repr(incoming)
+    assert ORIGIN_SECRET not in shown and "203.0.113.9" not in shown
+    assert incoming.header(ORIGIN_SECRET_HEADER) == ORIGIN_SECRET
+
+
+# --- the Referer -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        (
+            "https://app.example/reset?token=RESET-SECRET&email=alice%40example.com",
+            "https://app.example/reset",
+        ),
+        ("https://app.example/inbox#msg=RESET-SECRET", "https://app.example/inbox"),
+        ("https://app.example/a?b#RESET-SECRET", "https://app.example/a"),
+        ("https://mail.example/", "https://mail.example/"),
+    ],
+)
+def test_a_referers_query_and_fragment_are_not_kept(record: Record, sent: str, kept: str) -> None:
+    # Another site's query string carries its tokens and its users' addresses; classification
+    # reads the Referer's host only (a gateway's link-rewriting host).
+    assert record({**BROWSER, "referer": sent}).referer == kept

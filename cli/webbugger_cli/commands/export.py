@@ -224,8 +224,9 @@ def export_parquet(args: argparse.Namespace, query: ExportQuery) -> int:
     open_backend(None, None)  # the local stack: its tables bound, its environment applied
     settings = load_settings()
     salt = load_visitor_salt(settings)  # the stream function's, for the same people
+    clear = settings.analytics_entities == "clear"  # as the stack's AnalyticsEntities says
     beacons = find_beacons(within_retention(query, settings.retention_days))
-    count = write_parquet(rows_of(beacons, salt, datetime.now(UTC)), args.output)
+    count = write_parquet(rows_of(beacons, salt, datetime.now(UTC), clear_entities=clear), args.output)
     print(f"exported {count:,} row{'' if count == 1 else 's'} to {args.output}", file=sys.stderr)
     return 0
 

@@ -46,6 +46,11 @@ class IncomingRequest(NamedTuple):
         """One header's value, or None when absent or empty."""
         return self.headers.get(name) or None
 
+    def __repr__(self) -> str:
+        # Header names only, no address: the values hold the origin secret CloudFront adds and
+        # the visitor's own data, which a repr in a log or a traceback would print.
+        return f"IncomingRequest(method={self.method!r}, headers={sorted(self.headers)!r}, ...)"
+
 
 class HitRequest(NamedTuple):
     """The request as entity hooks see it: stable, documented, and already anonymised (immutable:
@@ -82,6 +87,14 @@ def truncate_utf8(text: str | None, max_bytes: int) -> str | None:
     # "replace" turns lone surrogates (possible in JSON-escaped headers) into "?".
     raw = text.encode("utf-8", "replace")
     return raw[:max_bytes].decode("utf-8", "ignore")
+
+
+def referer_page(referer: str | None) -> str | None:
+    """The Referer as kept: without its query and fragment (another site's query carries its
+    tokens and its users' addresses; classification reads the host only), cut to MAX_REFERER."""
+    if referer is None:
+        return None
+    return truncate_utf8(referer.split("#", 1)[0].split("?", 1)[0], MAX_REFERER)
 
 
 def anonymise_ip(address: str | None) -> str | None:

@@ -14,6 +14,8 @@ from webbugger.errors import ConfigurationError
 
 _TRUE = {"1", "true", "yes", "on"}
 IP_ADDRESS_MODES = ("anonymised", "full", "none")
+# How analytics rows name an entity (the first is the default): webbugger.feed.shapes.
+ANALYTICS_ENTITIES = ("pseudonymised", "clear")
 # The kinds of reference with per-day counters (COUNTED_KINDS). An entity's own record (a
 # recipient) already counts its opens and clicks, and per-entity counters cost a transactional
 # write for nearly every hit (each recipient is a counter of its own): off by default.
@@ -78,6 +80,8 @@ class Settings(NamedTuple):
     event_bus_name: str | None = None
     analytics_stream_name: str | None = None
     feed_dead_letter_queue_url: str | None = None
+    # Analytics rows name an entity by a keyed pseudonym ("pseudonymised") or as it is ("clear").
+    analytics_entities: str = "pseudonymised"
 
     def __repr__(self) -> str:
         # Not every field: the settings hold the local key ring and secrets' values, which a repr
@@ -171,6 +175,7 @@ def load_settings() -> Settings:
         spill_queue_url=os.environ.get("SPILL_QUEUE_URL") or None,
         event_bus_name=os.environ.get("EVENT_BUS_NAME") or None,
         analytics_stream_name=os.environ.get("ANALYTICS_STREAM_NAME") or None,
+        analytics_entities=_choice("ANALYTICS_ENTITIES", ANALYTICS_ENTITIES),
         feed_dead_letter_queue_url=os.environ.get("FEED_DEAD_LETTER_QUEUE_URL") or None,
         tracking_hosts=tuple(
             host.strip().lower() for host in os.environ.get("TRACKING_HOSTS", "").split(",") if host.strip()

@@ -110,6 +110,10 @@ class KeyRing(NamedTuple):
     current: str
     keys: Mapping[str, bytes]
 
+    def __repr__(self) -> str:
+        # The key ids only: a repr ends up in logs, tracebacks and test reports.
+        return f"KeyRing(current={self.current!r}, keys={sorted(self.keys)!r})"
+
     @classmethod
     def from_json(cls, text: str) -> KeyRing:
         """Parse the secret's JSON: ``{"current": "k1", "k1": "<secret>", "k0": "<older secret>"}``."""

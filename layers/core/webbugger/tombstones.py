@@ -76,8 +76,9 @@ def bury(salt_secret: bytes, entity: str, when: datetime) -> None:
 class Tombstones:
     """Which entities are erased, read once per entity (one batch, one replay)."""
 
-    salt_secret: bytes
-    _seen: dict[str, int | None] = field(default_factory=dict)
+    # Out of the repr (logs, tracebacks): the secret, and the entities looked up by name.
+    salt_secret: bytes = field(repr=False)
+    _seen: dict[str, int | None] = field(default_factory=dict, repr=False)
 
     def erased_at(self, entity: str, *, fresh: bool = False) -> int | None:
         """When ``entity`` was last erased (epoch ms), or None; ``fresh``: read again, strongly

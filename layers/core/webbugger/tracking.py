@@ -32,7 +32,6 @@ from webbugger.refs import Ref
 from webbugger.registry import HookMode, Registry, resolve_target_url
 from webbugger.request import (
     MAX_LANGUAGE,
-    MAX_REFERER,
     MAX_USER_AGENT,
     ORIGIN_SECRET_HEADER,
     HitRequest,
@@ -41,6 +40,7 @@ from webbugger.request import (
     client_ip,
     country,
     opt_out,
+    referer_page,
     request_hints,
     truncate_utf8,
     viewer_address,
@@ -301,7 +301,7 @@ class Tracker:
             # An opted-out visitor leaves no address and no user agent, hence no visitor key.
             ip=None if opted_out else client_ip(address or incoming.source_ip, self.settings.ip_addresses),
             user_agent=None if opted_out else truncate_utf8(incoming.header("user-agent"), MAX_USER_AGENT),
-            referer=truncate_utf8(incoming.header("referer"), MAX_REFERER),
+            referer=referer_page(incoming.header("referer")),
             language=truncate_utf8(incoming.header("accept-language"), MAX_LANGUAGE),
             country=country(incoming) if from_cdn else None,
             query=incoming.query,

@@ -1,12 +1,17 @@
 """The ``ip`` entity, django-webbugger's IPEntity: remembers the (anonymised) addresses it was
-seen from, with first and last time seen. Its hook runs inline, as in django-webbugger."""
+seen from, with first and last time seen. Its hook runs inline, as in django-webbugger.
+
+The record expires (DynamoDB TTL, ``expires``) ``BEACON_RETENTION_DAYS`` after its last hit, with
+that hit's beacon: the addresses are not kept longer than the beacons that saw them."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pynamodb.attributes import UnicodeAttribute, UnicodeSetAttribute, UTCDateTimeAttribute
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UnicodeSetAttribute, UTCDateTimeAttribute
 from pynamodb.models import Model
+from webbugger.models import expiry
+from webbugger.settings import get_settings
 
 from webbugger_plugins.records import get_or_create, page_of, update
 
@@ -25,12 +30,15 @@ class IpEntity(Model):
     addresses = UnicodeSetAttribute(null=True)
     first_seen = UTCDateTimeAttribute(null=True)
     last_seen = UTCDateTimeAttribute(null=True)
+    # TTL (epoch seconds): the last hit's time plus the beacons' retention.
+    expires = NumberAttribute(null=True)
 
     def beacon_update(self, request: HitRequest) -> None:
         """Remember the address and the time."""
         actions: list[Any] = [
             IpEntity.first_seen.set(IpEntity.first_seen | request.time),
             IpEntity.last_seen.set(request.time),
+            IpEntity.expires.set(expiry(request.time, get_settings().retention_days)),
         ]
         if request.ip:
             actions.append(IpEntity.addresses.add({request.ip}))

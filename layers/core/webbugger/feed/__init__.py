@@ -86,7 +86,11 @@ def publish(labelled: Iterable[Beacon], relabels: Relabels, salt_secret: bytes, 
             sinks.put_events(entries, settings)
         if settings.analytics_stream_name:
             now = utcnow()
-            rows = [hit_row(b, salt_secret, now) for b in [*beacons, *(b for b, _ in relabels)]]
+            clear = settings.analytics_entities == "clear"
+            rows = [
+                hit_row(b, salt_secret, now, clear_entities=clear)
+                for b in [*beacons, *(b for b, _ in relabels)]
+            ]
             sinks.put_rows(rows, settings)
     except Exception:  # noqa: BLE001 - a bug here must not make the stream retry stored hits
         logger.exception("publishing the hit feed failed")

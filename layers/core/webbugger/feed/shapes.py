@@ -6,6 +6,13 @@ place of an address, the hit's *person* for the day, as the counters count peopl
 (:mod:`webbugger.persons`): ``e#TYPE:ID`` for an entity, else ``v#KEY``, the daily-salted visitor
 key (not linkable across days), so that unique figures can be computed from rows.
 
+A row names its entity by a pseudonym (:func:`analytics_entity`: the type, then a keyed hash of
+the reference under a key derived from the visitor-salt secret), in ``entity`` and in
+``person``, unless the stack keeps them in clear (``ANALYTICS_ENTITIES=clear``): the analytics
+bucket is not reached by an erasure (its rows expire by lifecycle), so by default it names
+nobody, and whoever reads it without the secret cannot test a guessed id. Events name the entity
+in clear: they are delivered to the stack owner's own rules, not kept by the stack.
+
 ``label_version`` is the beacon's ``version`` when the class was read: every write of another
 beacon's processing to this one (a relabel among them) raises it, so of two events or rows about
 one beacon, the one with the higher version holds the later class. The event's schema is
@@ -15,6 +22,8 @@ template.yaml's ``AnalyticsTable``.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +53,14 @@ def device_of(beacon: Beacon) -> Device:
     from webbugger.classify import parse_device  # compiled at the stream function's init
 
     return parse_device(beacon.user_agent)
+
+
+def analytics_entity(salt_secret: bytes, entity: str) -> str:
+    """The pseudonym of ``entity`` (``TYPE:ID``) in analytics rows: ``TYPE:`` and 24 hex digits
+    (96 bits: no collision among billions), the same in every row and day of one deployment."""
+    entity_type, _, _ = entity.partition(":")
+    key = hmac.new(salt_secret, b"analytics-entity", hashlib.sha256).digest()
+    return f"{entity_type}:{hmac.new(key, entity.encode(), hashlib.sha256).hexdigest()[:24]}"
 
 
 def person_key(beacon: Beacon, salt_secret: bytes) -> str | None:
@@ -80,13 +97,18 @@ def hit_event(beacon: Beacon, previous: str | None = None) -> dict[str, Any]:
     return detail
 
 
-def hit_row(beacon: Beacon, salt_secret: bytes, labelled_at: datetime) -> dict[str, Any]:
-    """The analytics row of the beacon as labelled now (``day``: the partition, its UTC day)."""
+def hit_row(
+    beacon: Beacon, salt_secret: bytes, labelled_at: datetime, *, clear_entities: bool = False
+) -> dict[str, Any]:
+    """The analytics row of the beacon as labelled now (``day``: the partition, its UTC day); its
+    entity pseudonymised (:func:`analytics_entity`) unless ``clear_entities``."""
     row: dict[str, Any] = {"ts": utc_text(beacon.created_at)}
     row |= _common(beacon)
-    row |= {
-        "person": person_key(beacon, salt_secret),
-        "labelled_at": utc_text(labelled_at),
-        "day": day_of(beacon.created_at),
-    }
+    person = person_key(beacon, salt_secret)
+    entity: str | None = beacon.entity  # PynamoDB types it non-null
+    if entity and not clear_entities:
+        row["entity"] = analytics_entity(salt_secret, entity)
+        if person == f"e#{entity}":
+            person = f"e#{row['entity']}"
+    row |= {"person": person, "labelled_at": utc_text(labelled_at), "day": day_of(beacon.created_at)}
     return row
