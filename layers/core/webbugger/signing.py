@@ -3,6 +3,8 @@ signs URLs; the visitor-salt secret salts unique-visitor keys (and never rotates
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import TYPE_CHECKING, Any
 
 from webbugger.errors import ConfigurationError
@@ -55,3 +57,10 @@ def load_origin_secret(settings: Settings) -> bytes | None:
     if settings.local_origin_secret:
         return settings.local_origin_secret.encode()
     return None
+
+
+def keyed_digest(secret: bytes, purpose: bytes, text: str) -> str:
+    """HMAC-SHA256 of ``text`` (hex) under a key derived from ``secret`` for ``purpose``: names
+    that a reader without the secret cannot test a guess against (tombstones, analytics rows)."""
+    key = hmac.new(secret, purpose, hashlib.sha256).digest()
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()

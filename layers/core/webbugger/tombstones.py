@@ -22,8 +22,6 @@ log kept for months.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,6 +30,7 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.models import Model
 
 from webbugger.ids import epoch_ms
+from webbugger.signing import keyed_digest
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -55,8 +54,7 @@ class Tombstone(Model):
 
 def tombstone_key(salt_secret: bytes, entity: str) -> str:
     """The partition key of ``entity``'s tombstone."""
-    key = hmac.new(salt_secret, b"erased-entity", hashlib.sha256).digest()
-    return "x#" + hmac.new(key, entity.encode(), hashlib.sha256).hexdigest()
+    return "x#" + keyed_digest(salt_secret, b"erased-entity", entity)
 
 
 def bury(salt_secret: bytes, entity: str, when: datetime) -> None:

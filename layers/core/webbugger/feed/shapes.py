@@ -22,14 +22,13 @@ template.yaml's ``AnalyticsTable``.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from webbugger.counters import daily_salt, day_of
 from webbugger.labels import Device
 from webbugger.persons import person_of
+from webbugger.signing import keyed_digest
 
 if TYPE_CHECKING:
     from webbugger.models import Beacon
@@ -59,8 +58,7 @@ def analytics_entity(salt_secret: bytes, entity: str) -> str:
     """The pseudonym of ``entity`` (``TYPE:ID``) in analytics rows: ``TYPE:`` and 24 hex digits
     (96 bits: no collision among billions), the same in every row and day of one deployment."""
     entity_type, _, _ = entity.partition(":")
-    key = hmac.new(salt_secret, b"analytics-entity", hashlib.sha256).digest()
-    return f"{entity_type}:{hmac.new(key, entity.encode(), hashlib.sha256).hexdigest()[:24]}"
+    return f"{entity_type}:{keyed_digest(salt_secret, b'analytics-entity', entity)[:24]}"
 
 
 def person_key(beacon: Beacon, salt_secret: bytes) -> str | None:
