@@ -33,6 +33,7 @@ import moto_stack
 import pytest
 from moto import mock_aws
 from moto_stack import Handler
+from stored_labels import with_day_labels
 from stream_test_plugins import probe
 from webbugger import runtime, stream_batch
 from webbugger.counters import daily_salt, daily_stats, visitor_key
@@ -315,7 +316,7 @@ def test_a_batch_of_tracked_hits_counts_totals_and_distinct_people(track: Handle
     applied = probe.load(probe_id)
     assert applied is not None
     assert applied.applied == 5
-    stored = [stored_item(item["id"]["S"]) for item in items]
+    stored = with_day_labels(client(), COUNTERS, [stored_item(item["id"]["S"]) for item in items])
     assert all(set(item["applied"]["SS"]) == {probe.TYPE_NAME} for item in stored)
     assert len({item["lg"]["S"] for item in stored}) == 1
     assert [ledger["state"]["S"] for ledger in ledgers()] == ["committed"]

@@ -41,7 +41,7 @@ claim will count what it is then.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import PutError, UpdateError
@@ -57,14 +57,13 @@ from webbugger.counters import (
     day_of,
     unique_human_field,
 )
+from webbugger.day_labels import item_of, label_actions, ledger_is, set_ledger, version_is
 from webbugger.ids import new_beacon_id
 from webbugger.models import Beacon, expiry, transaction_connection
 from webbugger.persons import human_claim, unique_claim
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-
-    from pynamodb.expressions.condition import Condition
 
     from webbugger.labels import Device, Verdict
     from webbugger.persons import Day
@@ -149,32 +148,6 @@ def move_deltas(beacon: Beacon, before: set[str], after: set[str], retention_day
 # --- the beacon's own writes -------------------------------------------------------------------
 
 
-def label_actions(verdict: Verdict, device: Device | None) -> list[Any]:
-    """Update actions storing a label (and the device, when parsed)."""
-    actions: list[Any] = [Beacon.classification.set(verdict.classification)]
-    actions.append(
-        Beacon.reasons.set(cast("Any", list(verdict.reasons))) if verdict.reasons else Beacon.reasons.remove()
-    )
-    if device is not None:
-        for attribute, value in (
-            (Beacon.browser, device.browser),
-            (Beacon.os, device.os),
-            (Beacon.device, device.device),
-        ):
-            actions.append(attribute.set(value) if value else attribute.remove())
-    return actions
-
-
-def version_is(version: float | None) -> Condition:
-    """That no other beacon's processing wrote the beacon since it was read at ``version``."""
-    return Beacon.version.does_not_exist() if version is None else Beacon.version == version
-
-
-def bump_version() -> Any:
-    """The action every write of one beacon's processing to another beacon carries."""
-    return Beacon.version.set((Beacon.version | 0) + 1)
-
-
 def conflicted(exc: UpdateError | PutError) -> bool:
     """Whether a single-item write failed on its condition."""
     return exc.cause_response_code == "ConditionalCheckFailedException"
@@ -199,9 +172,12 @@ def claim(
 
 
 def reclaim(stored: Beacon, ledger_id: str) -> bool:
-    """Claim a beacon whose ledger was aborted to ``ledger_id``, its tally unchanged."""
+    """Claim a beacon whose ledger was aborted to ``ledger_id``, its tally unchanged (wherever its
+    label lives: :mod:`webbugger.day_labels`)."""
     try:
-        stored.update(actions=[Beacon.ledger.set(ledger_id)], condition=Beacon.ledger == stored.ledger)
+        item_of(stored).update(
+            actions=[set_ledger(stored, ledger_id)], condition=ledger_is(stored, stored.ledger)
+        )
     except UpdateError as exc:
         if not conflicted(exc):
             raise

@@ -18,10 +18,16 @@ sk the day) holds every claim of that person-day, each an attribute whose value 
   visitor it holds at most :data:`VISITOR_HITS` ids and the item expires after
   :data:`MARK_RETENTION_DAYS`.
 
-A beacon's processing registers it with one UpdateItem: ``ADD hits``, each claim as
-``if_not_exists(claim, :id)``, conditional on the id not being in ``hits`` yet, returning the
-item: one write unit whatever the number of references, and the answer says which claims are
-the beacon's. A redelivered beacon finds its id in ``hits`` and claims nothing again.
+- ``b#ID``: the label of the entity's beacon ID (its class, reasons, counting claim: a map,
+  :class:`DayLabel`), for the first :data:`DAY_LABELS` beacons of the day
+  (:mod:`webbugger.day_labels`); later ones, and visitors' beacons, keep their label on the beacon.
+
+A visitor's beacon (and an entity's beyond :data:`DAY_LABELS`) registers with one UpdateItem:
+``ADD hits``, each claim as ``if_not_exists(claim, :id)``, conditional on the id not being in
+``hits`` yet, returning the item: one write unit whatever the number of references, and the
+answer says which claims are the beacon's. A redelivered beacon finds its id in ``hits`` and
+claims nothing again. An entity's beacon with its label here registers, claims and is labelled
+in one conditional UpdateItem (:func:`webbugger.day_labels.register_labelled`).
 """
 
 from __future__ import annotations
@@ -53,6 +59,10 @@ MARK_RETENTION_DAYS = 3
 # A visitor's beacons listed on its day item: enough to know a redelivered beacon; a visitor
 # with more hits in a day is a machine whose item must not grow with every hit.
 VISITOR_HITS = 16
+# Beacons of an entity's day labelled on its day item: a few hits a day keep the item near 1 KB
+# (one write unit a write); a busier entity's later beacons are labelled on the beacon instead.
+DAY_LABELS = 6
+LABEL_PREFIX = "b#"
 _MODE_CODES = {"pixel": "o", "redirect": "c"}
 
 
@@ -92,27 +102,77 @@ def human_claim(mode: str, kind: Kind, ref: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class DayLabel:
+    """A beacon's label as its day item keeps it (``b#ID``: c class, r reasons, lg ledger,
+    t tally, v version; the same meaning as the beacon's attributes of those names)."""
+
+    classification: str
+    reasons: tuple[str, ...] = ()
+    ledger: str | None = None
+    tally: frozenset[str] = frozenset()
+    version: int | None = None
+
+    @classmethod
+    def of(cls, value: dict[str, Any]) -> DayLabel:
+        """From a raw map attribute."""
+        entry = value["M"]
+        return cls(
+            entry["c"]["S"],
+            tuple(reason["S"] for reason in entry.get("r", {}).get("L", ())),
+            entry["lg"]["S"] if "lg" in entry else None,
+            frozenset(entry.get("t", {}).get("SS", ())),
+            int(entry["v"]["N"]) if "v" in entry else None,
+        )
+
+    def raw(self) -> dict[str, Any]:
+        """As a raw map attribute."""
+        entry: dict[str, Any] = {"c": {"S": self.classification}}
+        if self.reasons:
+            entry["r"] = {"L": [{"S": reason} for reason in self.reasons]}
+        if self.ledger is not None:
+            entry["lg"] = {"S": self.ledger}
+        if self.tally:
+            entry["t"] = {"SS": sorted(self.tally)}
+        if self.version is not None:
+            entry["v"] = {"N": str(self.version)}
+        return {"M": entry}
+
+
+def label_name(beacon_id: str) -> str:
+    """The day item's attribute holding the label of beacon ``beacon_id``."""
+    return f"{LABEL_PREFIX}{beacon_id}"
+
+
+@dataclass(frozen=True, slots=True)
 class Day:
-    """A person-day item as read: its beacons and its claims (attribute → beacon id)."""
+    """A person-day item as read: its beacons, its claims (attribute → beacon id) and the
+    labels it keeps (beacon id → label)."""
 
     person: str
     day: str
     hits: frozenset[str] = frozenset()
     claims: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, DayLabel] = field(default_factory=dict)
 
     @classmethod
     def of(cls, item: dict[str, Any]) -> Day:
         """From a raw item (a GetItem, Query or UpdateItem answer)."""
         claims = {name: value["S"] for name, value in item.items() if name[:1] in "uh" and "#" in name}
+        labels = {
+            name.removeprefix(LABEL_PREFIX): DayLabel.of(value)
+            for name, value in item.items()
+            if name.startswith(LABEL_PREFIX)
+        }
         hits = frozenset(item.get("hits", {}).get("SS", ()))
-        return cls(item["pk"]["S"], item["sk"]["S"], hits, claims)
+        return cls(item["pk"]["S"], item["sk"]["S"], hits, claims, labels)
 
     def holds(self, name: str, beacon_id: str) -> bool:
         """Whether claim ``name`` is the beacon's."""
         return self.claims.get(name) == beacon_id
 
 
-def _expires(beacon: Beacon, person: str, settings: Settings) -> int:
+def day_expiry(beacon: Beacon, person: str, settings: Settings) -> int:
+    """The TTL of the beacon's day item: an entity's lives as long as its beacons."""
     if person.startswith("p#e#"):
         return expiry(beacon.created_at, settings.retention_days)  # the entity's beacon index
     start = datetime.fromisoformat(day_of(beacon.created_at)).replace(tzinfo=UTC)
@@ -146,7 +206,7 @@ def register(beacon: Beacon, person: str, human: bool, settings: Settings) -> Da
     own = Value({"S": beacon.id})
     actions: list[Any] = [PersonDay.hits.add({beacon.id})]
     actions += [Path([name]).set(Path([name]) | own) for name in claims_of(beacon, human, settings)]
-    actions.append(PersonDay.expires.set(_expires(beacon, person, settings)))
+    actions.append(PersonDay.expires.set(day_expiry(beacon, person, settings)))
     try:
         answer = item.update(actions=actions, condition=_first_time(beacon.id, person))
     except UpdateError as exc:
@@ -182,6 +242,8 @@ def forget(person: str, day: str, beacon_id: str) -> None:
     if stored is None:
         return
     held = [name for name, holder in stored.claims.items() if holder == beacon_id]
+    if beacon_id in stored.labels:
+        held.append(label_name(beacon_id))
     actions: list[Any] = [PersonDay.hits.delete({beacon_id}), *(Path([name]).remove() for name in held)]
     item = PersonDay(person, day)
     answer = item.update(actions=actions)
