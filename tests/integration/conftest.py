@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
+from stored_labels import with_day_labels
 from webbugger import runtime
 from webbugger.minting import tracking_url
 from webbugger.plugins import PLUGINS_VARIABLE
@@ -43,7 +44,6 @@ from webbugger_cli.local.tables import (
     table_outputs,
     warm_up,
 )
-from stored_labels import with_day_labels
 from webbugger_cli.template import load_template
 
 if TYPE_CHECKING:

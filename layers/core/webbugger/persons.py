@@ -256,9 +256,9 @@ def forget(person: str, day: str, beacon_id: str) -> None:
             raise  # else a beacon registered meanwhile: the item stays, for it
 
 
-def read(person: str, day: str) -> Day | None:
-    """The person-day as stored (strongly consistent), or None."""
-    answer = PersonDay._get_connection().get_item(person, day, consistent_read=True)
+def read(person: str, day: str, *, consistent: bool = True) -> Day | None:
+    """The person-day as stored (strongly consistent unless told), or None."""
+    answer = PersonDay._get_connection().get_item(person, day, consistent_read=consistent)
     item = answer.get("Item")
     return None if item is None else Day.of(item)
 

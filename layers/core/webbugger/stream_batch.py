@@ -134,8 +134,9 @@ class BatchRun:
         was registered without one before): the beacon is then labelled on itself."""
         day_label = day_of(beacon.created_at)
         own = verdicts_for(beacon, [])[beacon.id]
-        for _ in range(MAX_ATTEMPTS):
-            day = read(person, day_label) or Day(person, day_label)
+        for attempt in range(MAX_ATTEMPTS):
+            # The first read may be stale (half a read unit): the write is conditional on it.
+            day = read(person, day_label, consistent=attempt > 0) or Day(person, day_label)
             if beacon.id in day.hits:  # registered before: the record came again
                 if beacon.id not in day.labels:
                     return False
@@ -159,6 +160,11 @@ class BatchRun:
             )
             if register_labelled(beacon, day, taken, label, self.settings):
                 apply(beacon, label)
+                # Nothing here wrote the beacon item, whose absence would tell of an erasure since
+                # its tombstone was read: the tombstone is read again (an erasure that missed this
+                # day item buried the entity first).
+                if self._vanished(beacon):
+                    return True
                 if codes and ledger_id:
                     self.ledgers.add(ledger_id, beacon, codes)
                 self._settle(beacon, own)
@@ -217,12 +223,14 @@ class BatchRun:
                 day = read(person, day.day) or Day(person, day.day)
         raise LabelConflictError(f"beacon {beacon.id}: its claim kept conflicting; retried by the stream")
 
-    def _vanished(self, beacon: Beacon) -> None:
-        """The beacon was deleted while this processed it: if an erasure did it (its entity's
-        tombstone, read again, buries it), take back what was written for it since."""
+    def _vanished(self, beacon: Beacon) -> bool:
+        """The beacon was (or may have been) erased while this processed it: if its entity's
+        tombstone, read again, buries it, take back what was written for it since. True if so."""
         if self.tombstones is not None and forget_late_work(beacon, self.registry, self.tombstones):
             self.buried.add(beacon.id)
             metrics.add_metric(name="ErasedBeaconsDropped", unit=MetricUnit.Count, value=1)
+            return True
+        return False
 
     def _counted_again(self, stored: Beacon) -> None:
         """A beacon claimed before: counted if its ledger committed, else claimed to this batch's;
