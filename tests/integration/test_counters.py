@@ -322,6 +322,44 @@ def test_a_batch_of_tracked_hits_counts_totals_and_distinct_people(track: Handle
     assert [ledger["state"]["S"] for ledger in ledgers()] == ["committed"]
 
 
+def test_a_busy_entity_day_labels_its_later_beacons_on_themselves_and_counts_exactly(stream: Handler) -> None:
+    """The first DAY_LABELS beacons of an entity's day are labelled on its day item (one write a
+    hit), later ones on the beacon (the day item must not grow with every hit); both are read
+    back alike, counted once, and stay so when the batch comes again whole and in halves."""
+    from webbugger.beacon_queries import beacons_between
+    from webbugger.persons import DAY_LABELS
+
+    entity, source = "recipient:busy@example.com", "campaign:busy"
+    total = DAY_LABELS + 3
+    ids = [
+        store(entity=entity, source=source, at=NOON + timedelta(minutes=10 * n), mode="pixel")
+        for n in range(total)
+    ]
+    assert stream(insert_event(ids), FakeContext()) == {"batchItemFailures": []}
+    day = client().get_item(
+        TableName=COUNTERS, Key={"pk": {"S": f"p#e#{entity}"}, "sk": {"S": NOON.date().isoformat()}}
+    )["Item"]
+    assert sorted(name.removeprefix("b#") for name in day if name.startswith("b#")) == ids[:DAY_LABELS]
+    assert ["class" in stored_item(beacon_id) for beacon_id in ids] == [False] * DAY_LABELS + [True] * 3
+
+    first = figures(Kind.SOURCE, source, NOON.date())
+    assert (first["total"], first["unique"], first["human"] + first["machine"]) == (total, 1, total)
+
+    def check() -> None:
+        assert figures(Kind.SOURCE, source, NOON.date()) == first
+
+    check()
+    listed = list(
+        beacons_between(
+            NOON - timedelta(hours=1), NOON + timedelta(days=1), kind=Kind.ENTITY, ref=Ref.parse(entity)
+        )
+    )
+    assert sorted(beacon.id for beacon in listed) == ids
+    assert sum(beacon.classification == "human" for beacon in listed) == first["human"]
+    assert all(beacon.ledger and beacon.tally for beacon in listed)
+    redeliver_every_shape(stream, ids[DAY_LABELS - 2 :], check)
+
+
 def test_same_visitor_on_two_references_is_unique_on_each(stream: Handler) -> None:
     ids = [store(target="link:one"), store(target="link:two"), store(target="link:one")]
     assert stream(insert_event(ids), FakeContext()) == {"batchItemFailures": []}
