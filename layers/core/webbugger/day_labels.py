@@ -288,8 +288,3 @@ class Writes:
         """Every merged update, in ``tx``."""
         for item, actions, condition in self._items.values():
             tx.update(item, actions=actions, condition=condition)
-
-    def single(self) -> None:
-        """Every merged update as a plain UpdateItem (when there is one item only)."""
-        for item, actions, condition in self._items.values():
-            item.update(actions=actions, condition=condition)
