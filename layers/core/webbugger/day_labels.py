@@ -1,11 +1,12 @@
 """Labels of an entity's beacons kept on its day item, so that a hit costs the stream one write.
 
-An entity's beacon registers on its person-day (:mod:`webbugger.persons`) in any case; for the
-first :data:`~webbugger.persons.DAY_LABELS` beacons of a day, the same conditional UpdateItem
-also stores the beacon's label and its counting claim (class, reasons, ledger, tally) under
-``b#ID`` (:func:`register_labelled`), and the beacon item stays as the track function wrote it.
-Later beacons of a busy day, and visitors' beacons, are labelled on the beacon as before: the
-item would otherwise grow with every hit of the day (each write costs a unit per KB of it).
+An entity's beacon registers on its person-day (:mod:`webbugger.persons`) in any case; while the
+day item stays within :data:`~webbugger.persons.DAY_ITEM_BYTES` (one write unit), the same
+conditional UpdateItem also stores the beacon's label and its counting claim (class, reasons,
+ledger, tally) under ``b#ID`` (:func:`register_labelled`), and the beacon item stays as the track
+function wrote it. Later beacons of a busy day, and visitors' beacons, are labelled on the
+beacon as before: the item would otherwise grow with every hit of the day (each write of it
+costs a unit per KB).
 
 Where a label is stored is what is read: a beacon's own class if it has one, else its day
 item's entry (:func:`overlay`, one BatchGetItem of day items per page of beacons). A beacon read
@@ -24,11 +25,13 @@ from pynamodb.expressions.operand import Path, Value
 from webbugger.counters import day_of
 from webbugger.models import Beacon
 from webbugger.persons import (
+    DAY_ITEM_BYTES,
     DayLabel,
     PersonDay,
     claims_of,
     day_expiry,
     entity_person,
+    item_bytes,
     label_name,
     read,
     size_unchanged,
@@ -140,6 +143,19 @@ def reload(beacon: Beacon) -> Beacon | None:
 def take_mark(beacon: Beacon, stored: Beacon) -> None:
     """Carry the mark of where ``stored``'s label lives over to ``beacon``."""
     setattr(beacon, _MARK, on_day(stored))
+
+
+def fits(beacon: Beacon, day: Day, taken: list[str], label: DayLabel) -> bool:
+    """Whether the day item stays within :data:`~webbugger.persons.DAY_ITEM_BYTES` with the
+    beacon's registration, claims and label added."""
+    own = {"S": beacon.id}
+    added = {label_name(beacon.id): label.raw(), **dict.fromkeys(taken, own)}
+    grown = item_bytes(added) + len(beacon.id)  # and its id in `hits`
+    if not day.hits:  # a new item: its key, expiry and the set's name too
+        grown += item_bytes(
+            {"pk": {"S": day.person}, "sk": {"S": day.day}, "expires": {"N": "0"}, "hits": {"SS": []}}
+        )
+    return day.size + grown <= DAY_ITEM_BYTES
 
 
 def register_labelled(

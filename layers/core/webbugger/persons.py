@@ -19,10 +19,10 @@ sk the day) holds every claim of that person-day, each an attribute whose value 
   :data:`MARK_RETENTION_DAYS`.
 
 - ``b#ID``: the label of the entity's beacon ID (its class, reasons, counting claim: a map,
-  :class:`DayLabel`), for the first :data:`DAY_LABELS` beacons of the day
+  :class:`DayLabel`), while the item stays within :data:`DAY_ITEM_BYTES`
   (:mod:`webbugger.day_labels`); later ones, and visitors' beacons, keep their label on the beacon.
 
-A visitor's beacon (and an entity's beyond :data:`DAY_LABELS`) registers with one UpdateItem:
+A visitor's beacon (and an entity's on a full day item) registers with one UpdateItem:
 ``ADD hits``, each claim as ``if_not_exists(claim, :id)``, conditional on the id not being in
 ``hits`` yet, returning the item: one write unit whatever the number of references, and the
 answer says which claims are the beacon's. A redelivered beacon finds its id in ``hits`` and
@@ -59,10 +59,34 @@ MARK_RETENTION_DAYS = 3
 # A visitor's beacons listed on its day item: enough to know a redelivered beacon; a visitor
 # with more hits in a day is a machine whose item must not grow with every hit.
 VISITOR_HITS = 16
-# Beacons of an entity's day labelled on its day item: a few hits a day keep the item near 1 KB
-# (one write unit a write); a busier entity's later beacons are labelled on the beacon instead.
-DAY_LABELS = 6
+# An entity's day item takes beacons' labels while it stays within 1 KB: a write costs a write
+# unit per KB of the item, so a busier entity's later beacons are labelled on the beacon instead.
+DAY_ITEM_BYTES = 1024
 LABEL_PREFIX = "b#"
+
+
+def item_bytes(attributes: dict[str, Any]) -> int:
+    """The size DynamoDB bills of raw ``attributes`` (names and values; a number counted at its
+    longest, a map or list 3 bytes and 1 an element: the rules of the developer guide's "Item
+    sizes and formats")."""
+    return sum(len(name.encode()) + _value_bytes(value) for name, value in attributes.items())
+
+
+def _value_bytes(value: dict[str, Any]) -> int:
+    ((kind, content),) = value.items()
+    if kind in ("S", "B"):
+        return len(content.encode()) if kind == "S" else len(content)
+    if kind == "N":
+        return 21
+    if kind in ("SS", "NS"):
+        return sum(len(element.encode()) if kind == "SS" else 21 for element in content)
+    if kind == "L":
+        return 3 + sum(1 + _value_bytes(element) for element in content)
+    if kind == "M":
+        return 3 + sum(1 + len(name.encode()) + _value_bytes(element) for name, element in content.items())
+    return 1  # BOOL, NULL
+
+
 _MODE_CODES = {"pixel": "o", "redirect": "c"}
 
 
@@ -153,6 +177,7 @@ class Day:
     hits: frozenset[str] = frozenset()
     claims: dict[str, str] = field(default_factory=dict)
     labels: dict[str, DayLabel] = field(default_factory=dict)
+    size: int = 0  # bytes, as DynamoDB bills them (item_bytes)
 
     @classmethod
     def of(cls, item: dict[str, Any]) -> Day:
@@ -164,7 +189,7 @@ class Day:
             if name.startswith(LABEL_PREFIX)
         }
         hits = frozenset(item.get("hits", {}).get("SS", ()))
-        return cls(item["pk"]["S"], item["sk"]["S"], hits, claims, labels)
+        return cls(item["pk"]["S"], item["sk"]["S"], hits, claims, labels, item_bytes(item))
 
     def holds(self, name: str, beacon_id: str) -> bool:
         """Whether claim ``name`` is the beacon's."""

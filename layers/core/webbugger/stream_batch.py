@@ -41,7 +41,7 @@ from pynamodb.exceptions import TransactWriteError
 
 from webbugger.classify import Hit, classify_hit, parse_device
 from webbugger.counters import LabelConflictError, counted_refs, counter_key, daily_salt, day_of
-from webbugger.day_labels import apply, register_labelled, reload
+from webbugger.day_labels import apply, fits, register_labelled, reload
 from webbugger.deferred import apply_deferred_hooks
 from webbugger.erase import forget_late_work
 from webbugger.feed import collecting_relabels, publish
@@ -58,7 +58,7 @@ from webbugger.labelling import (
 from webbugger.ledger import LedgerBatch, claim, reclaim, tallied_refs, tally
 from webbugger.models import beacon_key
 from webbugger.observability import MetricUnit, logger, metrics
-from webbugger.persons import DAY_LABELS, Day, DayLabel, claims_of, person_of, read, register
+from webbugger.persons import Day, DayLabel, claims_of, person_of, read, register
 from webbugger.tombstones import Tombstones
 
 if TYPE_CHECKING:
@@ -147,8 +147,6 @@ class BatchRun:
                 take_stored(beacon, stored)
                 self._counted_again(beacon)
                 return True
-            if len(day.labels) >= DAY_LABELS:
-                return False
             taken = self._free_claims(beacon, own, day)
             after = Day(
                 person, day_label, day.hits | {beacon.id}, {**day.claims, **dict.fromkeys(taken, beacon.id)}
@@ -158,6 +156,8 @@ class BatchRun:
             label = DayLabel(
                 own.classification, tuple(map(str, own.reasons)), ledger_id, frozenset(codes or ())
             )
+            if not fits(beacon, day, taken, label):  # a busy day: labelled on the beacon
+                return False
             if register_labelled(beacon, day, taken, label, self.settings):
                 apply(beacon, label)
                 # Nothing here wrote the beacon item, whose absence would tell of an erasure since
