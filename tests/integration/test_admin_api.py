@@ -381,6 +381,9 @@ def test_mint_batch(local_stack: RunningStack) -> None:
         ({"target": "url:javascript:alert(1)"}, "bad_url"),
         ({"target": "link:x", "nope": 1}, "invalid_request"),
         ({"honeypot": True}, "bad_reference"),
+        # Ids that are not what they look like: each would be a recipient of its own.
+        ({"entity": "recipient:alice@example.com "}, "bad_reference"),
+        ({"entity": "recipient:al\u202eice@example.com"}, "bad_reference"),
     ],
 )
 def test_bad_mint_requests_are_400(local_stack: RunningStack, payload: dict[str, Any], code: str) -> None:
@@ -393,6 +396,11 @@ def test_a_batch_over_1000_is_400(local_stack: RunningStack) -> None:
     bad_item = call("POST", f"{local_stack.admin_url}/mint/batch", {"items": [{}, {"target": "zzz:1"}]})
     assert_error(bad_item, 400, "unknown_type")
     assert "items[1]" in bad_item.json()["error"]["message"]
+    invisible = {"items": [{}, {"entity": "recipient:bob\u200b@example.com"}]}
+    bad_id = call("POST", f"{local_stack.admin_url}/mint/batch", invisible)
+    assert_error(bad_id, 400, "bad_reference")
+    assert "items[1]" in bad_id.json()["error"]["message"]
+    assert "U+200B" in bad_id.json()["error"]["message"]
 
 
 # --- beacons, stats, export ---------------------------------------------------------------------

@@ -125,6 +125,8 @@ def test_rewrite_batch_counts_each_recipient_once(local_stack: RunningStack) -> 
             400,
             "bad_reference",
         ),
+        # A zero-width space: a recipient that looks like a@b.c and is not (spaces around are trimmed).
+        ("/rewrite", {"html": MESSAGE, "campaign": "x", "recipient": "a\u200b@b.c"}, 400, "bad_reference"),
     ],
 )
 def test_bad_rewrites_are_refused(
@@ -193,6 +195,7 @@ def test_sends_alone_for_urls_minted_offline(local_stack: RunningStack) -> None:
         ({"source": "nosuch:1", "entities": entities}, "unknown_type"),
         ({"source": "campaign:never-created", "entities": entities}, "unknown_record"),
         ({"source": str(campaign), "entities": []}, "invalid_request"),
+        ({"source": str(campaign), "entities": ["recipient:o1@example.org\x85"]}, "bad_reference"),
     ):
         assert_error(call("POST", f"{local_stack.admin_url}/sends", bad), 400, code)
     assert sent_count(campaign) == 4

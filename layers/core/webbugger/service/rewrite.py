@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from webbugger.errors import InvalidReferenceError, LinkExistsError, NotFoundError, WebbuggerError
 from webbugger.minting import tracking_url
-from webbugger.refs import Ref
+from webbugger.refs import Ref, check_new_ref
 from webbugger.rewrite import campaign_link_id, plan_message, render, resolve_links, unsubscribe_targets
 from webbugger.sends import record_sends
 from webbugger.service.links import create_link, get_link
@@ -94,7 +94,7 @@ def recipient_ref(recipient: str) -> Ref:
     if ident.startswith(f"{RECIPIENT_TYPE}:"):
         bare = ident.removeprefix(f"{RECIPIENT_TYPE}:")
         raise InvalidReferenceError(f"a recipient is given by its id: {bare!r}, not {ident!r}")
-    return Ref(RECIPIENT_TYPE, ident)
+    return check_new_ref(Ref(RECIPIENT_TYPE, ident))
 
 
 def rewrite_for_recipients(
@@ -109,7 +109,7 @@ def rewrite_for_recipients(
     """Each recipient's message, signed with ``ring`` on the tracking ``base_url``; the sends
     recorded once the messages are made. ``budget``: the most characters the messages may take
     as JSON strings together (estimated from the first), refused before any send is recorded."""
-    campaign = Ref(CAMPAIGN_TYPE, order.campaign)
+    campaign = check_new_ref(Ref(CAMPAIGN_TYPE, order.campaign))
     recipients = [recipient_ref(recipient) for recipient in dict.fromkeys(order.recipients)]
     check_campaign(registry, campaign)
     targets = [target for value in order.list_unsubscribe for target in unsubscribe_targets(value)]
