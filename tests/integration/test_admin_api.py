@@ -527,6 +527,9 @@ def test_export_page_by_page(local_stack: RunningStack, fmt: str) -> None:
     assert len(bodies) == 3
     text = "".join(bodies)
     if fmt == "csv":
+        # RFC 4180: each record ends with CRLF, the last one of each page too (pages concatenate).
+        assert all(body.endswith("\r\n") for body in bodies)
+        assert text.count("\n") == text.count("\r\n") == 1 + 5, text
         rows = list(csv.DictReader(io.StringIO(text)))
     else:
         rows = [json.loads(line) for line in text.splitlines()]
