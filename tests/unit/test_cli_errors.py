@@ -142,6 +142,14 @@ def test_a_link_id_that_is_not_url_safe_is_refused(tmp_path: Path) -> None:
     assert_one_line_error(result, "invalid link id 'a/b': letters, digits, '-' and '_' only")
 
 
+def test_a_link_that_has_expired_already_is_refused(tmp_path: Path) -> None:
+    # Refused before any stack is looked for: none runs in this state dir.
+    result = webbugger(
+        "link", "create", "https://example.com/", "--expires-at", "2020-01-01", state_dir=tmp_path
+    )
+    assert_one_line_error(result, "expires_at 2020-01-01T00:00:00+00:00 is in the past")
+
+
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     result = webbugger("beacons", "list", "--target", "link:a", "--source", "s:b", state_dir=tmp_path)
     assert result.returncode == 2
