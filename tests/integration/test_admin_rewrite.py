@@ -114,7 +114,14 @@ def test_rewrite_batch_counts_each_recipient_once(local_stack: RunningStack) -> 
 @pytest.mark.parametrize(
     ("path", "payload", "status", "code"),
     [
-        ("/rewrite", {"html": MESSAGE, "campaign": "nope-nope", "recipient": "a@b.c"}, 404, "not_found"),
+        # A campaign named in the body that does not exist: 400, as /mint and /sends answer it.
+        ("/rewrite", {"html": MESSAGE, "campaign": "nope-nope", "recipient": "a@b.c"}, 400, "unknown_record"),
+        (
+            "/rewrite/batch",
+            {"html": MESSAGE, "campaign": "nope-nope", "recipients": ["a"]},
+            400,
+            "unknown_record",
+        ),
         ("/rewrite", {"html": MESSAGE, "campaign": "x", "recipient": ""}, 400, "invalid_request"),
         ("/rewrite", {"html": "", "campaign": "x", "recipient": "a", "extra": 1}, 400, "invalid_request"),
         ("/rewrite/batch", {"html": MESSAGE, "campaign": "x", "recipients": []}, 400, "invalid_request"),

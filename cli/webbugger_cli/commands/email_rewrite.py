@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from webbugger.errors import NotFoundError, UnknownTypeError
+from webbugger.errors import UnknownRecordError, UnknownTypeError
 from webbugger.minting import tracking_url
 from webbugger.refs import Ref, check_new_ref
 from webbugger.runtime import default_registry
@@ -113,7 +113,7 @@ def _check_campaign(registry: Registry, campaign: Ref) -> None:
         check_campaign(registry, campaign)
     except UnknownTypeError:
         raise  # one line of its own
-    except NotFoundError:
+    except UnknownRecordError:
         if campaign.id and campaign.id.startswith("campaign:"):  # TYPE:ID given where the id is asked
             raise UsageError(
                 f"no {campaign}: --campaign takes the campaign's id: "

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from webbugger.errors import InvalidReferenceError, LinkExistsError, NotFoundError, WebbuggerError
+from webbugger.errors import InvalidReferenceError, LinkExistsError, UnknownRecordError, WebbuggerError
 from webbugger.minting import tracking_url
 from webbugger.refs import Ref, check_new_ref
 from webbugger.rewrite import campaign_link_id, plan_message, render, resolve_links, unsubscribe_targets
@@ -57,11 +57,12 @@ class Rewritten:
 
 def check_campaign(registry: Registry, campaign: Ref) -> None:
     """That the types a rewrite needs are registered and the campaign exists (a beacon naming an
-    unknown campaign answers 404, so every link of the message would)."""
+    unknown campaign answers 404, so every link of the message would): :class:`UnknownRecordError`
+    otherwise, as minting refuses a source that does not exist."""
     registry.entity(RECIPIENT_TYPE)  # UnknownTypeError if a type is missing
     registry.target("link")
     if campaign.id is not None and registry.source(campaign.type).load(campaign.id) is None:
-        raise NotFoundError(f"no {campaign}: create the campaign first, or every link would answer 404")
+        raise UnknownRecordError(f"no {campaign}: create the campaign first, or every link would answer 404")
 
 
 def campaign_link(registry: Registry, campaign: Ref) -> Callable[[str], str]:
