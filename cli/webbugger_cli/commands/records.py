@@ -107,7 +107,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         if rows:
             print_table([("REF", "NAME", "CREATED"), *rows])
         else:
-            print(f"no stored {kind}s", file=sys.stderr)
+            print(f"no stored {'entities' if kind is Kind.ENTITY else 'sources'}", file=sys.stderr)
     return 0
 
 
