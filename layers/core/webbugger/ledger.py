@@ -28,7 +28,10 @@ So each beacon's tally is in exactly one committed ledger. The ledgers of a batc
 beacons: a half of a bisected batch, or the records from a failed one on, resolve each beacon
 by its own ledger. A beacon claimed to a ledger is then counted in that ledger's commit
 whatever happens to the rest of its record (a failure after the claim retries the record,
-which finds the claim).
+which finds the claim). Its tally is added to the ledger right after the claim; where a check
+comes between (an entity's day item written, then its tombstone read again), a failure there
+*spoils* the ledger (:meth:`LedgerBatch.spoil`): it never commits, and its beacons' retries
+abort it and claim them anew.
 
 **Relabelling** (:mod:`webbugger.labelling`) never waits for a ledger: a claimed beacon whose
 class or claims change moves its counts at once, in one transaction with the change
@@ -194,6 +197,8 @@ class _Chunk:
     deltas: Deltas = field(default_factory=Deltas)
     reserved: set[tuple[str, str]] = field(default_factory=set)
     beacons: list[str] = field(default_factory=list)
+    # A beacon was claimed to it and could not be added: it must not commit (see spoil).
+    spoiled: bool = False
 
 
 class LedgerBatch:
@@ -207,7 +212,7 @@ class LedgerBatch:
     def ledger_for(self, keys: set[tuple[str, str]]) -> str:
         """The ledger to claim a beacon counting in counter items ``keys`` to."""
         chunk = self._chunks[-1] if self._chunks else None
-        if chunk is None or len(chunk.reserved | keys) > MAX_COUNTERS:
+        if chunk is None or chunk.spoiled or len(chunk.reserved | keys) > MAX_COUNTERS:
             chunk = _Chunk(new_beacon_id())
             self._chunks.append(chunk)
         chunk.reserved |= keys
@@ -218,6 +223,14 @@ class LedgerBatch:
         chunk = next(chunk for chunk in self._chunks if chunk.ledger_id == ledger_id)
         chunk.deltas.merge(tally_deltas(beacon, codes, 1, self.settings.counter_retention_days))
         chunk.beacons.append(beacon.id)
+
+    def spoil(self, ledger_id: str) -> None:
+        """A beacon was claimed to ``ledger_id`` but its processing failed before its tally was
+        added: the ledger must never commit (the beacon's retry would find it committed and count
+        nothing). Its beacons are reported failed; their retries abort it and claim them anew."""
+        for chunk in self._chunks:
+            if chunk.ledger_id == ledger_id:
+                chunk.spoiled = True
 
     def counted(self, ledger_id: str) -> bool:
         """Whether a beacon claimed to ``ledger_id`` (not this batch's) is counted: its ledger
@@ -250,6 +263,9 @@ class LedgerBatch:
 
         failed: set[str] = set()
         for chunk in self._chunks:
+            if chunk.spoiled:
+                failed.update(chunk.beacons)
+                continue
             if not chunk.beacons:
                 continue
             try:

@@ -159,11 +159,17 @@ class BatchRun:
             if not fits(beacon, day, taken, label):  # a busy day: labelled on the beacon
                 return False
             if register_labelled(beacon, day, taken, label, self.settings):
-                apply(beacon, label)
-                # Nothing here wrote the beacon item, whose absence would tell of an erasure since
-                # its tombstone was read: the tombstone is read again (an erasure that missed this
-                # day item buried the entity first).
-                if self._vanished(beacon):
+                try:
+                    apply(beacon, label)
+                    # Nothing here wrote the beacon item, whose absence would tell of an erasure
+                    # since its tombstone was read: the tombstone is read again (an erasure that
+                    # missed this day item buried the entity first).
+                    vanished = self._vanished(beacon)
+                except Exception:
+                    if ledger_id:  # claimed to it, not added: it must not commit without this tally
+                        self.ledgers.spoil(ledger_id)
+                    raise
+                if vanished:
                     return True
                 if codes and ledger_id:
                     self.ledgers.add(ledger_id, beacon, codes)
