@@ -6,9 +6,13 @@ fixtures and helpers of :mod:`test_counters`).
 
 from __future__ import annotations
 
+import copy
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from test_counters import (  # noqa: F401 - aws, stream: fixtures
+    BEACONS,
     COUNTERS,
     NOON,
     FakeContext,
@@ -27,7 +31,6 @@ from webbugger.registry import Kind
 from webbugger.tombstones import Tombstones
 
 if TYPE_CHECKING:
-    import pytest
     from moto_stack import Handler
 
 
@@ -71,3 +74,111 @@ def test_a_failure_after_the_day_write_leaves_its_count_to_the_retry(
     assert stream(insert_event([first, second]), FakeContext()) == {"batchItemFailures": []}
     assert stream(insert_event([first]), FakeContext()) == {"batchItemFailures": []}
     assert figures(Kind.SOURCE, source, NOON.date())["total"] == 2
+
+
+# --- what readers and the stream call, against what their functions may call ----------------------
+
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
+def _permissions(operation: str, kwargs: dict[str, Any]) -> set[tuple[str, str]]:
+    """The IAM (action, table) pairs one DynamoDB call needs."""
+    if operation == "TransactWriteItems":
+        return {
+            (f"dynamodb:{_TRANSACT_ACTIONS[kind]}", body["TableName"])
+            for item in kwargs["TransactItems"]
+            for kind, body in item.items()
+        }
+    if operation in ("BatchGetItem", "BatchWriteItem"):
+        return {(f"dynamodb:{operation}", table) for table in kwargs["RequestItems"]}
+    return {(f"dynamodb:{operation}", kwargs["TableName"])}
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every (IAM action, table name) the models' DynamoDB calls need from now on."""
+    from pynamodb.connection.base import Connection
+
+    made: list[tuple[str, str]] = []
+    real = Connection.dispatch
+
+    def recording(self: Connection, operation_name: str, operation_kwargs: dict[str, Any]) -> dict[str, Any]:
+        made.extend(_permissions(operation_name, operation_kwargs))
+        answer: dict[str, Any] = real(self, operation_name, operation_kwargs)
+        return answer
+
+    monkeypatch.setattr(Connection, "dispatch", recording)
+    return made
+
+
+def _not_granted(function: str, made: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The calls of ``made`` (action, table name) that template.yaml's policies of ``function``
+    do not allow, as (action, the table's logical id)."""
+    import moto_stack
+    from webbugger_cli.template import load_template
+
+    template = load_template(moto_stack.ROOT)
+    logical = {
+        name: logical_id for logical_id, name in moto_stack.template_table_names("test-counters-").items()
+    }
+    logical |= {BEACONS: "BeaconsTable", COUNTERS: "CountersTable"}
+    granted: set[tuple[str, str]] = set()
+    for policy in template.resources[function]["Properties"]["Policies"]:
+        # A conditional policy (!If [CONDITION, POLICY, !Ref AWS::NoValue]) grants its policy.
+        for statement in (policy["Fn::If"][1] if "Fn::If" in policy else policy)["Statement"]:
+            actions, resources = statement["Action"], statement["Resource"]
+            for action in actions if isinstance(actions, list) else [actions]:
+                for resource in resources if isinstance(resources, list) else [resources]:
+                    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+                        granted.add((action, resource["Fn::GetAtt"][0]))
+    return {(action, logical[table]) for action, table in made if (action, logical[table]) not in granted}
+
+
+def test_the_admin_functions_readers_of_day_labels_may_read_them(
+    stream: Handler,  # noqa: F811 - the fixture
+    calls: list[tuple[str, str]],
+) -> None:
+    """GET /beacons, /stats/campaign, exports and POST /recount read beacons through
+    ``beacons_between``, which reads the labels their entities' day items keep (a BatchGetItem of
+    day items): the admin function's role must allow each call they make."""
+    from webbugger.beacon_queries import beacons_between
+    from webbugger.refs import Ref
+
+    entity, source = "recipient:reader@example.com", "campaign:readers"
+    ids = [
+        store(entity=entity, source=source, at=NOON + timedelta(minutes=n), mode="pixel") for n in range(2)
+    ]
+    assert stream(insert_event(ids), FakeContext()) == {"batchItemFailures": []}
+    assert "b#" + ids[0] in day_item(entity)
+    calls.clear()
+
+    since, until = NOON - timedelta(hours=1), NOON + timedelta(hours=1)
+    by_source = list(beacons_between(since, until, kind=Kind.SOURCE, ref=Ref.parse(source)))
+    by_entity = list(beacons_between(since, until, kind=Kind.ENTITY, ref=Ref.parse(entity)))
+    assert [beacon.classification for beacon in by_source + by_entity] == ["human"] * 4
+    assert _not_granted("AdminFunction", calls) == set()
+
+
+def test_the_stream_functions_calls_on_day_labels_are_granted(
+    stream: Handler,  # noqa: F811 - the fixture
+    calls: list[tuple[str, str]],
+) -> None:
+    """The stream's one write on a day item, its reads of day items and its relabels there are
+    calls its role allows."""
+    entity, source = "recipient:granted@example.com", "campaign:granted"
+    ids = [
+        store(entity=entity, source=source, at=NOON, mode="pixel", user_agent="Mozilla/5.0", ip="17.58.97.0"),
+        store(entity=entity, source=source, target="link:granted", at=NOON + timedelta(hours=1)),
+    ]
+    event = insert_event(ids)
+    calls.clear()  # the track function's puts
+    assert stream(event, FakeContext()) == {"batchItemFailures": []}
+    assert stream(copy.deepcopy(event), FakeContext()) == {"batchItemFailures": []}
+    opened = day_item(entity)["b#" + ids[0]]["M"]
+    assert (opened["c"]["S"], "v" in opened) == ("human", True)  # relabelled there by the click
+    assert _not_granted("StreamFunction", calls) == set()
