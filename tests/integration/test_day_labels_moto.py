@@ -8,29 +8,37 @@ from __future__ import annotations
 
 import copy
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_counters import (  # noqa: F401 - aws, stream: fixtures
+from test_counters import (  # noqa: F401 - aws, stream, stream_module: fixtures
     BEACONS,
     COUNTERS,
     NOON,
     FakeContext,
+    assert_mail_counted,
     aws,
     client,
     failures,
     figures,
     insert_event,
+    mail_hits,
+    redeliver_every_shape,
     sequence,
     store,
     stored_item,
     stream,
+    stream_module,
     stream_record,
 )
+from webbugger import stream_batch
 from webbugger.registry import Kind
 from webbugger.tombstones import Tombstones
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from moto_stack import Handler
 
 
@@ -182,3 +190,61 @@ def test_the_stream_functions_calls_on_day_labels_are_granted(
     opened = day_item(entity)["b#" + ids[0]]["M"]
     assert (opened["c"]["S"], "v" in opened) == ("human", True)  # relabelled there by the click
     assert _not_granted("StreamFunction", calls) == set()
+
+
+# --- two hits of one entity processed at once ------------------------------------------------------
+
+
+@pytest.mark.parametrize("pause", ["before-write", "after-write"])
+@pytest.mark.parametrize("first", [0, 1], ids=["open-first", "click-first"])
+def test_two_hits_processed_at_once_settle_as_one_after_the_other(
+    stream: Handler,  # noqa: F811 - the fixture
+    stream_module: ModuleType,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+    pause: str,
+    first: int,
+) -> None:
+    """One hit's processing stops just before (or just after) its one write on the day item while
+    the other hit of the same mail is processed whole (another shard's invocation), then goes on:
+    the later reader sees the other; labels and counts end as in any sequential order."""
+    from webbugger import day_labels
+    from webbugger.models import Beacon
+    from webbugger.runtime import default_settings
+    from webbugger.signing import load_visitor_salt
+
+    tag = f"at-once-{pause}-{first}"
+    ids = [store(**spec) for spec in mail_hits(tag)]
+    paused, other = ids[first], ids[1 - first]
+    real = stream_batch.register_labelled
+    ran: list[str] = []
+    writes: list[bool] = []
+
+    def other_meanwhile() -> None:
+        ran.append(other)
+        settings = default_settings()
+        beacons = [Beacon.from_raw_data(stored_item(other))]
+        salt = load_visitor_salt(settings)
+        assert stream_batch.process_batch(beacons, stream_module.registry, salt, settings) == set()
+
+    def interleaved(beacon: Beacon, *args: Any) -> bool:
+        if beacon.id == paused and not ran and pause == "before-write":
+            other_meanwhile()
+        written = real(beacon, *args)
+        if beacon.id == paused:
+            writes.append(written)
+        if beacon.id == paused and not ran and pause == "after-write":
+            other_meanwhile()
+        return written
+
+    monkeypatch.setattr(stream_batch, "register_labelled", interleaved)
+    assert stream(insert_event([paused]), FakeContext()) == {"batchItemFailures": []}
+    assert ran == [other]
+    # Before its write: the day item changed since read, so it is read again and written then.
+    assert writes == ([False, True] if pause == "before-write" else [True])
+    monkeypatch.setattr(stream_batch, "register_labelled", real)
+    assert stream(insert_event([ids[2]]), FakeContext()) == {"batchItemFailures": []}
+
+    assert_mail_counted(tag)
+    stored = [day_labels.reload(Beacon.from_raw_data(stored_item(beacon_id))) for beacon_id in ids]
+    assert [beacon.classification if beacon else None for beacon in stored] == ["human"] * 3
+    redeliver_every_shape(stream, ids, partial(assert_mail_counted, tag))
