@@ -12,7 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_counters import (  # noqa: F401 - aws, stream, stream_module: fixtures
+from test_counters import (  # noqa: F401 - aws, stream, stream_module, first_commit_lost: fixtures
     BEACONS,
     COUNTERS,
     NOON,
@@ -22,6 +22,7 @@ from test_counters import (  # noqa: F401 - aws, stream, stream_module: fixtures
     client,
     failures,
     figures,
+    first_commit_lost,
     insert_event,
     mail_hits,
     redeliver_every_shape,
@@ -247,4 +248,33 @@ def test_two_hits_processed_at_once_settle_as_one_after_the_other(
     assert_mail_counted(tag)
     stored = [day_labels.reload(Beacon.from_raw_data(stored_item(beacon_id))) for beacon_id in ids]
     assert [beacon.classification if beacon else None for beacon in stored] == ["human"] * 3
+    redeliver_every_shape(stream, ids, partial(assert_mail_counted, tag))
+
+
+def test_recount_counts_once_the_day_labelled_beacons_whose_batch_never_committed(
+    stream: Handler,  # noqa: F811 - the fixture
+    stream_module: ModuleType,  # noqa: F811 - the fixture
+    first_commit_lost: list[Any],  # noqa: F811 - the fixture
+) -> None:
+    """``recount`` reads beacons with the labels their day items keep (their claims naming a
+    ledger that never committed) and runs the stream's work for them: counted once, however often
+    it runs, and the stream's own redelivery after it counts nothing more."""
+    from webbugger.recount import recount
+    from webbugger.runtime import default_settings
+    from webbugger.signing import load_visitor_salt
+
+    tag = "recount-day"
+    ids = [store(**spec) for spec in mail_hits(tag)]
+    assert len(failures(stream(insert_event(ids), FakeContext()))) == len(ids)
+    assert first_commit_lost, "the batch's commit was lost"
+    assert all("b#" + beacon_id in day_item(f"recipient:{tag}") for beacon_id in ids)
+
+    settings = default_settings()
+    salt = load_visitor_salt(settings)
+    since, until = NOON - timedelta(hours=1), NOON + timedelta(hours=3)
+    done = recount(since, until, stream_module.registry, salt, settings)
+    assert (done.unfinished, done.failed) == (len(ids), 0)
+    assert_mail_counted(tag)
+    again = recount(since, until, stream_module.registry, salt, settings)
+    assert again.unfinished == 0
     redeliver_every_shape(stream, ids, partial(assert_mail_counted, tag))
