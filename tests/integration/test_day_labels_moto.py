@@ -278,3 +278,20 @@ def test_recount_counts_once_the_day_labelled_beacons_whose_batch_never_committe
     again = recount(since, until, stream_module.registry, salt, settings)
     assert again.unfinished == 0
     redeliver_every_shape(stream, ids, partial(assert_mail_counted, tag))
+
+
+def test_a_day_item_lives_as_long_as_the_beacons_whose_labels_it_keeps(
+    stream: Handler,  # noqa: F811 - the fixture
+) -> None:
+    """Hits of one day reach the stream in any order (shards, retries): the day item, which keeps
+    their labels and counting claims, must not expire before any of its beacons (else a beacon
+    still stored reads as never labelled, and ``recount`` would count it again)."""
+    entity = "recipient:late-night@example.com"
+    day = NOON.replace(hour=0)
+    late = store(entity=entity, source="campaign:ttl", at=day + timedelta(hours=23), mode="pixel")
+    early = store(entity=entity, source="campaign:ttl", at=day + timedelta(hours=1), mode="pixel")
+    for beacon_id in (late, early):  # the later hit first
+        assert stream(insert_event([beacon_id]), FakeContext()) == {"batchItemFailures": []}
+    item = day_item(entity)
+    assert {"b#" + late, "b#" + early} <= set(item)
+    assert int(item["expires"]["N"]) >= max(int(stored_item(b)["expires"]["N"]) for b in (late, early))
