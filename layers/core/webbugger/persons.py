@@ -33,7 +33,7 @@ in one conditional UpdateItem (:func:`webbugger.day_labels.register_labelled`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
@@ -197,10 +197,11 @@ class Day:
 
 
 def day_expiry(beacon: Beacon, person: str, settings: Settings) -> int:
-    """The TTL of the beacon's day item: an entity's lives as long as its beacons."""
-    if person.startswith("p#e#"):
-        return expiry(beacon.created_at, settings.retention_days)  # the entity's beacon index
+    """The TTL of the beacon's day item: an entity's lives as long as its beacons (the index of
+    them, and their labels): as long as the day's last possible one, whichever registers last."""
     start = datetime.fromisoformat(day_of(beacon.created_at)).replace(tzinfo=UTC)
+    if person.startswith("p#e#"):
+        return expiry(start + timedelta(days=1), settings.retention_days)
     return expiry(start, MARK_RETENTION_DAYS)
 
 
