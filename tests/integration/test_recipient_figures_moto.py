@@ -61,7 +61,9 @@ def stream() -> Iterator[tuple[Handler, dict[str, str]]]:
         moto_stack.fake_aws_environment(monkeypatch)
         moto_stack.reset_caches()
         names = moto_stack.template_table_names(PREFIX)
-        moto_stack.create_template_tables(boto3.client("dynamodb", region_name="us-east-1"), names, streams=False)
+        moto_stack.create_template_tables(
+            boto3.client("dynamodb", region_name="us-east-1"), names, streams=False
+        )
         moto_stack.set_function_environment(monkeypatch, names, "TrackFunction", "StreamFunction")
         monkeypatch.setenv("WEBBUGGER_VISITOR_SALT", "recipient-salt-" + "z" * 40)
         runtime.reset()
@@ -132,7 +134,11 @@ def deliver(handler: Handler, *beacons: Beacon) -> list[tuple[str, dict[str, Any
 
 def written_tables(calls: list[tuple[str, dict[str, Any]]]) -> set[str]:
     """The tables the calls wrote to."""
-    tables = {params["TableName"] for operation, params in calls if operation in ("PutItem", "UpdateItem", "DeleteItem")}
+    tables = {
+        params["TableName"]
+        for operation, params in calls
+        if operation in ("PutItem", "UpdateItem", "DeleteItem")
+    }
     for operation, params in calls:
         if operation == "TransactWriteItems":
             tables |= {next(iter(item.values()))["TableName"] for item in params["TransactItems"]}
@@ -175,7 +181,9 @@ def test_a_recipients_figures_fold_its_days_whatever_the_order_a_redelivery_coun
     assert recipient.load("never-seen@example.com") is None
 
 
-def test_a_click_is_listed_in_its_person_days_clicks_an_open_is_not(stream: tuple[Handler, dict[str, str]]) -> None:
+def test_a_click_is_listed_in_its_person_days_clicks_an_open_is_not(
+    stream: tuple[Handler, dict[str, str]],
+) -> None:
     handler, _ = stream
     entity = "recipient:one-day@example.com"
     opened, clicked = store("pixel", entity, DAY1), store("redirect", entity, DAY1 + timedelta(minutes=1))

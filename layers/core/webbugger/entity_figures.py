@@ -15,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from webbugger.errors import ConfigurationError
 from webbugger.ids import beacon_id_time
 from webbugger.persons import all_entity_days
+from webbugger.settings import get_settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -63,5 +65,10 @@ def fold_days(entity: str, days: Iterable[Day]) -> EntityFigures | None:
 
 def entity_figures(entity: str) -> EntityFigures | None:
     """The figures of ``entity`` (``TYPE:ID``) from every day item it has (one strongly
-    consistent Query, a page per 1 MB); None when it has none."""
+    consistent Query, a page per 1 MB); None when it has none. Where the counters table is
+    configured (not in the track function): :class:`ConfigurationError` elsewhere."""
+    if not get_settings().counters_table:
+        raise ConfigurationError(
+            "an entity's figures are read from the counters table: COUNTERS_TABLE is not set"
+        )
     return fold_days(entity, all_entity_days(entity))
