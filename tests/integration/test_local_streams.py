@@ -231,6 +231,12 @@ def test_recipient_counts_an_open_and_a_click(local_stack: RunningStack) -> None
     assert wait_for("the recipient's open and click counted", counts) == (1, 1)
     time.sleep(0.5)
     assert counts() == (1, 1)
+    # What `entity show` prints: the same figures, read by the recipient type's load().
+    shown = local_stack.cli("entity", "show", str(entity), "--json")
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    assert (record["id"], record["opens"], record["clicks"]) == (recipient_id, 1, 1)
+    assert record["first_open"] is not None and record["first_click"] is not None
 
 
 def test_a_restarted_feed_resumes_where_it_stopped(local_stack: RunningStack, tmp_path: Path) -> None:
