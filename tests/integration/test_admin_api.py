@@ -161,6 +161,7 @@ def test_an_existing_id_is_a_conflict(local_stack: RunningStack) -> None:
         {"url": "https://example.org/", "max_hits": 0},
         {"url": "https://example.org/", "id": "has space"},
         {"url": "https://example.org/", "expires_at": "2030-01-01T00:00:00"},  # no time zone
+        {"url": "https://example.org/", "expires_at": "2020-01-01T00:00:00Z"},  # expired already
         {
             "url": "https://example.org/",
             "valid_from": "2031-01-01T00:00:00Z",
@@ -277,19 +278,21 @@ def test_the_short_url_redirects_without_a_token(local_stack: RunningStack) -> N
     assert call("GET", f"{local_stack.api_url}/l/{new_id()}").status == 404
 
 
-def test_an_expired_link_is_404_or_its_fallback(local_stack: RunningStack) -> None:
+def expire(stack: RunningStack, link: dict[str, Any]) -> dict[str, Any]:
+    """``link`` expired a minute ago (a link is not created expired: 400)."""
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-    expired = create(
-        local_stack, url="https://example.org/", id=new_id(), expires_at=past, short_url_enabled=True
-    )
+    answer = call("PATCH", f"{stack.admin_url}/links/{link['id']}", {"expires_at": past})
+    assert answer.status == 200, answer.body
+    return link
+
+
+def test_an_expired_link_is_404_or_its_fallback(local_stack: RunningStack) -> None:
+    expired = expire(local_stack, create(local_stack, url="https://example.org/", short_url_enabled=True))
     assert call("GET", expired["short_url"]).status == 404
-    with_fallback = create(
+    fallback = "https://example.net/sorry"
+    with_fallback = expire(
         local_stack,
-        url="https://example.org/",
-        id=new_id(),
-        expires_at=past,
-        fallback_url="https://example.net/sorry",
-        short_url_enabled=True,
+        create(local_stack, url="https://example.org/", fallback_url=fallback, short_url_enabled=True),
     )
     hit = call("GET", with_fallback["short_url"])
     assert hit.status == 302
@@ -381,6 +384,9 @@ def test_mint_batch(local_stack: RunningStack) -> None:
         ({"target": "url:javascript:alert(1)"}, "bad_url"),
         ({"target": "link:x", "nope": 1}, "invalid_request"),
         ({"honeypot": True}, "bad_reference"),
+        # Ids that are not what they look like: each would be a recipient of its own.
+        ({"entity": "recipient:alice@example.com "}, "bad_reference"),
+        ({"entity": "recipient:al\u202eice@example.com"}, "bad_reference"),
     ],
 )
 def test_bad_mint_requests_are_400(local_stack: RunningStack, payload: dict[str, Any], code: str) -> None:
@@ -393,6 +399,11 @@ def test_a_batch_over_1000_is_400(local_stack: RunningStack) -> None:
     bad_item = call("POST", f"{local_stack.admin_url}/mint/batch", {"items": [{}, {"target": "zzz:1"}]})
     assert_error(bad_item, 400, "unknown_type")
     assert "items[1]" in bad_item.json()["error"]["message"]
+    invisible = {"items": [{}, {"entity": "recipient:bob\u200b@example.com"}]}
+    bad_id = call("POST", f"{local_stack.admin_url}/mint/batch", invisible)
+    assert_error(bad_id, 400, "bad_reference")
+    assert "items[1]" in bad_id.json()["error"]["message"]
+    assert "U+200B" in bad_id.json()["error"]["message"]
 
 
 # --- beacons, stats, export ---------------------------------------------------------------------
@@ -519,6 +530,9 @@ def test_export_page_by_page(local_stack: RunningStack, fmt: str) -> None:
     assert len(bodies) == 3
     text = "".join(bodies)
     if fmt == "csv":
+        # RFC 4180: each record ends with CRLF, the last one of each page too (pages concatenate).
+        assert all(body.endswith("\r\n") for body in bodies)
+        assert text.count("\n") == text.count("\r\n") == 1 + 5, text
         rows = list(csv.DictReader(io.StringIO(text)))
     else:
         rows = [json.loads(line) for line in text.splitlines()]

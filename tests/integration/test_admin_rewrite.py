@@ -114,7 +114,14 @@ def test_rewrite_batch_counts_each_recipient_once(local_stack: RunningStack) -> 
 @pytest.mark.parametrize(
     ("path", "payload", "status", "code"),
     [
-        ("/rewrite", {"html": MESSAGE, "campaign": "nope-nope", "recipient": "a@b.c"}, 404, "not_found"),
+        # A campaign named in the body that does not exist: 400, as /mint and /sends answer it.
+        ("/rewrite", {"html": MESSAGE, "campaign": "nope-nope", "recipient": "a@b.c"}, 400, "unknown_record"),
+        (
+            "/rewrite/batch",
+            {"html": MESSAGE, "campaign": "nope-nope", "recipients": ["a"]},
+            400,
+            "unknown_record",
+        ),
         ("/rewrite", {"html": MESSAGE, "campaign": "x", "recipient": ""}, 400, "invalid_request"),
         ("/rewrite", {"html": "", "campaign": "x", "recipient": "a", "extra": 1}, 400, "invalid_request"),
         ("/rewrite/batch", {"html": MESSAGE, "campaign": "x", "recipients": []}, 400, "invalid_request"),
@@ -125,6 +132,8 @@ def test_rewrite_batch_counts_each_recipient_once(local_stack: RunningStack) -> 
             400,
             "bad_reference",
         ),
+        # A zero-width space: a recipient that looks like a@b.c and is not (spaces around are trimmed).
+        ("/rewrite", {"html": MESSAGE, "campaign": "x", "recipient": "a\u200b@b.c"}, 400, "bad_reference"),
     ],
 )
 def test_bad_rewrites_are_refused(
@@ -193,6 +202,7 @@ def test_sends_alone_for_urls_minted_offline(local_stack: RunningStack) -> None:
         ({"source": "nosuch:1", "entities": entities}, "unknown_type"),
         ({"source": "campaign:never-created", "entities": entities}, "unknown_record"),
         ({"source": str(campaign), "entities": []}, "invalid_request"),
+        ({"source": str(campaign), "entities": ["recipient:o1@example.org\x85"]}, "bad_reference"),
     ):
         assert_error(call("POST", f"{local_stack.admin_url}/sends", bad), 400, code)
     assert sent_count(campaign) == 4

@@ -114,6 +114,17 @@ def test_unknown_type(running_stack: Path, option: str, ref: str, message: str) 
     assert_one_line_error(webbugger("url", "pixel", option, ref, state_dir=running_stack), message)
 
 
+def test_an_entity_id_with_trailing_whitespace_is_not_minted(running_stack: Path) -> None:
+    result = webbugger("url", "pixel", "--entity", "recipient:alice@example.com ", state_dir=running_stack)
+    assert_one_line_error(result, "starts or ends with whitespace")
+
+
+def test_a_source_id_with_a_bidi_override_is_not_created(tmp_path: Path) -> None:
+    # Refused before any stack is looked for: none runs in this state dir.
+    result = webbugger("source", "create", "campaign:spring\u202e2026", state_dir=tmp_path)
+    assert_one_line_error(result, "invisible character, U+202E")
+
+
 def test_redirect_needs_a_target(running_stack: Path) -> None:
     result = webbugger("url", "redirect", state_dir=running_stack)
     assert_one_line_error(result, "a redirect URL needs --target TYPE:ID")
@@ -129,6 +140,14 @@ def test_a_link_id_that_is_not_url_safe_is_refused(tmp_path: Path) -> None:
     # Refused by the core before any stack is looked for (its short URL /l/a/b could never work).
     result = webbugger("link", "create", "https://example.com/", "--id", "a/b", state_dir=tmp_path)
     assert_one_line_error(result, "invalid link id 'a/b': letters, digits, '-' and '_' only")
+
+
+def test_a_link_that_has_expired_already_is_refused(tmp_path: Path) -> None:
+    # Refused before any stack is looked for: none runs in this state dir.
+    result = webbugger(
+        "link", "create", "https://example.com/", "--expires-at", "2020-01-01", state_dir=tmp_path
+    )
+    assert_one_line_error(result, "expires_at 2020-01-01T00:00:00+00:00 is in the past")
 
 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:

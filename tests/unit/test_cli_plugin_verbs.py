@@ -35,7 +35,8 @@ BUILT_IN_TYPES = {
     ("entity", "recipient", "none", "webbugger_plugins.recipient"),
     ("source", "campaign", None, "webbugger_plugins.campaign"),
 }
-# A third-party plugin: a source the CLI cannot create, an entity it cannot show (no load).
+# A third-party plugin: a source the CLI cannot create, an entity it cannot show (no load), and
+# one it lists (none stored).
 EXTRA_PLUGIN = """
 from webbugger.plugins import HookMode
 
@@ -43,6 +44,7 @@ from webbugger.plugins import HookMode
 def register(types):
     types.source("partner", load=lambda partner_id: None)
     types.entity("visitor", get_or_create=lambda entity_id: None, hooks=HookMode.DEFERRED)
+    types.entity("guest", get_or_create=lambda entity_id: None, page=lambda limit, after: ([], None))
 """
 
 
@@ -196,6 +198,11 @@ def test_list_of_a_type_without_page(tmp_path: Path, extra_plugin: dict[str, str
         "its beacons are: webbugger beacons list --entity recipient:ID, "
         "webbugger export --entity recipient:ID",
     )
+
+
+def test_an_empty_list_says_so_in_english(running_stack: Path, extra_plugin: dict[str, str]) -> None:
+    result = webbugger("entity", "list", "--type", "guest", state_dir=running_stack, env=extra_plugin)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "no stored entities\n")
 
 
 def test_entity_show_of_a_type_without_load(tmp_path: Path, extra_plugin: dict[str, str]) -> None:

@@ -296,6 +296,7 @@ def test_csv_writer() -> None:
     writer.write(RECORD)
     writer.write({**RECORD, "id": "2", "extra": "ignored"})
     rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert out.getvalue().count("\n") == out.getvalue().count("\r\n") == 3  # RFC 4180: CRLF
     assert rows[0] == list(RECORD)
     assert rows[1][rows[0].index("user_agent")] == 'Agent "quoted", with comma'
     assert rows[1][rows[0].index("entity")] == ""  # None is an empty cell

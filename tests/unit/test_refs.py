@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from webbugger.errors import InvalidReferenceError
-from webbugger.refs import MAX_ID_BYTES, Ref, parse_optional
+from webbugger.refs import MAX_ID_BYTES, Ref, check_new_ref, parse_optional
 
 
 @pytest.mark.parametrize(
@@ -95,3 +97,43 @@ def test_parse_optional() -> None:
     assert parse_optional("visitor", allow_new=True) == Ref("visitor")
     with pytest.raises(InvalidReferenceError):
         parse_optional("visitor")
+
+
+@pytest.mark.parametrize(
+    "ident",
+    [
+        "alice@example.com",
+        "o'brien+news@example.org",
+        "Jane Doe",  # spaces inside an id are text like any other
+        "ü-ß-中文",
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian with a zero-width non-joiner
+        "\U0001f469\u200d\U0001f4bb",  # an emoji sequence: its zero-width joiner stays
+        "https://example.com/a b",
+    ],
+)
+def test_a_plain_id_may_be_given_out(ident: str) -> None:
+    ref = Ref("recipient", ident)
+    assert check_new_ref(ref) is ref
+    assert check_new_ref(Ref("recipient")) == Ref("recipient")  # a new one: no id to check
+
+
+@pytest.mark.parametrize(
+    ("ident", "message"),
+    [
+        (" alice@example.com", "starts or ends with whitespace"),
+        ("alice@example.com ", "starts or ends with whitespace"),
+        ("alice@example.com\u00a0", "starts or ends with whitespace"),  # a no-break space
+        ("\u3000alice", "starts or ends with whitespace"),  # an ideographic space
+        ("ab\x85cd", "U+0085"),  # a C1 control (NEL): invisible, a line break to some readers
+        ("ab\x9bcd", "U+009B"),  # a C1 CSI: starts a terminal escape sequence
+        ("ab\u2028cd", "U+2028"),  # a line separator
+        ("ab\u202ecd", "U+202E"),  # a right-to-left override
+        ("ab\u2066cd", "U+2066"),  # a bidi isolate
+        ("ab\u200bcd", "U+200B"),  # a zero-width space
+        ("\ufeffabcd", "U+FEFF"),  # a byte order mark pasted from a file
+    ],
+)
+def test_an_id_that_is_not_what_it_looks_like_is_not_given_out(ident: str, message: str) -> None:
+    ref = Ref("recipient", ident)  # still a reference: signed tokens and stored beacons may hold it
+    with pytest.raises(InvalidReferenceError, match=re.escape(message)):
+        check_new_ref(ref)

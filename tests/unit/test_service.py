@@ -7,7 +7,7 @@ admin API and CLI tests).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
@@ -17,6 +17,7 @@ from webbugger.errors import (
     ConfigurationError,
     InvalidCursorError,
     InvalidReferenceError,
+    InvalidTimeError,
     LinkExistsError,
     UnknownRecordError,
     UnknownTypeError,
@@ -169,6 +170,19 @@ def test_a_link_that_cannot_work_is_refused_before_anything_is_stored(
     with pytest.raises(WebbuggerError, match=error):
         links.create_link(registry, "https://example.com/", "bad", changes)
     assert store.records == {}
+
+
+def test_a_link_that_has_expired_already_is_not_created(registry: Registry, store: MemoryLinks) -> None:
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    for expires_at in (past, past.isoformat()):  # as the CLI's local backend and the admin API give it
+        with pytest.raises(InvalidTimeError, match=r"expires_at .* is in the past"):
+            links.create_link(registry, "https://example.com/", "gone", {"expires_at": expires_at})
+    assert store.records == {}
+    # A change may expire a link now: `link update ID --expires-at` a moment ago.
+    links.create_link(registry, "https://example.com/", "later", {"expires_at": past + timedelta(days=1)})
+    changed = links.update_link(registry, "later", {"expires_at": past})
+    assert changed is not None
+    assert changed["expires_at"] == past.isoformat()
 
 
 def test_a_change_is_checked_against_the_stored_link(registry: Registry, store: MemoryLinks) -> None:

@@ -22,9 +22,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from webbugger.errors import NotFoundError, UnknownTypeError
+from webbugger.errors import UnknownRecordError, UnknownTypeError
 from webbugger.minting import tracking_url
-from webbugger.refs import Ref
+from webbugger.refs import Ref, check_new_ref
 from webbugger.runtime import default_registry
 
 from webbugger_cli.commands import UsageError
@@ -113,7 +113,7 @@ def _check_campaign(registry: Registry, campaign: Ref) -> None:
         check_campaign(registry, campaign)
     except UnknownTypeError:
         raise  # one line of its own
-    except NotFoundError:
+    except UnknownRecordError:
         if campaign.id and campaign.id.startswith("campaign:"):  # TYPE:ID given where the id is asked
             raise UsageError(
                 f"no {campaign}: --campaign takes the campaign's id: "
@@ -149,7 +149,7 @@ def cmd_email_rewrite(args: argparse.Namespace) -> int:
     from webbugger.rewrite import plan_message, render, resolve_links, unsubscribe_targets
 
     _check_options(args)
-    campaign = Ref("campaign", args.campaign)
+    campaign = check_new_ref(Ref("campaign", args.campaign))
     recipients = _recipients(args)
     html = _read(Path(args.message), "message")
     text = None if args.text is None else _read(Path(args.text), "--text")

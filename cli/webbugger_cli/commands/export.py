@@ -59,7 +59,10 @@ class CsvWriter:
     spreadsheet would run as formulas are quoted (:mod:`webbugger.csv_cells`)."""
 
     def __init__(self, out: TextIO, columns: Sequence[str]) -> None:
-        self._writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore")
+        # CRLF after each record, as RFC 4180 and the admin API's /export?format=csv have it.
+        self._writer = csv.DictWriter(
+            out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\r\n"
+        )
         self._writer.writeheader()
 
     def write(self, record: Record) -> None:

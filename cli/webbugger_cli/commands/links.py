@@ -139,14 +139,15 @@ def _print_link(record: Record, api_url: str, *, as_json: bool) -> None:
 
 def cmd_link_create(args: argparse.Namespace) -> int:
     """Store a new link and print its id."""
+    from webbugger.service.links import check_link_id, check_new_expiry  # the tracker's: not at start-up
+
     # Refuse an unusable URL or option before looking for a stack: the user's mistake is the news.
     url = normalise_destination(args.url)
     utm = _utm(args.utm or ())
     if args.id is not None:
-        from webbugger.service.links import check_link_id  # the tracker's modules: not at start-up
-
         check_link_id(args.id)  # URL-safe: the id is the short URL's path
     changes = link_changes(args)
+    check_new_expiry(changes)  # a link expired already would never be followed
     backend = open_backend(args.stack, args.region)
     record = backend.create_link(url, args.id, utm, changes)
     if args.json:

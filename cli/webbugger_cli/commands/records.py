@@ -16,7 +16,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any, cast
 
-from webbugger.refs import Ref
+from webbugger.refs import Ref, check_new_ref
 from webbugger.registry import Kind
 from webbugger.runtime import default_registry
 
@@ -40,11 +40,10 @@ def _source_ref(args: argparse.Namespace) -> Ref:
         old, new = f"{args.ref} {args.legacy_id}", f"{args.ref}:{args.legacy_id}"
         note = paint("webbugger: note:", "yellow")
         print(f"{note} `source create {old}` is deprecated: write `source create {new}`", file=sys.stderr)
-        return Ref(args.ref, args.legacy_id)
+        return check_new_ref(Ref(args.ref, args.legacy_id))
     if ":" not in args.ref:
         raise UsageError(f"give the source as TYPE:ID (e.g. campaign:{args.ref}), not {args.ref!r}")
-    ref = Ref.parse(args.ref)  # refuses a bad id before a stack is looked for
-    return ref
+    return check_new_ref(Ref.parse(args.ref))  # refuses a bad id before a stack is looked for
 
 
 def cmd_source_create(args: argparse.Namespace) -> int:
@@ -111,7 +110,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         if rows:
             print_table([("REF", "NAME", "CREATED"), *rows])
         else:
-            print(f"no stored {kind}s", file=sys.stderr)
+            print(f"no stored {'entities' if kind is Kind.ENTITY else 'sources'}", file=sys.stderr)
     return 0
 
 

@@ -62,7 +62,6 @@ class GatewayMessage(BaseModel):
 
 
 TOO_LARGE = _error_answer("A body over 10 MB (API Gateway's limit)", GatewayMessage)
-NO_CAMPAIGN = _error_answer("No such campaign")
 LINK_EXISTS = _error_answer("A link with this id exists")
 NO_SHORT_URL = _error_answer("The link's short URL is off (set short_url_enabled first)")
 

@@ -22,11 +22,10 @@ from admin_api.email_models import (
     SendsRequest,
     SkippedOut,
 )
-from admin_api.models import BAD_REQUEST, NO_CAMPAIGN, TOO_LARGE
+from admin_api.models import BAD_REQUEST, TOO_LARGE
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ unannotated
 
-REFUSALS = {400: BAD_REQUEST, 404: NO_CAMPAIGN, 413: TOO_LARGE}
 # Lambda answers at most 6 MB: the messages as JSON strings stay under this, the rest is small.
 MAX_ANSWER_CHARS = 4_500_000
 
@@ -65,13 +64,13 @@ def _summary(done: Rewritten) -> RewriteSummary:
     responses={
         200: {"description": "The rewritten message"},
         400: BAD_REQUEST,
-        404: NO_CAMPAIGN,
         413: TOO_LARGE,
     },
 )
 def rewrite(request: RewriteRequest) -> RewriteOut:
     """Every trackable link wrapped as a signed redirect carrying the recipient and the campaign,
-    one pixel added, nothing else changed; the send recorded. 404 when the campaign does not exist."""
+    one pixel added, nothing else changed; the send recorded. 400 (``unknown_record``) when the
+    campaign does not exist, as ``/mint`` and ``/sends`` answer a source that does not exist."""
     done = _rewrite(request, [request.recipient])
     recipient, message = done.messages[0]
     return RewriteOut(
@@ -85,7 +84,6 @@ def rewrite(request: RewriteRequest) -> RewriteOut:
     responses={
         200: {"description": "Each recipient's message"},
         400: BAD_REQUEST,
-        404: NO_CAMPAIGN,
         413: TOO_LARGE,
     },
 )

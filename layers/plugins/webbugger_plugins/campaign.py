@@ -10,7 +10,7 @@ from pynamodb.exceptions import PutError
 from pynamodb.models import Model
 from webbugger.errors import WebbuggerError
 from webbugger.models import utcnow
-from webbugger.refs import Ref
+from webbugger.refs import Ref, check_new_ref
 
 from webbugger_plugins.records import page_of
 
@@ -47,7 +47,7 @@ def load(campaign_id: str) -> Campaign | None:
 
 def create_campaign(campaign_id: str, name: str | None = None) -> Campaign:
     """Store a new campaign; :class:`CampaignExistsError` if the id is taken."""
-    Ref("campaign", campaign_id)  # validates the id
+    check_new_ref(Ref("campaign", campaign_id))  # validates the id
     campaign = Campaign(id=campaign_id, name=name, created_at=utcnow())
     try:
         campaign.save(condition=Campaign.id.does_not_exist())

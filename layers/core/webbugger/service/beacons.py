@@ -34,7 +34,8 @@ BEACON_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}\Z")
 # A response answers at most 6 MB (Lambda's limit): an export page stops short of that.
 EXPORT_MAX_BYTES = 5 * 1024 * 1024
 ExportFormat = Literal["csv", "jsonl"]
-CONTENT_TYPES: dict[str, str] = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
+# RFC 4180: CSV is US-ASCII unless its charset says otherwise; its records end with CRLF.
+CONTENT_TYPES: dict[str, str] = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +157,9 @@ def export_page(query: BeaconQuery, fmt: ExportFormat, limit: int) -> ExportPage
     first page only, so that pages concatenate) or JSON lines."""
     found = find_beacons(query)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=BEACON_RECORD_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(
+        out, fieldnames=BEACON_RECORD_FIELDS, extrasaction="ignore", lineterminator="\r\n"
+    )
     if fmt == "csv" and not query.before_id:
         writer.writeheader()
     count, last_id, size = 0, None, 0

@@ -2,7 +2,8 @@
 that the short-link target type (``link``) registers.
 
 Checks made here, so that the admin API and the CLI refuse the same things: a link's
-``valid_from`` must be before its ``expires_at`` (a change is checked against the stored link),
+``valid_from`` must be before its ``expires_at`` (a change is checked against the stored link), a
+new link's ``expires_at`` must be ahead (a change may expire a link now),
 its fallback URL and the destinations of its routing rules and split must be ones a redirect may
 go to (:mod:`webbugger.routing_fields` checks the rest of them), and ``url``, ``forward_query``,
 ``disabled`` and ``short_url_enabled`` cannot be removed.
@@ -17,7 +18,7 @@ import base64
 import binascii
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from webbugger.destinations import normalise_destination
@@ -26,6 +27,7 @@ from webbugger.errors import (
     InvalidCursorError,
     InvalidReferenceError,
     InvalidRoutingError,
+    InvalidTimeError,
     NoShortUrlError,
     WebbuggerError,
 )
@@ -134,6 +136,20 @@ def _check_window(fields: Mapping[str, object]) -> None:
         raise WebbuggerError("valid_from must be before expires_at")
 
 
+def check_new_expiry(changes: Mapping[str, object], now: datetime | None = None) -> None:
+    """:class:`InvalidTimeError` when a new link's ``expires_at`` is not ahead: such a link
+    would answer its first hit with 404 (or its fallback URL)."""
+    expires_at = _moment(changes.get("expires_at"))
+    if expires_at is None:
+        return
+    if expires_at.tzinfo is None:  # the admin API's model refuses these; a caller's may be UTC
+        expires_at = expires_at.replace(tzinfo=UTC)
+    if expires_at <= (now or datetime.now(UTC)):
+        raise InvalidTimeError(
+            f"expires_at {expires_at.isoformat()} is in the past: the link would never be followed"
+        )
+
+
 def create_link(
     registry: Registry, url: str, link_id: str | None = None, changes: Mapping[str, object] | None = None
 ) -> LinkRecord:
@@ -143,6 +159,7 @@ def create_link(
     if link_id is not None:
         check_link_id(link_id)
     _check_window(changes or {})
+    check_new_expiry(changes or {})
     fallback = (changes or {}).get("fallback_url")
     if fallback is not None:
         normalise_destination(str(fallback))  # refuse a bad one before anything is stored

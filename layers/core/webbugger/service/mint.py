@@ -21,7 +21,7 @@ from webbugger.errors import (
 )
 from webbugger.minting import tracking_url
 from webbugger.modes import Mode
-from webbugger.refs import Ref
+from webbugger.refs import Ref, check_new_ref
 from webbugger.registry import Kind, TargetType, resolve_target_url
 from webbugger.tokens import Purpose, TokenClaims
 
@@ -57,14 +57,14 @@ class MintedUrls:
 
 def checked_ref(registry: Registry, kind: Kind, text: str | None) -> Ref | None:
     """``text`` parsed as a ``kind`` reference of a registered type, with the id its type's
-    ``check`` makes of it; None for None."""
+    ``check`` makes of it, fit to be given out (:func:`check_new_ref`); None for None."""
     if text is None:
         return None
     ref = Ref.parse(text, allow_new=kind is Kind.ENTITY)
     registered = registry.get(kind, ref.type)  # UnknownTypeError for a type nobody registered
     if isinstance(registered, TargetType) and registered.check is not None and ref.id is not None:
         ref = Ref(ref.type, registered.check(ref.id))
-    return ref
+    return check_new_ref(ref)
 
 
 def pixel_claims(registry: Registry, request: MintRequest, default: Purpose = Purpose.WEB) -> TokenClaims:

@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from webbugger.errors import InvalidReferenceError, LinkExistsError, NotFoundError, WebbuggerError
+from webbugger.errors import InvalidReferenceError, LinkExistsError, UnknownRecordError, WebbuggerError
 from webbugger.minting import tracking_url
-from webbugger.refs import Ref
+from webbugger.refs import Ref, check_new_ref
 from webbugger.rewrite import campaign_link_id, plan_message, render, resolve_links, unsubscribe_targets
 from webbugger.sends import record_sends
 from webbugger.service.links import create_link, get_link
@@ -57,11 +57,12 @@ class Rewritten:
 
 def check_campaign(registry: Registry, campaign: Ref) -> None:
     """That the types a rewrite needs are registered and the campaign exists (a beacon naming an
-    unknown campaign answers 404, so every link of the message would)."""
+    unknown campaign answers 404, so every link of the message would): :class:`UnknownRecordError`
+    otherwise, as minting refuses a source that does not exist."""
     registry.entity(RECIPIENT_TYPE)  # UnknownTypeError if a type is missing
     registry.target("link")
     if campaign.id is not None and registry.source(campaign.type).load(campaign.id) is None:
-        raise NotFoundError(f"no {campaign}: create the campaign first, or every link would answer 404")
+        raise UnknownRecordError(f"no {campaign}: create the campaign first, or every link would answer 404")
 
 
 def campaign_link(registry: Registry, campaign: Ref) -> Callable[[str], str]:
@@ -94,7 +95,7 @@ def recipient_ref(recipient: str) -> Ref:
     if ident.startswith(f"{RECIPIENT_TYPE}:"):
         bare = ident.removeprefix(f"{RECIPIENT_TYPE}:")
         raise InvalidReferenceError(f"a recipient is given by its id: {bare!r}, not {ident!r}")
-    return Ref(RECIPIENT_TYPE, ident)
+    return check_new_ref(Ref(RECIPIENT_TYPE, ident))
 
 
 def rewrite_for_recipients(
@@ -109,7 +110,7 @@ def rewrite_for_recipients(
     """Each recipient's message, signed with ``ring`` on the tracking ``base_url``; the sends
     recorded once the messages are made. ``budget``: the most characters the messages may take
     as JSON strings together (estimated from the first), refused before any send is recorded."""
-    campaign = Ref(CAMPAIGN_TYPE, order.campaign)
+    campaign = check_new_ref(Ref(CAMPAIGN_TYPE, order.campaign))
     recipients = [recipient_ref(recipient) for recipient in dict.fromkeys(order.recipients)]
     check_campaign(registry, campaign)
     targets = [target for value in order.list_unsubscribe for target in unsubscribe_targets(value)]
