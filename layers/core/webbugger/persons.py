@@ -17,8 +17,10 @@ sk the day) holds every claim of that person-day, each an attribute whose value 
   beacons (classification's settling, listing, erasure) and lives as long as the beacons; for a
   visitor it holds at most :data:`VISITOR_HITS` ids and the item expires after
   :data:`MARK_RETENTION_DAYS`.
+- ``clicks`` (an entity's only): the ids, of those, of its clicks (redirects): with ``hits``,
+  what an entity's figures are folded from (:mod:`webbugger.entity_figures`).
 
-A beacon's processing registers it with one UpdateItem: ``ADD hits``, each claim as
+A beacon's processing registers it with one UpdateItem: ``ADD hits`` (and ``clicks``), each claim as
 ``if_not_exists(claim, :id)``, conditional on the id not being in ``hits`` yet, returning the
 item: one write unit whatever the number of references, and the answer says which claims are
 the beacon's. A redelivered beacon finds its id in ``hits`` and claims nothing again.
@@ -39,6 +41,7 @@ from pynamodb.models import Model
 from webbugger.counters import KIND_CODES, counted_refs, day_of, visitor_key
 from webbugger.ids import beacon_id_time
 from webbugger.models import Beacon, expiry
+from webbugger.modes import Mode
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -65,6 +68,7 @@ class PersonDay(Model):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     hits = UnicodeSetAttribute(null=True)
+    clicks = UnicodeSetAttribute(null=True)
     expires = NumberAttribute(null=True)
 
 
@@ -93,19 +97,22 @@ def human_claim(mode: str, kind: Kind, ref: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Day:
-    """A person-day item as read: its beacons and its claims (attribute → beacon id)."""
+    """A person-day item as read: its beacons, its claims (attribute → beacon id) and, of its
+    beacons, the clicks (an entity's day only)."""
 
     person: str
     day: str
     hits: frozenset[str] = frozenset()
     claims: dict[str, str] = field(default_factory=dict)
+    clicks: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, item: dict[str, Any]) -> Day:
         """From a raw item (a GetItem, Query or UpdateItem answer)."""
         claims = {name: value["S"] for name, value in item.items() if name[:1] in "uh" and "#" in name}
         hits = frozenset(item.get("hits", {}).get("SS", ()))
-        return cls(item["pk"]["S"], item["sk"]["S"], hits, claims)
+        clicks = frozenset(item.get("clicks", {}).get("SS", ()))
+        return cls(item["pk"]["S"], item["sk"]["S"], hits, claims, clicks)
 
     def holds(self, name: str, beacon_id: str) -> bool:
         """Whether claim ``name`` is the beacon's."""
@@ -140,11 +147,14 @@ def claims_of(beacon: Beacon, human: bool, settings: Settings) -> list[str]:
 
 
 def register(beacon: Beacon, person: str, human: bool, settings: Settings) -> Day | None:
-    """Register the beacon on its person-day with its claims; the item as it now is. None if it
-    was registered before (a redelivery: nothing is claimed again)."""
+    """Register the beacon on its person-day with its claims (on an entity's, a click in
+    ``clicks`` too); the item as it now is. None if it was registered before (a redelivery:
+    nothing is claimed again)."""
     item = PersonDay(person, day_of(beacon.created_at))
     own = Value({"S": beacon.id})
     actions: list[Any] = [PersonDay.hits.add({beacon.id})]
+    if beacon.mode == Mode.REDIRECT and person.startswith("p#e#"):
+        actions.append(PersonDay.clicks.add({beacon.id}))
     actions += [Path([name]).set(Path([name]) | own) for name in claims_of(beacon, human, settings)]
     actions.append(PersonDay.expires.set(_expires(beacon, person, settings)))
     try:
@@ -183,6 +193,8 @@ def forget(person: str, day: str, beacon_id: str) -> None:
         return
     held = [name for name, holder in stored.claims.items() if holder == beacon_id]
     actions: list[Any] = [PersonDay.hits.delete({beacon_id}), *(Path([name]).remove() for name in held)]
+    if beacon_id in stored.clicks:
+        actions.append(PersonDay.clicks.delete({beacon_id}))
     item = PersonDay(person, day)
     answer = item.update(actions=actions)
     if "hits" in answer.get("Attributes", {}):
