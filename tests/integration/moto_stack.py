@@ -22,6 +22,7 @@ from webbugger_cli.template import Template, load_handler, load_template
 
 if TYPE_CHECKING:
     import pytest
+    from webbugger.entity_figures import EntityFigures
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -150,3 +151,29 @@ def http_event(
         made["requestContext"]["domainName"] = domain_name
     made["requestContext"]["http"].update(method=method, path=path, sourceIp=source_ip, userAgent=user_agent)
     return made
+
+
+def entity_figures_in(client: Any, counters_table: str, entity: str) -> EntityFigures | None:
+    """``entity``'s figures (:func:`webbugger.entity_figures.fold_days`) from its day items in
+    ``counters_table``, read with ``client`` (a DynamoDB client of any endpoint)."""
+    from webbugger.entity_figures import fold_days
+    from webbugger.persons import Day, entity_person
+
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "TableName": counters_table,
+        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": entity_person(entity)},
+            ":first": {"S": "0000-00-00"},
+            ":last": {"S": "9999-99-99"},
+        },
+        "ConsistentRead": True,
+    }
+    for _ in range(100):  # bounded: a test's entity has a few day items
+        page = client.query(**kwargs)
+        items += page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return fold_days(entity, map(Day.of, items))

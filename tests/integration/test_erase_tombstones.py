@@ -28,7 +28,7 @@ pytestmark = pytest.mark.ddblocal
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 15.0
-TABLES = ("BeaconsTable", "CountersTable", "RecipientsTable")
+TABLES = ("BeaconsTable", "CountersTable")
 
 
 def _hit(stack: RunningStack, claims: TokenClaims, agent: str) -> None:
@@ -130,7 +130,7 @@ def test_a_stream_record_delivered_after_the_erasure_brings_nothing_back(local_s
             for record in delivery.event["Records"]
         ),
     )
-    # Neither its recipient's record (the deferred hook), nor its day item, nor a count.
+    # Neither its day item nor a count.
     assert naming(local_stack, token) == []
     stats = local_stack.cli("stats", f"link:{link_id}", "--json", "--days", "2")
     assert json.loads(stats.stdout)["totals"]["total"] == 0

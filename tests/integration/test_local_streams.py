@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
+from moto_stack import entity_figures_in
 from stream_test_plugins import probe
 from webbugger import runtime
 from webbugger.modes import Mode
@@ -120,7 +121,7 @@ def test_the_feed_reads_the_templates_stream_event(local_stack: RunningStack) ->
     assert local_stack.env[probe.TABLE_VARIABLE] == PROBES_TABLE
     assert local_stack.client.describe_table(TableName=PROBES_TABLE)["Table"]["TableStatus"] == "ACTIVE"
     # Tables template.yaml defines keep their template names.
-    assert local_stack.env["RECIPIENTS_TABLE"] == state.table_name("RecipientsTable")
+    assert local_stack.env["COUNTERS_TABLE"] == state.table_name("CountersTable")
 
 
 def test_deferred_hook_runs_once_from_the_stream(local_stack: RunningStack) -> None:
@@ -220,18 +221,22 @@ def test_recipient_counts_an_open_and_a_click(local_stack: RunningStack) -> None
     assert hit(redirect, agent) == 302
 
     def counts() -> tuple[int, int] | None:
-        table = state.table_name("RecipientsTable")
-        item = local_stack.client.get_item(
-            TableName=table, Key={"id": {"S": recipient_id}}, ConsistentRead=True
-        ).get("Item")
-        if item is None:
+        # Folded from the recipient's day items, as the recipient type's load() does.
+        figures = entity_figures_in(local_stack.client, state.table_name("CountersTable"), str(entity))
+        if figures is None:
             return None
-        found = (int(item.get("opens", {}).get("N", "0")), int(item.get("clicks", {}).get("N", "0")))
+        found = (figures.opens, figures.clicks)
         return found if found == (1, 1) else None
 
     assert wait_for("the recipient's open and click counted", counts) == (1, 1)
     time.sleep(0.5)
     assert counts() == (1, 1)
+    # What `entity show` prints: the same figures, read by the recipient type's load().
+    shown = local_stack.cli("entity", "show", str(entity), "--json")
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    assert (record["id"], record["opens"], record["clicks"]) == (recipient_id, 1, 1)
+    assert record["first_open"] is not None and record["first_click"] is not None
 
 
 def test_a_restarted_feed_resumes_where_it_stopped(local_stack: RunningStack, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ beacons and replayed.
 Two outages: one longer than the stream's retries (the feed's record age cap of 1 s here), whose
 records in flight are dead-lettered, so that only ``recount`` counts them; one shorter, which the
 retries ride out (counted before any recount). Either way every answered pixel ends up stored,
-counted in its target's counters and in its recipient's record once. Each prints
+counted in its target's counters and in its recipient's figures once. Each prints
 ``answered=N stored=N counted=N`` (see with -s).
 """
 
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import moto_stack
 import pytest
+from moto_stack import entity_figures_in
 from test_spill_faults import ROOT, UA, Faults, environment, faults  # noqa: F401 - fixtures
 from webbugger import runtime
 from webbugger.minting import tracking_url
@@ -81,10 +82,8 @@ def _counted(stack: Faults, link_id: str) -> int:
 def _opens(stack: Faults, recipients: list[str]) -> dict[str, int]:
     opens = {}
     for recipient in recipients:
-        item = stack.client.get_item(
-            TableName=state.table_name("RecipientsTable"), Key={"id": {"S": recipient}}, ConsistentRead=True
-        ).get("Item")
-        opens[recipient] = 0 if item is None else int(item.get("opens", {}).get("N", "0"))
+        figures = entity_figures_in(stack.client, state.table_name("CountersTable"), f"recipient:{recipient}")
+        opens[recipient] = 0 if figures is None else figures.opens
     return opens
 
 

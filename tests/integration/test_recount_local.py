@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
+from moto_stack import entity_figures_in
 from webbugger.ids import new_beacon_id
 from webbugger.models import Beacon, beacon_partition, put_beacon
 from webbugger_cli.local import state
@@ -68,10 +69,11 @@ def test_recount_counts_a_beacon_whose_record_was_lost_exactly_once(local_stack:
         assert status == 200, body
         assert body["failed"] == 0 and body["next_cursor"] is None
     assert _counted(local_stack, link_id) == 1
-    item = local_stack.client.get_item(
-        TableName=state.table_name("RecipientsTable"), Key={"id": {"S": recipient}}, ConsistentRead=True
-    )["Item"]
-    assert int(item["opens"]["N"]) == 1
+    figures = entity_figures_in(
+        local_stack.client, state.table_name("CountersTable"), f"recipient:{recipient}"
+    )
+    assert figures is not None
+    assert figures.opens == 1
 
     for bad in ({"from": "yesterday"}, {"cursor": "not-a-cursor"}, {"since": since}):
         status, body = post(f"{local_stack.admin_url}/recount", bad)

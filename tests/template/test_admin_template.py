@@ -132,8 +132,6 @@ def test_admin_function_policies_are_exactly_the_listed_ones(template: Template)
         ("dynamodb:BatchWriteItem", table("CountersTable")),
         ("dynamodb:GetItem", table("IpEntitiesTable")),
         ("dynamodb:DeleteItem", table("IpEntitiesTable")),
-        ("dynamodb:GetItem", table("RecipientsTable")),
-        ("dynamodb:DeleteItem", table("RecipientsTable")),
         ("dynamodb:GetItem", table("CampaignsTable")),
         ("secretsmanager:GetSecretValue", str({"Ref": "SigningSecret"})),
         # The tombstones of erasures are keyed with it; POST /recount counts visitors with it.
@@ -146,8 +144,6 @@ def test_admin_function_policies_are_exactly_the_listed_ones(template: Template)
         ("dynamodb:GetItem", table("CountersTable")),
         ("dynamodb:PutItem", table("CountersTable")),
         ("dynamodb:UpdateItem", table("CountersTable")),
-        ("dynamodb:PutItem", table("RecipientsTable")),
-        ("dynamodb:UpdateItem", table("RecipientsTable")),
         ("dynamodb:PutItem", table("IpEntitiesTable")),
         ("dynamodb:UpdateItem", table("IpEntitiesTable")),
     }

@@ -144,7 +144,7 @@ def test_stream_function_has_least_privilege(template: Template) -> None:
         ("secretsmanager:GetSecretValue", str({"Ref": "VisitorSaltSecret"})),
         *{
             (action, arn(table))
-            for table in ("RecipientsTable", "IpEntitiesTable")
+            for table in ("IpEntitiesTable",)
             for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
         },
         # The hit feed, each only when switched on (test_feed_template.py): its bus, its delivery

@@ -32,7 +32,7 @@ BUILT_IN_TYPES = {
     ("target", "link", None, "webbugger_plugins.link"),
     ("target", "url", None, "webbugger_plugins.url"),
     ("entity", "ip", "inline", "webbugger_plugins.ip"),
-    ("entity", "recipient", "deferred", "webbugger_plugins.recipient"),
+    ("entity", "recipient", "none", "webbugger_plugins.recipient"),
     ("source", "campaign", None, "webbugger_plugins.campaign"),
 }
 # A third-party plugin: a source the CLI cannot create, an entity it cannot show (no load), and
@@ -186,7 +186,17 @@ def test_source_create_in_the_older_two_argument_form(tmp_path: Path) -> None:
 def test_list_of_a_type_without_page(tmp_path: Path, extra_plugin: dict[str, str]) -> None:
     result = webbugger("entity", "list", "--type", "visitor", state_dir=tmp_path, env=extra_plugin)
     assert_one_line_error(
-        result, "entity type visitor cannot be listed: its plugin registers no page(limit, after)"
+        result,
+        "entity type visitor cannot be listed: its plugin registers no page(limit, after); "
+        "its beacons are: webbugger beacons list --entity visitor:ID, webbugger export --entity visitor:ID",
+    )
+    # The built-in recipient has no store to list: its figures are folded from its day items.
+    result = webbugger("entity", "list", "--type", "recipient", state_dir=tmp_path)
+    assert_one_line_error(
+        result,
+        "entity type recipient cannot be listed: its plugin registers no page(limit, after); "
+        "its beacons are: webbugger beacons list --entity recipient:ID, "
+        "webbugger export --entity recipient:ID",
     )
 
 

@@ -2,7 +2,8 @@
 
 Creating is for source types whose plugin registers ``create(id, name)`` (the built-in
 ``campaign``); listing for types whose plugin registers ``page(limit, after)`` (the built-in
-``campaign``, ``ip`` and ``recipient``).
+``campaign`` and ``ip``; a ``recipient`` is no stored record, its figures are folded from its
+beacons' day items when shown).
 
 Showing never creates: an entity is read with its type's optional ``load``, never with
 ``get_or_create``; a type that registers no ``load`` cannot be shown.
@@ -66,7 +67,9 @@ def _pager(kind: Kind, type_name: str) -> Pager:
     page = getattr(registered, "page", None)
     if page is None:
         raise UsageError(
-            f"{kind} type {type_name} cannot be listed: its plugin registers no page(limit, after)"
+            f"{kind} type {type_name} cannot be listed: its plugin registers no page(limit, after); "
+            f"its beacons are: webbugger beacons list --{kind} {type_name}:ID, "
+            f"webbugger export --{kind} {type_name}:ID"
         )
     return cast("Pager", page)
 

@@ -27,7 +27,7 @@ def _entry(kind: Kind, registered: RegisteredType) -> dict[str, str | None]:
     return {
         "kind": kind.value,
         "name": registered.name,
-        # Only entities have hooks: inline (before the answer) or deferred (from the stream).
+        # Only entities have hooks: inline (before the answer), deferred (from the stream) or none.
         "hooks": registered.hooks.value if isinstance(registered, EntityType) else None,
         "origin": registered.origin,
     }

@@ -6,7 +6,7 @@ The entity's record keeps the ids of the beacons applied to it lately, in an
 changes, conditional on the id not being there, so a redelivered beacon's write is refused.
 
 Ids applied more than :data:`RETAIN_SECONDS` ago are dropped in the same write, so the map stays
-small (a recipient's last day of hits). That is safe: the stream delivers a record again at most
+small (an entity's last day of hits). That is safe: the stream delivers a record again at most
 24 hours after it was written (its retention), and a beacon is applied after its record was
 written; an id is kept for 26 hours after it was applied, beyond its last possible redelivery.
 """

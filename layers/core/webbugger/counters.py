@@ -1,8 +1,8 @@
 """Per-day counters of targets and sources (and entities, when asked for), kept by the stream.
 
 For each counted reference of a new beacon (``COUNTED_KINDS``: targets and sources by default;
-an entity's own record, a recipient, counts its opens and clicks already), one counter item per
-UTC day holds ``total``, ``unique`` (distinct people that day: exact, see
+an entity's figures, folded from its day items, count its opens and clicks already), one counter
+item per UTC day holds ``total``, ``unique`` (distinct people that day: exact, see
 :mod:`webbugger.persons`), ``human``/``machine`` (by the class :mod:`webbugger.labelling`
 stores on the beacon) and the headline figures ``unique_human_opens`` /
 ``unique_human_clicks``: distinct people with a human open or click that day.

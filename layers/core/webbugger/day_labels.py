@@ -24,6 +24,7 @@ from pynamodb.expressions.operand import Path, Value
 
 from webbugger.counters import day_of
 from webbugger.models import Beacon
+from webbugger.modes import Mode
 from webbugger.persons import (
     DAY_ITEM_BYTES,
     DayLabel,
@@ -145,6 +146,10 @@ def take_mark(beacon: Beacon, stored: Beacon) -> None:
     setattr(beacon, _MARK, on_day(stored))
 
 
+def _is_click(beacon: Beacon) -> bool:
+    return bool(beacon.mode == Mode.REDIRECT)
+
+
 def fits(beacon: Beacon, day: Day, taken: list[str], label: DayLabel) -> bool:
     """Whether the day item stays within :data:`~webbugger.persons.DAY_ITEM_BYTES` with the
     beacon's registration, claims and label added."""
@@ -155,6 +160,8 @@ def fits(beacon: Beacon, day: Day, taken: list[str], label: DayLabel) -> bool:
         grown += item_bytes(
             {"pk": {"S": day.person}, "sk": {"S": day.day}, "expires": {"N": "0"}, "hits": {"SS": []}}
         )
+    if _is_click(beacon):  # and in `clicks`
+        grown += len(beacon.id) + (0 if day.clicks else len("clicks"))
     return day.size + grown <= DAY_ITEM_BYTES
 
 
@@ -167,6 +174,7 @@ def register_labelled(
     own = Value({"S": beacon.id})
     actions: list[Any] = [
         PersonDay.hits.add({beacon.id}),
+        *([PersonDay.clicks.add({beacon.id})] if _is_click(beacon) else []),
         Path([label_name(beacon.id)]).set(Value(label.raw())),
         PersonDay.expires.set(day_expiry(beacon, day.person, settings)),
         *(Path([name]).set(own) for name in taken),

@@ -3,7 +3,7 @@
 Delivery is at least once (a failed batch is retried), so each hook is applied once per beacon,
 in one of two ways the plugin API offers:
 
-- :func:`webbugger.plugins.update_once` (the built-in ``recipient``): the hook's one write
+- :func:`webbugger.plugins.update_once`: the hook's one write
   carries the beacon's id into the record's :class:`~webbugger.plugins.AppliedBeacons`, refused
   if it is there already. One write unit, no mark on the beacon.
 - :func:`webbugger.plugins.current_transaction`: the writes the hook adds to it commit in one

@@ -15,6 +15,7 @@ The verdicts themselves are pure (:mod:`webbugger.classify`). Here they are stor
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -211,7 +212,7 @@ class ClaimMoves:
                 claims.pop(name, None)
             else:
                 claims[name] = heir
-        return Day(self.day.person, self.day.day, self.day.hits, claims, self.day.labels)
+        return replace(self.day, claims=claims)
 
     def heir_deltas(self, retention_days: int) -> Deltas:
         """+1 unique human for each counted heir (an heir not counted yet counts it when claimed)."""

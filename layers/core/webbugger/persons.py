@@ -17,17 +17,21 @@ sk the day) holds every claim of that person-day, each an attribute whose value 
   beacons (classification's settling, listing, erasure) and lives as long as the beacons; for a
   visitor it holds at most :data:`VISITOR_HITS` ids and the item expires after
   :data:`MARK_RETENTION_DAYS`.
+- ``clicks`` (an entity's only): the ids, of those, of its clicks (redirects): with ``hits``,
+  what an entity's figures are folded from (:mod:`webbugger.entity_figures`).
 
+- ``clicks`` (an entity's only): the ids, of those, of its clicks (redirects): with ``hits``,
+  what an entity's figures are folded from (:mod:`webbugger.entity_figures`).
 - ``b#ID``: the label of the entity's beacon ID (its class, reasons, counting claim: a map,
   :class:`DayLabel`), while the item stays within :data:`DAY_ITEM_BYTES`
   (:mod:`webbugger.day_labels`); later ones, and visitors' beacons, keep their label on the beacon.
 
 A visitor's beacon (and an entity's on a full day item) registers with one UpdateItem:
-``ADD hits``, each claim as ``if_not_exists(claim, :id)``, conditional on the id not being in
-``hits`` yet, returning the item: one write unit whatever the number of references, and the
-answer says which claims are the beacon's. A redelivered beacon finds its id in ``hits`` and
-claims nothing again. An entity's beacon with its label here registers, claims and is labelled
-in one conditional UpdateItem (:func:`webbugger.day_labels.register_labelled`).
+``ADD hits`` (and ``clicks``), each claim as ``if_not_exists(claim, :id)``, conditional on the id
+not being in ``hits`` yet, returning the item: one write unit whatever the number of references,
+and the answer says which claims are the beacon's. A redelivered beacon finds its id in ``hits``
+and claims nothing again. An entity's beacon with its label here registers, claims and is
+labelled in one conditional UpdateItem (:func:`webbugger.day_labels.register_labelled`).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from pynamodb.models import Model
 from webbugger.counters import KIND_CODES, counted_refs, day_of, visitor_key
 from webbugger.ids import beacon_id_time
 from webbugger.models import Beacon, expiry
+from webbugger.modes import Mode
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -99,6 +104,7 @@ class PersonDay(Model):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     hits = UnicodeSetAttribute(null=True)
+    clicks = UnicodeSetAttribute(null=True)
     expires = NumberAttribute(null=True)
 
 
@@ -169,13 +175,14 @@ def label_name(beacon_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Day:
-    """A person-day item as read: its beacons, its claims (attribute → beacon id) and the
-    labels it keeps (beacon id → label)."""
+    """A person-day item as read: its beacons, its claims (attribute → beacon id), of its
+    beacons the clicks (an entity's day only), and the labels it keeps (beacon id → label)."""
 
     person: str
     day: str
     hits: frozenset[str] = frozenset()
     claims: dict[str, str] = field(default_factory=dict)
+    clicks: frozenset[str] = frozenset()
     labels: dict[str, DayLabel] = field(default_factory=dict)
     size: int = 0  # bytes, as DynamoDB bills them (item_bytes)
 
@@ -189,7 +196,8 @@ class Day:
             if name.startswith(LABEL_PREFIX)
         }
         hits = frozenset(item.get("hits", {}).get("SS", ()))
-        return cls(item["pk"]["S"], item["sk"]["S"], hits, claims, labels, item_bytes(item))
+        clicks = frozenset(item.get("clicks", {}).get("SS", ()))
+        return cls(item["pk"]["S"], item["sk"]["S"], hits, claims, clicks, labels, item_bytes(item))
 
     def holds(self, name: str, beacon_id: str) -> bool:
         """Whether claim ``name`` is the beacon's."""
@@ -226,11 +234,14 @@ def claims_of(beacon: Beacon, human: bool, settings: Settings) -> list[str]:
 
 
 def register(beacon: Beacon, person: str, human: bool, settings: Settings) -> Day | None:
-    """Register the beacon on its person-day with its claims; the item as it now is. None if it
-    was registered before (a redelivery: nothing is claimed again)."""
+    """Register the beacon on its person-day with its claims (on an entity's, a click in
+    ``clicks`` too); the item as it now is. None if it was registered before (a redelivery:
+    nothing is claimed again)."""
     item = PersonDay(person, day_of(beacon.created_at))
     own = Value({"S": beacon.id})
     actions: list[Any] = [PersonDay.hits.add({beacon.id})]
+    if beacon.mode == Mode.REDIRECT and person.startswith("p#e#"):
+        actions.append(PersonDay.clicks.add({beacon.id}))
     actions += [Path([name]).set(Path([name]) | own) for name in claims_of(beacon, human, settings)]
     actions.append(PersonDay.expires.set(day_expiry(beacon, person, settings)))
     try:
@@ -271,6 +282,8 @@ def forget(person: str, day: str, beacon_id: str) -> None:
     if beacon_id in stored.labels:
         held.append(label_name(beacon_id))
     actions: list[Any] = [PersonDay.hits.delete({beacon_id}), *(Path([name]).remove() for name in held)]
+    if beacon_id in stored.clicks:
+        actions.append(PersonDay.clicks.delete({beacon_id}))
     item = PersonDay(person, day)
     answer = item.update(actions=actions)
     if "hits" in answer.get("Attributes", {}):

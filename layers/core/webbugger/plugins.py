@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from pynamodb.transactions import TransactWrite
 
     from webbugger.applied import AppliedBeacons, update_once
+    from webbugger.entity_figures import EntityFigures, entity_figures
 
 ENTRY_POINT_GROUP = "webbugger.plugins"
 PLUGINS_VARIABLE = "WEBBUGGER_PLUGINS"
@@ -64,6 +65,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "PLUGINS_VARIABLE",
     "AppliedBeacons",
+    "EntityFigures",
     "HitRequest",
     "HookMode",
     "IdCheck",
@@ -78,6 +80,7 @@ __all__ = [
     "SourceCreator",
     "current_transaction",
     "discover_plugin_modules",
+    "entity_figures",
     "joining_transaction",
     "load_plugins",
     "update_once",
@@ -91,6 +94,10 @@ def __getattr__(name: str) -> Any:
         from webbugger import applied
 
         return getattr(applied, name)
+    if name in ("EntityFigures", "entity_figures"):
+        from webbugger import entity_figures
+
+        return getattr(entity_figures, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -43,6 +43,9 @@ class HookMode(StrEnum):
     INLINE = "inline"
     # After the beacon is stored, from the table's stream: retried, applied once per beacon.
     DEFERRED = "deferred"
+    # No hook: no record is got or created on a hit, by either function (a new entity gets a new
+    # id in its beacon); the type reads what it shows from the beacons (the built-in recipient).
+    NONE = "none"
 
 
 Loader = Callable[[str], Any]

@@ -16,9 +16,10 @@ _TRUE = {"1", "true", "yes", "on"}
 IP_ADDRESS_MODES = ("anonymised", "full", "none")
 # How analytics rows name an entity (the first is the default): webbugger.feed.shapes.
 ANALYTICS_ENTITIES = ("pseudonymised", "clear")
-# The kinds of reference with per-day counters (COUNTED_KINDS). An entity's own record (a
-# recipient) already counts its opens and clicks, and per-entity counters cost a transactional
-# write for nearly every hit (each recipient is a counter of its own): off by default.
+# The kinds of reference with per-day counters (COUNTED_KINDS). An entity's figures (a
+# recipient's, folded from its day items) already count its opens and clicks, and per-entity
+# counters cost a transactional write for nearly every hit (each recipient is a counter of its
+# own): off by default.
 COUNTABLE_KINDS = ("target", "entity", "source")
 DEFAULT_COUNTED_KINDS = ("target", "source")
 # A link's change (disabled, a new URL) reaches a running track function within this many seconds.

@@ -29,8 +29,9 @@ A beacon that fails is reported alone; its record comes again, with those after 
 
 Then, if the template turned it on, the hit feed publishes the batch (:mod:`webbugger.feed`).
 
-Write units of a hit with a recipient and a campaign: its one write on the recipient's day item;
-per batch, 2 per counter item and 2 for the ledger.
+Write units of a hit with a recipient and a campaign: its one write on the recipient's day item
+(which lists a click as a click: the recipient's figures are folded from it); per batch, 2 per
+counter item and 2 for the ledger.
 """
 
 from __future__ import annotations

@@ -263,9 +263,9 @@ class Tracker:
         if ref is None:
             return None, None
         entity_type = self.registry.entity(ref.type)
-        if entity_type.hooks is HookMode.DEFERRED:
+        if entity_type.hooks is not HookMode.INLINE:
             # Nothing for the visitor to wait for: the stream function gets or creates the
-            # entity (a new one under this id) and runs its hook.
+            # entity (a new one under this id) and runs its hook, if it has one.
             return Ref(ref.type, ref.id or new_beacon_id()), None
         try:
             entity = run_within_budget(

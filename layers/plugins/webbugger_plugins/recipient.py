@@ -1,95 +1,73 @@
-"""The ``recipient`` entity, for email: first/last open, first/last click, open and click counts.
+"""The ``recipient`` entity, for email: open and click counts, first/last open, first/last click.
 
-Its hook is deferred: it runs from the beacons stream, so the visitor waits for one write only;
-counts are atomic updates (``ADD``), applied once per beacon in one write: the record keeps the
-ids of the beacons applied to it in the last day (``applied``), and a recipient seen for the
-first time is created by that same write.
+It has no hook and no table of its own: nothing is written for a recipient on a hit beyond what
+the stream function writes for every entity's beacon, its registration on the entity's person-day
+(which lists the beacon, and a click as a click, in one write). A recipient's figures are folded
+from those day items when read (:func:`webbugger.plugins.entity_figures`): exact whatever order
+the beacons were processed in, a beacon delivered twice counted once. They live as long as the
+beacons (``BEACON_RETENTION_DAYS``), and there is no store of recipients to list: a recipient's
+beacons are listed by ``webbugger beacons list --entity recipient:ID`` and exported by
+``webbugger export --entity recipient:ID``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.models import Model
-from webbugger.plugins import AppliedBeacons, HookMode, Mode
-
-from webbugger_plugins.records import new_unless_stored, page_of, update
+from webbugger.ids import new_beacon_id
+from webbugger.plugins import HookMode
 
 if TYPE_CHECKING:
-    from webbugger.plugins import HitRequest, PluginTypes
+    from datetime import datetime
+
+    from webbugger.plugins import EntityFigures, PluginTypes
+
+TYPE_NAME = "recipient"
 
 
-class Recipient(Model):
-    """An email recipient's opens and clicks."""
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
-    class Meta:
-        table_name = "unbound-recipients"
 
-    id = UnicodeAttribute(hash_key=True)
-    created_at = UTCDateTimeAttribute()
-    opens = NumberAttribute(default=0)
-    clicks = NumberAttribute(default=0)
-    first_open = UTCDateTimeAttribute(null=True)
-    last_open = UTCDateTimeAttribute(null=True)
-    first_click = UTCDateTimeAttribute(null=True)
-    last_click = UTCDateTimeAttribute(null=True)
-    applied = AppliedBeacons(null=True)
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """An email recipient's opens and clicks (``figures`` None: no beacon of it is held)."""
 
-    def beacon_update(self, request: HitRequest) -> None:
-        """Count an open (pixel) or a click (redirect)."""
-        created = Recipient.created_at.set(Recipient.created_at | self.created_at)
-        if request.mode is Mode.PIXEL:
-            actions = [
-                created,
-                Recipient.opens.add(1),
-                Recipient.first_open.set(Recipient.first_open | request.time),
-                Recipient.last_open.set(request.time),
-            ]
-        else:
-            actions = [
-                created,
-                Recipient.clicks.add(1),
-                Recipient.first_click.set(Recipient.first_click | request.time),
-                Recipient.last_click.set(request.time),
-            ]
-        update(self, actions)
+    id: str
+    figures: EntityFigures | None = None
 
     def to_record(self) -> dict[str, object]:
-        """JSON-ready view."""
-
-        def iso(value: object) -> str | None:
-            return value.isoformat() if value is not None else None  # type: ignore[attr-defined]
-
+        """JSON-ready view; ``created_at`` is the time of its first beacon held."""
+        found = self.figures
         return {
             "id": self.id,
-            "created_at": iso(self.created_at),
-            "opens": int(self.opens or 0),
-            "clicks": int(self.clicks or 0),
-            "first_open": iso(self.first_open),
-            "last_open": iso(self.last_open),
-            "first_click": iso(self.first_click),
-            "last_click": iso(self.last_click),
+            "created_at": _iso(found.first_seen) if found else None,
+            "opens": found.opens if found else 0,
+            "clicks": found.clicks if found else 0,
+            "first_open": _iso(found.first_open) if found else None,
+            "last_open": _iso(found.last_open) if found else None,
+            "first_click": _iso(found.first_click) if found else None,
+            "last_click": _iso(found.last_click) if found else None,
         }
 
 
-def _get_or_create(entity_id: str | None) -> Recipient:
-    # Deferred: the stream calls this with the id the track function gave (never None), and the
-    # hook's update creates a recipient seen for the first time.
-    return new_unless_stored(Recipient, entity_id or "")
-
-
 def load(entity_id: str) -> Recipient | None:
-    """The stored recipient, or None."""
-    try:
-        return Recipient.get(entity_id)
-    except Recipient.DoesNotExist:
-        return None
+    """The recipient with its figures, or None when none of its beacons is held."""
+    # Imported on first use: the person-days' modules are not the track function's to load.
+    from webbugger.plugins import entity_figures
+
+    figures = entity_figures(f"{TYPE_NAME}:{entity_id}")
+    return None if figures is None else Recipient(entity_id, figures)
+
+
+def _get_or_create(entity_id: str | None) -> Recipient:
+    # Nothing to create (the type has no hook: neither function calls this on a hit).
+    if entity_id is None:
+        return Recipient(new_beacon_id())
+    return load(entity_id) or Recipient(entity_id)
 
 
 def register(types: PluginTypes) -> None:
     """Plugin entry point."""
-    types.table(Recipient, variable="RECIPIENTS_TABLE")
-    types.entity(
-        "recipient", get_or_create=_get_or_create, load=load, hooks=HookMode.DEFERRED, page=page_of(Recipient)
-    )
+    types.entity(TYPE_NAME, get_or_create=_get_or_create, load=load, hooks=HookMode.NONE)
