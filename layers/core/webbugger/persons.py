@@ -19,9 +19,6 @@ sk the day) holds every claim of that person-day, each an attribute whose value 
   :data:`MARK_RETENTION_DAYS`.
 - ``clicks`` (an entity's only): the ids, of those, of its clicks (redirects): with ``hits``,
   what an entity's figures are folded from (:mod:`webbugger.entity_figures`).
-
-- ``clicks`` (an entity's only): the ids, of those, of its clicks (redirects): with ``hits``,
-  what an entity's figures are folded from (:mod:`webbugger.entity_figures`).
 - ``b#ID``: the label of the entity's beacon ID (its class, reasons, counting claim: a map,
   :class:`DayLabel`), while the item stays within :data:`DAY_ITEM_BYTES`
   (:mod:`webbugger.day_labels`); later ones, and visitors' beacons, keep their label on the beacon.
