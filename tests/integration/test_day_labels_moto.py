@@ -173,6 +173,33 @@ def test_the_admin_functions_readers_of_day_labels_may_read_them(
     assert _not_granted("AdminFunction", calls) == set()
 
 
+def test_recount_in_the_admin_function_may_label_on_day_items(
+    stream: Handler,  # noqa: F811 - the fixture
+    stream_module: ModuleType,  # noqa: F811 - the fixture
+    calls: list[tuple[str, str]],
+) -> None:
+    """POST /recount runs the stream's work under the admin function's role: the day item's one
+    write, its reads, the relabel of an open by a click there, are calls that role allows."""
+    from webbugger.recount import recount
+    from webbugger.runtime import default_settings
+    from webbugger.signing import load_visitor_salt
+
+    tag = "recount-grants"
+    ids = [store(**spec) for spec in mail_hits(tag)]  # never processed by the stream
+    calls.clear()
+    settings = default_settings()
+    done = recount(
+        NOON - timedelta(hours=1),
+        NOON + timedelta(hours=3),
+        stream_module.registry,
+        load_visitor_salt(settings),
+        settings,
+    )
+    assert (done.unfinished, done.failed) == (len(ids), 0)
+    assert_mail_counted(tag)
+    assert _not_granted("AdminFunction", calls) == set()
+
+
 def test_the_stream_functions_calls_on_day_labels_are_granted(
     stream: Handler,  # noqa: F811 - the fixture
     calls: list[tuple[str, str]],
