@@ -322,3 +322,45 @@ def test_a_day_item_lives_as_long_as_the_beacons_whose_labels_it_keeps(
     item = day_item(entity)
     assert {"b#" + late, "b#" + early} <= set(item)
     assert int(item["expires"]["N"]) >= max(int(stored_item(b)["expires"]["N"]) for b in (late, early))
+
+
+# --- the first read of the day item may be stale --------------------------------------------------
+
+
+def test_a_stale_first_read_of_the_day_item_counts_nothing_twice(
+    stream: Handler,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stream's first read of a day item is eventually consistent: here it always returns the
+    item as it was before any hit (none), for first deliveries, redeliveries and a busy day's later
+    hits alike; the conditional write refuses what was read wrong and the strongly consistent
+    read that follows gets it right."""
+    from webbugger.persons import read
+
+    def stale(person: str, day: str, *, consistent: bool = True) -> Any:
+        return read(person, day) if consistent else None
+
+    monkeypatch.setattr(stream_batch, "read", stale)
+    tag = "stale-read"
+    ids = [store(**spec) for spec in mail_hits(tag)]
+    assert stream(insert_event(ids[:1]), FakeContext()) == {"batchItemFailures": []}
+    assert stream(insert_event(ids[1:]), FakeContext()) == {"batchItemFailures": []}
+    assert_mail_counted(tag)
+    redeliver_every_shape(stream, ids, partial(assert_mail_counted, tag))
+
+    entity, source = "recipient:stale-busy@example.com", "campaign:stale-busy"
+    busy = [
+        store(entity=entity, source=source, at=NOON + timedelta(minutes=n), mode="pixel") for n in range(10)
+    ]
+    for beacon_id in busy:
+        assert stream(insert_event([beacon_id]), FakeContext()) == {"batchItemFailures": []}
+    labelled = [name for name in day_item(entity) if name.startswith("b#")]
+    assert 2 <= len(labelled) < len(busy)
+    expected = {"total": 10, "unique": 1, "human": 10}
+
+    def check() -> None:
+        found = figures(Kind.SOURCE, source, NOON.date())
+        assert {name: found[name] for name in expected} == expected
+
+    check()
+    redeliver_every_shape(stream, busy, check)
