@@ -25,7 +25,9 @@ and for any other beacon:
 5. the corrections its arrival makes to its entity's other hits.
 
 Then the batch's counts commit, one ``ADD`` per counter item (:class:`webbugger.ledger.LedgerBatch`).
-A beacon that fails is reported alone; its record comes again, with those after it.
+A beacon that fails is reported alone; its record comes again, with those after it (with every
+beacon of its batch's ledger if it failed between its day item's write and its count: the ledger
+then never commits, :meth:`webbugger.ledger.LedgerBatch.spoil`).
 
 Then, if the template turned it on, the hit feed publishes the batch (:mod:`webbugger.feed`).
 
