@@ -364,3 +364,41 @@ def test_a_stale_first_read_of_the_day_item_counts_nothing_twice(
 
     check()
     redeliver_every_shape(stream, busy, check)
+
+
+# --- a write that landed though its answer said otherwise ------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["day-item", "beacon-item"])
+def test_a_claim_that_landed_unseen_is_counted_in_its_own_batch(
+    stream: Handler,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+) -> None:
+    """The counting claim's write is applied but its answer is lost (a 500 or a timeout, retried
+    by the SDK, whose retry is refused: the claim is there): the beacon then finds itself claimed
+    to its own batch's ledger, which must count it, not take it for a record delivered twice in
+    the batch (that ledger would commit without it, and every later delivery find it counted)."""
+    source = f"campaign:unseen-{path}"
+    if path == "day-item":  # an entity's beacon: its claim is on its day item
+        lost = store(entity=f"recipient:unseen-{path}@example.com", source=source, at=NOON, mode="pixel")
+        name, real = "register_labelled", stream_batch.register_labelled
+    else:  # a visitor's: its claim is on the beacon item
+        lost = store(source=source, at=NOON, mode="pixel")
+        name, real = "claim", stream_batch.claim
+    other = store(entity="recipient:seen@example.com", source=source, at=NOON, mode="pixel")
+    answered: list[str] = []
+
+    def answer_lost(beacon: Any, *args: Any) -> bool:
+        written: bool = real(beacon, *args)
+        if beacon.id == lost and not answered:
+            answered.append(beacon.id)
+            return False  # what the SDK's refused retry says
+        return written
+
+    monkeypatch.setattr(stream_batch, name, answer_lost)
+    assert stream(insert_event([lost, other]), FakeContext()) == {"batchItemFailures": []}
+    assert answered == [lost]
+    assert figures(Kind.SOURCE, source, NOON.date())["total"] == 2
+    assert stream(insert_event([lost, other]), FakeContext()) == {"batchItemFailures": []}
+    assert figures(Kind.SOURCE, source, NOON.date())["total"] == 2
