@@ -22,7 +22,10 @@ beacon that comes again has a ledger already, so its claim is refused, and:
   still be on the wire, so the ledger is first *aborted*: put as ``aborted``, conditional on
   its absence. From then on that commit must fail; the beacon is claimed anew to this batch's
   ledger (conditional on the old one), with its tally unchanged;
-- its ledger was aborted: claimed anew likewise.
+- its ledger was aborted: claimed anew likewise;
+- its ledger is this batch's: counted if its tally was added to it (the same record twice in the
+  batch); else its claim was applied though its answer said otherwise (the SDK retried a write
+  whose answer was lost, and the retry was refused), and it is added now.
 
 So each beacon's tally is in exactly one committed ledger. The ledgers of a batch name no
 beacons: a half of a bisected batch, or the records from a failed one on, resolve each beacon
@@ -232,11 +235,15 @@ class LedgerBatch:
             if chunk.ledger_id == ledger_id:
                 chunk.spoiled = True
 
-    def counted(self, ledger_id: str) -> bool:
-        """Whether a beacon claimed to ``ledger_id`` (not this batch's) is counted: its ledger
-        committed. One that is not there is aborted first, so that it never commits."""
-        if any(chunk.ledger_id == ledger_id for chunk in self._chunks):
-            return True  # the same record twice in this batch
+    def counted(self, ledger_id: str, beacon_id: str) -> bool:
+        """Whether beacon ``beacon_id``, claimed to ``ledger_id``, is counted: added to it in this
+        batch, or its ledger (another batch's) committed. One that is not there is aborted first,
+        so that it never commits."""
+        for chunk in self._chunks:
+            if chunk.ledger_id == ledger_id:
+                # The same record twice in this batch; else its claim here was applied though its
+                # answer said otherwise (an SDK retry refused): not added yet.
+                return beacon_id in chunk.beacons
         state = self._states.get(ledger_id) or self._state(ledger_id)
         if state is None:
             try:

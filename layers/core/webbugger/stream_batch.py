@@ -247,7 +247,7 @@ class BatchRun:
         old: str | None = stored.ledger
         if old is None:
             pass  # labelled, counting nothing
-        elif not self.ledgers.counted(old):
+        elif not self.ledgers.counted(old, stored.id):
             codes = set(stored.tally or ())
             ledger_id = self.ledgers.ledger_for(_keys(stored, tallied_refs(stored, codes)))
             if not reclaim(stored, ledger_id):
