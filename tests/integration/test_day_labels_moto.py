@@ -402,3 +402,39 @@ def test_a_claim_that_landed_unseen_is_counted_in_its_own_batch(
     assert figures(Kind.SOURCE, source, NOON.date())["total"] == 2
     assert stream(insert_event([lost, other]), FakeContext()) == {"batchItemFailures": []}
     assert figures(Kind.SOURCE, source, NOON.date())["total"] == 2
+
+
+@pytest.mark.parametrize("path", ["day-item", "beacon-item"])
+def test_a_claim_whose_outcome_is_unknown_is_counted_once(
+    stream: Handler,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+) -> None:
+    """The counting claim's write is applied but the SDK gives up on it (an error after its
+    retries: the outcome unknown). The record fails and comes again; its batch's ledger must not
+    commit without its tally, or the retry finds that ledger committed and counts nothing."""
+    source = f"campaign:unknown-{path}"
+    if path == "day-item":
+        lost = store(entity=f"recipient:unknown-{path}@example.com", source=source, at=NOON, mode="pixel")
+        name, real = "register_labelled", stream_batch.register_labelled
+    else:
+        lost = store(source=source, at=NOON, mode="pixel")
+        name, real = "claim", stream_batch.claim
+    other = store(entity="recipient:known@example.com", source=source, at=NOON, mode="pixel")
+    raised: list[str] = []
+
+    def outcome_unknown(beacon: Any, *args: Any) -> bool:
+        written: bool = real(beacon, *args)
+        if beacon.id == lost and not raised:
+            raised.append(beacon.id)
+            raise RuntimeError("InternalServerError after the SDK's retries")
+        return written
+
+    monkeypatch.setattr(stream_batch, name, outcome_unknown)
+    records = [stream_record(stored_item(beacon_id)) for beacon_id in (lost, other)]
+    response = stream({"Records": records}, FakeContext())
+    assert raised == [lost]
+    assert sequence(records[0]) in failures(response)
+    for _ in range(2):  # from the failed record on, then everything again
+        assert stream(insert_event([lost, other]), FakeContext()) == {"batchItemFailures": []}
+        assert figures(Kind.SOURCE, source, NOON.date())["total"] == 2
