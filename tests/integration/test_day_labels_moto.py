@@ -12,6 +12,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
+from pynamodb.exceptions import UpdateError
 from test_counters import (  # noqa: F401 - aws, stream, stream_module, first_commit_lost: fixtures
     BEACONS,
     COUNTERS,
@@ -410,30 +412,36 @@ def test_a_claim_whose_outcome_is_unknown_is_counted_once(
     monkeypatch: pytest.MonkeyPatch,
     path: str,
 ) -> None:
-    """The counting claim's write is applied but the SDK gives up on it (an error after its
-    retries: the outcome unknown). The record fails and comes again; its batch's ledger must not
-    commit without its tally, or the retry finds that ledger committed and counts nothing."""
-    source = f"campaign:unknown-{path}"
+    """The counting claim's UpdateItem is applied but its answer never comes (a read timeout
+    after the SDK's retries: the outcome unknown). The record fails and comes again; its batch's
+    ledger must not commit without its tally, or the retry finds that ledger committed and counts
+    nothing."""
+    from pynamodb.models import Model
+    from webbugger.models import Beacon
+    from webbugger.persons import PersonDay
+
+    source, entity = f"campaign:unknown-{path}", f"recipient:unknown-{path}@example.com"
     if path == "day-item":
-        lost = store(entity=f"recipient:unknown-{path}@example.com", source=source, at=NOON, mode="pixel")
-        name, real = "register_labelled", stream_batch.register_labelled
+        lost = store(entity=entity, source=source, at=NOON, mode="pixel")
     else:
         lost = store(source=source, at=NOON, mode="pixel")
-        name, real = "claim", stream_batch.claim
     other = store(entity="recipient:known@example.com", source=source, at=NOON, mode="pixel")
-    raised: list[str] = []
+    real = Model.update
+    timed_out: list[str] = []
 
-    def outcome_unknown(beacon: Any, *args: Any) -> bool:
-        written: bool = real(beacon, *args)
-        if beacon.id == lost and not raised:
-            raised.append(beacon.id)
-            raise RuntimeError("InternalServerError after the SDK's retries")
-        return written
+    def no_answer(self: Model, *args: Any, **kwargs: Any) -> Any:
+        answer = real(self, *args, **kwargs)
+        mine = self.pk == f"p#e#{entity}" if path == "day-item" else getattr(self, "id", None) == lost
+        if isinstance(self, PersonDay if path == "day-item" else Beacon) and mine and not timed_out:
+            timed_out.append(lost)  # its first write: the claim
+            endpoint = "https://dynamodb.us-east-1.amazonaws.com"
+            raise UpdateError("Failed to update item", ReadTimeoutError(endpoint_url=endpoint))
+        return answer
 
-    monkeypatch.setattr(stream_batch, name, outcome_unknown)
+    monkeypatch.setattr(Model, "update", no_answer)
     records = [stream_record(stored_item(beacon_id)) for beacon_id in (lost, other)]
     response = stream({"Records": records}, FakeContext())
-    assert raised == [lost]
+    assert timed_out == [lost]
     assert sequence(records[0]) in failures(response)
     for _ in range(2):  # from the failed record on, then everything again
         assert stream(insert_event([lost, other]), FakeContext()) == {"batchItemFailures": []}
