@@ -31,10 +31,11 @@ So each beacon's tally is in exactly one committed ledger. The ledgers of a batc
 beacons: a half of a bisected batch, or the records from a failed one on, resolve each beacon
 by its own ledger. A beacon claimed to a ledger is then counted in that ledger's commit
 whatever happens to the rest of its record (a failure after the claim retries the record,
-which finds the claim). Its tally is added to the ledger right after the claim; where a check
-comes between (an entity's day item written, then its tombstone read again), a failure there
-*spoils* the ledger (:meth:`LedgerBatch.spoil`): it never commits, and its beacons' retries
-abort it and claim them anew.
+which finds the claim). Its tally is added to the ledger right after the claim; a failure from
+the claim's write on until then (the write's outcome unknown: a timeout, a server error; or a
+check between: an entity's day item written, then its tombstone read again) *spoils* the ledger
+(:meth:`LedgerBatch.claiming`): it never commits, and its beacons' retries abort it and claim
+them anew.
 
 **Relabelling** (:mod:`webbugger.labelling`) never waits for a ledger: a claimed beacon whose
 class or claims change moves its counts at once, in one transaction with the change
@@ -46,11 +47,12 @@ claim will count what it is then.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -69,7 +71,7 @@ from webbugger.models import Beacon, expiry, transaction_connection
 from webbugger.persons import human_claim, unique_claim
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from webbugger.labels import Device, Verdict
     from webbugger.persons import Day
@@ -159,6 +161,25 @@ def conflicted(exc: UpdateError | PutError) -> bool:
     return exc.cause_response_code == "ConditionalCheckFailedException"
 
 
+# Server errors after which a write may have been applied all the same.
+_SERVER_ERRORS = frozenset({"InternalServerError", "ServiceUnavailable"})
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether a failed write may have been applied all the same: no answer (a timeout, a lost
+    connection, after the SDK's retries) or a server error."""
+    found: BaseException | None = exc
+    while found is not None and not isinstance(found, PynamoDBException):
+        # A handler that read the write's error code failed on it (cause_response_code does, on a
+        # timeout's error, whose `response` is None): the write's error is its context.
+        found = found.__context__
+    if found is None:
+        return False
+    answer = getattr(found.cause, "response", None)
+    code = answer.get("Error", {}).get("Code") if isinstance(answer, dict) else None
+    return code is None or code in _SERVER_ERRORS
+
+
 def claim(
     beacon: Beacon, verdict: Verdict, device: Device, codes: set[str] | None, ledger_id: str | None
 ) -> bool:
@@ -226,6 +247,19 @@ class LedgerBatch:
         chunk = next(chunk for chunk in self._chunks if chunk.ledger_id == ledger_id)
         chunk.deltas.merge(tally_deltas(beacon, codes, 1, self.settings.counter_retention_days))
         chunk.beacons.append(beacon.id)
+
+    @contextmanager
+    def claiming(self, ledger_id: str | None, *, written: bool) -> Iterator[None]:
+        """Around a beacon's claim to ``ledger_id``: its write (``written`` False), where a failure
+        whose outcome is unknown (:func:`outcome_unknown`: the claim may be stored) spoils the
+        ledger, or what follows that write before the tally is added (``written``), where any
+        failure does."""
+        try:
+            yield
+        except Exception as exc:
+            if ledger_id is not None and (written or outcome_unknown(exc)):
+                self.spoil(ledger_id)
+            raise
 
     def spoil(self, ledger_id: str) -> None:
         """A beacon was claimed to ``ledger_id`` but its processing failed before its tally was

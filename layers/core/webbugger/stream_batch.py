@@ -161,23 +161,22 @@ class BatchRun:
             )
             if not fits(beacon, day, taken, label):  # a busy day: labelled on the beacon
                 return False
-            if register_labelled(beacon, day, taken, label, self.settings):
-                try:
-                    apply(beacon, label)
-                    # Nothing here wrote the beacon item, whose absence would tell of an erasure
-                    # since its tombstone was read: the tombstone is read again (an erasure that
-                    # missed this day item buried the entity first).
-                    vanished = self._vanished(beacon)
-                except Exception:
-                    if ledger_id:  # claimed to it, not added: it must not commit without this tally
-                        self.ledgers.spoil(ledger_id)
-                    raise
-                if vanished:
-                    return True
-                if codes and ledger_id:
-                    self.ledgers.add(ledger_id, beacon, codes)
-                self._settle(beacon, own)
+            with self.ledgers.claiming(ledger_id, written=False):
+                written = register_labelled(beacon, day, taken, label, self.settings)
+            if not written:
+                continue  # the day item changed since read
+            with self.ledgers.claiming(ledger_id, written=True):
+                apply(beacon, label)
+                # Nothing here wrote the beacon item, whose absence would tell of an erasure since
+                # its tombstone was read: the tombstone is read again (an erasure that missed this
+                # day item buried the entity first).
+                vanished = self._vanished(beacon)
+            if vanished:
                 return True
+            if codes and ledger_id:
+                self.ledgers.add(ledger_id, beacon, codes)
+            self._settle(beacon, own)
+            return True
         raise LabelConflictError(f"beacon {beacon.id}: its day item kept changing; retried by the stream")
 
     def _free_claims(self, beacon: Beacon, own: Verdict, day: Day) -> list[str]:
@@ -213,7 +212,9 @@ class BatchRun:
                     continue
             codes = tally(beacon, verdict.classification, day, refs) if refs else None
             ledger_id = self.ledgers.ledger_for(_keys(beacon, refs)) if codes else None
-            if claim(beacon, verdict, device, codes, ledger_id):
+            with self.ledgers.claiming(ledger_id, written=False):
+                claimed_now = claim(beacon, verdict, device, codes, ledger_id)
+            if claimed_now:
                 if codes and ledger_id:
                     self.ledgers.add(ledger_id, beacon, codes)
                 correct_neighbours(beacon, neighbours, verdicts, self.salt_secret, self.settings)
@@ -250,7 +251,9 @@ class BatchRun:
         elif not self.ledgers.counted(old, stored.id):
             codes = set(stored.tally or ())
             ledger_id = self.ledgers.ledger_for(_keys(stored, tallied_refs(stored, codes)))
-            if not reclaim(stored, ledger_id):
+            with self.ledgers.claiming(ledger_id, written=False):
+                reclaimed = reclaim(stored, ledger_id)
+            if not reclaimed:
                 raise LabelConflictError(f"beacon {stored.id}: claimed anew meanwhile; retried by the stream")
             stored.ledger = ledger_id
             self.ledgers.add(ledger_id, stored, codes)
