@@ -19,9 +19,6 @@ sk the day) holds every claim of that person-day, each an attribute whose value 
   :data:`MARK_RETENTION_DAYS`.
 - ``clicks`` (an entity's only): the ids, of those, of its clicks (redirects): with ``hits``,
   what an entity's figures are folded from (:mod:`webbugger.entity_figures`).
-
-- ``clicks`` (an entity's only): the ids, of those, of its clicks (redirects): with ``hits``,
-  what an entity's figures are folded from (:mod:`webbugger.entity_figures`).
 - ``b#ID``: the label of the entity's beacon ID (its class, reasons, counting claim: a map,
   :class:`DayLabel`), while the item stays within :data:`DAY_ITEM_BYTES`
   (:mod:`webbugger.day_labels`); later ones, and visitors' beacons, keep their label on the beacon.
@@ -37,7 +34,7 @@ labelled in one conditional UpdateItem (:func:`webbugger.day_labels.register_lab
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
@@ -205,10 +202,11 @@ class Day:
 
 
 def day_expiry(beacon: Beacon, person: str, settings: Settings) -> int:
-    """The TTL of the beacon's day item: an entity's lives as long as its beacons."""
-    if person.startswith("p#e#"):
-        return expiry(beacon.created_at, settings.retention_days)  # the entity's beacon index
+    """The TTL of the beacon's day item: an entity's lives as long as its beacons (the index of
+    them, and their labels): as long as the day's last possible one, whichever registers last."""
     start = datetime.fromisoformat(day_of(beacon.created_at)).replace(tzinfo=UTC)
+    if person.startswith("p#e#"):
+        return expiry(start + timedelta(days=1), settings.retention_days)
     return expiry(start, MARK_RETENTION_DAYS)
 
 

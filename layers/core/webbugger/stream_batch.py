@@ -25,7 +25,9 @@ and for any other beacon:
 5. the corrections its arrival makes to its entity's other hits.
 
 Then the batch's counts commit, one ``ADD`` per counter item (:class:`webbugger.ledger.LedgerBatch`).
-A beacon that fails is reported alone; its record comes again, with those after it.
+A beacon that fails is reported alone; its record comes again, with those after it (with every
+beacon of its batch's ledger if it failed between its day item's write and its count: the ledger
+then never commits, :meth:`webbugger.ledger.LedgerBatch.spoil`).
 
 Then, if the template turned it on, the hit feed publishes the batch (:mod:`webbugger.feed`).
 
@@ -159,17 +161,22 @@ class BatchRun:
             )
             if not fits(beacon, day, taken, label):  # a busy day: labelled on the beacon
                 return False
-            if register_labelled(beacon, day, taken, label, self.settings):
+            with self.ledgers.claiming(ledger_id, written=False):
+                written = register_labelled(beacon, day, taken, label, self.settings)
+            if not written:
+                continue  # the day item changed since read
+            with self.ledgers.claiming(ledger_id, written=True):
                 apply(beacon, label)
                 # Nothing here wrote the beacon item, whose absence would tell of an erasure since
                 # its tombstone was read: the tombstone is read again (an erasure that missed this
                 # day item buried the entity first).
-                if self._vanished(beacon):
-                    return True
-                if codes and ledger_id:
-                    self.ledgers.add(ledger_id, beacon, codes)
-                self._settle(beacon, own)
+                vanished = self._vanished(beacon)
+            if vanished:
                 return True
+            if codes and ledger_id:
+                self.ledgers.add(ledger_id, beacon, codes)
+            self._settle(beacon, own)
+            return True
         raise LabelConflictError(f"beacon {beacon.id}: its day item kept changing; retried by the stream")
 
     def _free_claims(self, beacon: Beacon, own: Verdict, day: Day) -> list[str]:
@@ -205,7 +212,9 @@ class BatchRun:
                     continue
             codes = tally(beacon, verdict.classification, day, refs) if refs else None
             ledger_id = self.ledgers.ledger_for(_keys(beacon, refs)) if codes else None
-            if claim(beacon, verdict, device, codes, ledger_id):
+            with self.ledgers.claiming(ledger_id, written=False):
+                claimed_now = claim(beacon, verdict, device, codes, ledger_id)
+            if claimed_now:
                 if codes and ledger_id:
                     self.ledgers.add(ledger_id, beacon, codes)
                 correct_neighbours(beacon, neighbours, verdicts, self.salt_secret, self.settings)
@@ -239,10 +248,12 @@ class BatchRun:
         old: str | None = stored.ledger
         if old is None:
             pass  # labelled, counting nothing
-        elif not self.ledgers.counted(old):
+        elif not self.ledgers.counted(old, stored.id):
             codes = set(stored.tally or ())
             ledger_id = self.ledgers.ledger_for(_keys(stored, tallied_refs(stored, codes)))
-            if not reclaim(stored, ledger_id):
+            with self.ledgers.claiming(ledger_id, written=False):
+                reclaimed = reclaim(stored, ledger_id)
+            if not reclaimed:
                 raise LabelConflictError(f"beacon {stored.id}: claimed anew meanwhile; retried by the stream")
             stored.ledger = ledger_id
             self.ledgers.add(ledger_id, stored, codes)
