@@ -256,12 +256,12 @@ def test_two_hits_processed_at_once_settle_as_one_after_the_other(
         salt = load_visitor_salt(settings)
         assert stream_batch.process_batch(beacons, stream_module.registry, salt, settings) == set()
 
-    def interleaved(beacon: Beacon, *args: Any) -> bool:
+    def interleaved(beacon: Beacon, *args: Any) -> Any:
         if beacon.id == paused and not ran and pause == "before-write":
             other_meanwhile()
         written = real(beacon, *args)
         if beacon.id == paused:
-            writes.append(written)
+            writes.append(written is not None)
         if beacon.id == paused and not ran and pause == "after-write":
             other_meanwhile()
         return written
@@ -446,3 +446,52 @@ def test_a_claim_whose_outcome_is_unknown_is_counted_once(
     for _ in range(2):  # from the failed record on, then everything again
         assert stream(insert_event([lost, other]), FakeContext()) == {"batchItemFailures": []}
         assert figures(Kind.SOURCE, source, NOON.date())["total"] == 2
+
+
+def test_a_batchs_second_hit_of_one_recipient_starts_from_the_day_item_the_first_left(
+    stream: Handler,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two hits of one recipient in one batch: the second starts from the item the first one's
+    write returned, so neither reads the day item twice nor makes a write that fails."""
+    from pynamodb.connection.base import Connection
+
+    entity = "recipient:twice@example.com"
+    ids = [
+        store(entity=entity, source="campaign:twice", at=NOON + timedelta(minutes=n), mode="pixel")
+        for n in (0, 5)
+    ]
+    made: list[tuple[str, str, bool]] = []
+    real = Connection.dispatch
+
+    def recording(self: Connection, operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        key = kwargs.get("Key", {}).get("pk", {}).get("S", "")
+        try:
+            answer: dict[str, Any] = real(self, operation, kwargs)
+        except Exception:
+            made.append((operation, key, False))
+            raise
+        made.append((operation, key, True))
+        return answer
+
+    monkeypatch.setattr(Connection, "dispatch", recording)
+    assert stream(insert_event(ids), FakeContext()) == {"batchItemFailures": []}
+    on_day = [(operation, ok) for operation, key, ok in made if key == f"p#e#{entity}"]
+    assert on_day == [("GetItem", True), ("UpdateItem", True), ("UpdateItem", True)]
+    assert sorted(name.removeprefix("b#") for name in day_item(entity) if name.startswith("b#")) == ids
+
+
+def test_a_day_item_that_keeps_changing_leaves_the_label_to_the_beacon(
+    stream: Handler,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When every attempt of the one write finds the day item changed (a burst of the entity's
+    hits), the beacon is labelled on itself, its registration taking what is free: counted once,
+    not failed."""
+    tag = "conflicts"
+    ids = [store(**spec) for spec in mail_hits(tag)]
+    monkeypatch.setattr(stream_batch, "register_labelled", lambda *args: None)
+    assert stream(insert_event(ids), FakeContext()) == {"batchItemFailures": []}
+    assert all("class" in stored_item(beacon_id) for beacon_id in ids)
+    assert_mail_counted(tag)
+    redeliver_every_shape(stream, ids, partial(assert_mail_counted, tag))

@@ -17,6 +17,8 @@ Browser, OS and device are parsed from the user agent when read, not stored.
 
 from __future__ import annotations
 
+import itertools
+import time
 from typing import TYPE_CHECKING, Any, cast
 
 from pynamodb.exceptions import UpdateError
@@ -27,6 +29,7 @@ from webbugger.models import Beacon
 from webbugger.modes import Mode
 from webbugger.persons import (
     DAY_ITEM_BYTES,
+    Day,
     DayLabel,
     PersonDay,
     claims_of,
@@ -45,7 +48,6 @@ if TYPE_CHECKING:
     from pynamodb.transactions import TransactWrite
 
     from webbugger.labels import Device, Verdict
-    from webbugger.persons import Day
     from webbugger.settings import Settings
 
 _MARK = "_label_on_day"
@@ -93,13 +95,15 @@ def from_days(beacons: Iterable[Beacon], days: Iterable[Day]) -> list[Beacon]:
 
 
 def _read_days(keys: set[tuple[str, str]], consistent_read: bool) -> list[Day]:
-    from webbugger.persons import Day
-
     connection = PersonDay._get_connection()
     table = connection.table_name
     pending: list[Any] = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in sorted(keys)]
     days: list[Day] = []
-    while pending:
+    for attempt in itertools.count():
+        if not pending:
+            return days
+        if attempt:  # keys the table left unprocessed (throttled): again, after a pause
+            time.sleep(min(0.05 * 2**attempt, 1.0))
         page, pending = pending[:_PAGE], pending[_PAGE:]
         answer = connection.connection.dispatch(
             "BatchGetItem",
@@ -107,7 +111,7 @@ def _read_days(keys: set[tuple[str, str]], consistent_read: bool) -> list[Day]:
         )
         days += [Day.of(item) for item in answer.get("Responses", {}).get(table, [])]
         pending += answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-    return days
+    return days  # unreachable: the loop returns
 
 
 def overlay(beacons: Iterable[Beacon], *, consistent_read: bool = False) -> Iterator[Beacon]:
@@ -167,10 +171,11 @@ def fits(beacon: Beacon, day: Day, taken: list[str], label: DayLabel) -> bool:
 
 def register_labelled(
     beacon: Beacon, day: Day, taken: list[str], label: DayLabel, settings: Settings
-) -> bool:
+) -> Day | None:
     """Register an entity's beacon on its day item ``day`` (as read) with the claims ``taken``
     and its label, in one update conditional on the day being as read (no beacon registered
-    since, the beacon's claims held as read). False if it changed meanwhile (read again)."""
+    since, the beacon's claims held as read); the item as it now is. None if it changed
+    meanwhile (read again)."""
     own = Value({"S": beacon.id})
     actions: list[Any] = [
         PersonDay.hits.add({beacon.id}),
@@ -186,12 +191,12 @@ def register_labelled(
         holder = day.claims.get(name)
         condition &= Path([name]).does_not_exist() if holder is None else Path([name]) == Value({"S": holder})
     try:
-        PersonDay(day.person, day.day).update(actions=actions, condition=condition)
+        answer = PersonDay(day.person, day.day).update(actions=actions, condition=condition)
     except UpdateError as exc:
         if exc.cause_response_code != "ConditionalCheckFailedException":
             raise
-        return False
-    return True
+        return None
+    return Day.of(answer["Attributes"])
 
 
 # --- writes of labels, wherever they live ---------------------------------------------------------
