@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
+from stored_labels import with_day_labels
 from webbugger import runtime
 from webbugger.minting import tracking_url
 from webbugger.plugins import PLUGINS_VARIABLE
@@ -116,7 +117,8 @@ class RunningStack:
             conn.close()
 
     def beacons(self, user_agent: str | None = None) -> list[dict[str, Any]]:
-        """Stored beacon items (raw DynamoDB form), only those of ``user_agent`` when given."""
+        """Stored beacon items (raw DynamoDB form) with their labels (an entity's beacon's is
+        mostly on its day item: :mod:`stored_labels`), only those of ``user_agent`` when given."""
         kwargs: dict[str, Any] = {"TableName": self.beacons_table, "ConsistentRead": True}
         if user_agent is not None:
             kwargs |= {
@@ -130,7 +132,7 @@ class RunningStack:
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return items
+        return with_day_labels(self.client, self.env["COUNTERS_TABLE"], items)
 
     def cli(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """``webbugger ARGS`` against this stack (its state dir; ``env`` on top of this process's

@@ -33,6 +33,7 @@ import moto_stack
 import pytest
 from moto import mock_aws
 from moto_stack import Handler
+from stored_labels import with_day_labels
 from stream_test_plugins import probe
 from webbugger import runtime, stream_batch
 from webbugger.counters import daily_salt, daily_stats, visitor_key
@@ -315,10 +316,54 @@ def test_a_batch_of_tracked_hits_counts_totals_and_distinct_people(track: Handle
     applied = probe.load(probe_id)
     assert applied is not None
     assert applied.applied == 5
-    stored = [stored_item(item["id"]["S"]) for item in items]
+    stored = with_day_labels(client(), COUNTERS, [stored_item(item["id"]["S"]) for item in items])
     assert all(set(item["applied"]["SS"]) == {probe.TYPE_NAME} for item in stored)
     assert len({item["lg"]["S"] for item in stored}) == 1
     assert [ledger["state"]["S"] for ledger in ledgers()] == ["committed"]
+
+
+def test_a_busy_entity_day_labels_its_later_beacons_on_themselves_and_counts_exactly(stream: Handler) -> None:
+    """An entity's day item takes its beacons' labels while it stays within 1 KB (one write a
+    hit), later ones are labelled on the beacon (the item must not grow with every hit); both are
+    read back alike, counted once, and stay so when the batch comes again whole and in halves."""
+    from webbugger.beacon_queries import beacons_between
+    from webbugger.persons import DAY_ITEM_BYTES, item_bytes
+
+    entity, source = "recipient:busy@example.com", "campaign:busy"
+    total = 12
+    ids = [
+        store(entity=entity, source=source, at=NOON + timedelta(minutes=10 * n), mode="pixel")
+        for n in range(total)
+    ]
+    assert stream(insert_event(ids), FakeContext()) == {"batchItemFailures": []}
+    day = client().get_item(
+        TableName=COUNTERS, Key={"pk": {"S": f"p#e#{entity}"}, "sk": {"S": NOON.date().isoformat()}}
+    )["Item"]
+    on_day = sorted(name.removeprefix("b#") for name in day if name.startswith("b#"))
+    assert 2 <= len(on_day) < total
+    assert on_day == ids[: len(on_day)]  # the first ones, while the item had room
+    assert ["class" in stored_item(beacon_id) for beacon_id in ids] == [False] * len(on_day) + [True] * (
+        total - len(on_day)
+    )
+    # The item as it was when the last label went on it: within one write unit.
+    assert item_bytes({**day, "hits": {"SS": on_day}}) <= DAY_ITEM_BYTES
+
+    first = figures(Kind.SOURCE, source, NOON.date())
+    assert (first["total"], first["unique"], first["human"] + first["machine"]) == (total, 1, total)
+
+    def check() -> None:
+        assert figures(Kind.SOURCE, source, NOON.date()) == first
+
+    check()
+    listed = list(
+        beacons_between(
+            NOON - timedelta(hours=1), NOON + timedelta(days=1), kind=Kind.ENTITY, ref=Ref.parse(entity)
+        )
+    )
+    assert sorted(beacon.id for beacon in listed) == ids
+    assert sum(beacon.classification == "human" for beacon in listed) == first["human"]
+    assert all(beacon.ledger and beacon.tally for beacon in listed)
+    redeliver_every_shape(stream, ids[len(on_day) - 2 :], check)
 
 
 def test_same_visitor_on_two_references_is_unique_on_each(stream: Handler) -> None:

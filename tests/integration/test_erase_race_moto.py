@@ -173,3 +173,32 @@ def test_a_beacon_processed_while_the_erasure_runs_leaves_no_day_item(
     monkeypatch.setattr(erase, "scanned_beacons", processed_meanwhile)
     _erase(stack)
     assert _naming(stack) == []
+
+
+def test_a_day_item_the_stream_makes_after_the_erasure_read_them_is_taken_back(
+    stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream's one write on the entity's day item (its label there, nothing on the beacon)
+    lands after the erasure's last reading of the day items: the erasure does not delete it, and
+    the stream, reading the tombstone again after its write, takes it back (and the beacon)."""
+    record = _click(stack)
+    process_now = _once(lambda: _deliver(stack, record))
+    real_days, real_buried = erase.all_entity_days, Tombstones.buried
+    readings: list[int] = []
+
+    def read_before_the_erasure(self: Tombstones, beacon: Any, *, fresh: bool = False) -> bool:
+        return real_buried(self, beacon, fresh=True) if fresh else False
+
+    monkeypatch.setattr(Tombstones, "buried", read_before_the_erasure)
+
+    def written_after_the_last_reading(entity: str) -> Any:
+        days = real_days(entity)
+        readings.append(len(days))
+        if len(readings) == 2:
+            process_now()  # the day item is made now: not in what the erasure deletes
+        return days
+
+    monkeypatch.setattr(erase, "all_entity_days", written_after_the_last_reading)
+    _erase(stack)
+    assert readings == [0, 0]
+    assert _naming(stack) == []

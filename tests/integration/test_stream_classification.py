@@ -24,6 +24,7 @@ import pytest
 from moto import mock_aws
 from webbugger import runtime
 from webbugger.counters import daily_stats
+from webbugger.day_labels import reload
 from webbugger.ids import epoch_ms, new_beacon_id
 from webbugger.models import Beacon, beacon_partition, expiry
 from webbugger.registry import Kind
@@ -144,7 +145,8 @@ def deliver(stream: Handler, *records: dict[str, Any]) -> None:
 
 
 def label(beacon: Beacon) -> tuple[str | None, list[str]]:
-    stored = Beacon.get(beacon.pk, beacon.id, consistent_read=True)
+    stored = reload(beacon)
+    assert stored is not None
     return stored.classification, list(stored.reasons or [])
 
 
@@ -160,7 +162,8 @@ def test_a_new_beacon_is_labelled_and_device_parsed_before_it_is_counted(stream:
     click = store(mode="redirect", entity="recipient:r2", at=DAY, user_agent=SAFARI, source=FIRST)
     deliver(stream, insert_record(mpp), insert_record(click))
 
-    stored = Beacon.get(click.pk, click.id, consistent_read=True)
+    stored = reload(click)
+    assert stored is not None
     assert (stored.classification, stored.browser, stored.os, stored.device) == (
         "human",
         "Mobile Safari",

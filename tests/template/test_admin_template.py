@@ -122,6 +122,8 @@ def test_admin_function_policies_are_exactly_the_listed_ones(template: Template)
         ("dynamodb:Scan", table("LinksTable")),
         ("dynamodb:Query", table("BeaconsTable")),
         ("dynamodb:Query", table("CountersTable")),
+        # The labels entities' day items keep for the beacons read.
+        ("dynamodb:BatchGetItem", table("CountersTable")),
         # Sends: each mark's conditional put and the campaign's total, in one transaction.
         ("dynamodb:PutItem", table("CountersTable")),
         ("dynamodb:UpdateItem", table("CountersTable")),

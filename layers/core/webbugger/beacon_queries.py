@@ -12,6 +12,8 @@ recount`` has counted it).
 
 A beacon with no reference is not written by the stream function at all (nothing to count or
 hook, and its class depends on itself alone): its class and device are computed as it is read.
+An entity's beacon is mostly labelled on its entity's day item (:mod:`webbugger.day_labels`):
+its label is read from there, a BatchGetItem of day items per page of beacons.
 """
 
 from __future__ import annotations
@@ -115,7 +117,9 @@ def beacons_between(
     else:
         days = _counted_days(kind, ref, since, until)
         found = _all(since, until, low, high, _ref_filter(kind, ref), days)
-    return (labelled(beacon) for beacon in found if beacon.id != before_id)
+    from webbugger.day_labels import overlay  # the counters table: not every caller's
+
+    return (labelled(beacon) for beacon in overlay(found) if beacon.id != before_id)
 
 
 def labelled(beacon: Beacon) -> Beacon:

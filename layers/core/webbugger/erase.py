@@ -117,7 +117,8 @@ def _delete_record(ref: Ref, entity_type: EntityType) -> bool:
 def forget_late_work(beacon: Beacon, registry: Registry, tombstones: Tombstones) -> bool:
     """Take back what the stream wrote for a beacon that vanished while it was processed, if an
     erasure of its entity deleted it (the tombstone read again): its registration on its person-day
-    and the entity's record its deferred hook made again. True if taken back.
+    (and its label there), the entity's record its deferred hook made again, and the beacon if the
+    erasure did not find it (it was listed nowhere when the erasure read). True if taken back.
 
     The record goes whole: hits made after the erasure that updated it in the meantime lose their
     part of it (their beacons and day items stay)."""
@@ -126,6 +127,7 @@ def forget_late_work(beacon: Beacon, registry: Registry, tombstones: Tombstones)
         return False
     ref = Ref.parse(entity, allow_new=True)
     forget(entity_person(entity), day_of(beacon.created_at), beacon.id)
+    beacon_key(beacon.id).delete()
     with contextlib.suppress(UnknownTypeError):
         _delete_record(ref, registry.entity(ref.type))
     return True

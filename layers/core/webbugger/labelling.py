@@ -3,7 +3,7 @@ corrections of those hits, and relabelling counted beacons.
 
 The verdicts themselves are pure (:mod:`webbugger.classify`). Here they are stored:
 
-- an entity's beacons are found on its person-days (:func:`webbugger.persons.entity_beacon_ids`),
+- an entity's beacons are found on its person-days (:func:`webbugger.persons.entity_days`),
   where each beacon registers before its neighbours are read: of two hits processed at once, the
   later reader sees the other, settles both and corrects the one stored first;
 - a write to another beacon (its label, a unique human claim handed to it) raises that beacon's
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
@@ -42,19 +42,26 @@ from webbugger.counters import (
     day_of,
     unique_human_field,
 )
-from webbugger.feed import note_relabel
-from webbugger.ledger import (
-    bump_version,
-    conflicted,
+from webbugger.day_labels import (
+    Writes,
+    bump,
+    class_is,
+    from_days,
+    item_of,
     label_actions,
-    move_deltas,
-    tallied_refs,
-    tally,
-    version_is,
+    label_fields,
+    ledger_is,
+    on_day,
+    reload,
+    take_mark,
+    version_was,
 )
+from webbugger.feed import note_relabel
+from webbugger.ids import beacon_id_time
+from webbugger.ledger import conflicted, move_deltas, tallied_refs, tally
 from webbugger.models import Beacon, beacon_key, expiry, hydrate, transaction_connection
 from webbugger.observability import MetricUnit, metrics
-from webbugger.persons import Day, PersonDay, claim_changes, entity_beacon_ids, human_claim, person_of, read
+from webbugger.persons import Day, PersonDay, claim_changes, entity_days, human_claim, person_of, read
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -69,10 +76,15 @@ MAX_ATTEMPTS = 4
 
 def entity_beacons(entity: str, around: datetime, *, besides: str | None = None) -> list[Beacon]:
     """The entity's beacons whose class can depend on a hit at ``around`` (newest first, capped),
-    ``besides`` that one (the beacon being processed, which its caller holds)."""
-    ids = entity_beacon_ids(entity, around - REACH, around + REACH + timedelta(milliseconds=1))
-    keys = (beacon_key(beacon_id) for beacon_id in ids[:MAX_NEIGHBOURS] if beacon_id != besides)
-    return list(hydrate(keys, consistent_read=True))
+    ``besides`` that one (the beacon being processed, which its caller holds), with their labels."""
+    low, high = around - REACH, around + REACH + timedelta(milliseconds=1)
+    days = list(entity_days(entity, day_of(low), day_of(high)))
+    ids = sorted(
+        (i for day in days for i in day.hits if low <= beacon_id_time(i) <= high and i != besides),
+        reverse=True,
+    )
+    keys = (beacon_key(beacon_id) for beacon_id in ids[:MAX_NEIGHBOURS])
+    return from_days(hydrate(keys, consistent_read=True), days)
 
 
 def neighbours_of(beacon: Beacon) -> list[Beacon]:
@@ -120,9 +132,12 @@ def store_label(
     """Write another beacon's class, reasons, browser, OS and device in one conditional update,
     the first time (raising its version); when a label is stored already, make it ``verdict``
     (:func:`relabel`). ``beacon`` ends up holding what is stored."""
+    if on_day(beacon):  # labelled when it registered
+        relabel(beacon, verdict, salt_secret, settings)
+        return
     try:
         beacon.update(
-            actions=[*label_actions(verdict, device), bump_version()],
+            actions=[*label_actions(verdict, device), bump(beacon)],
             condition=Beacon.id.exists() & Beacon.classification.does_not_exist(),
         )
     except UpdateError as exc:
@@ -131,17 +146,11 @@ def store_label(
         relabel(beacon, verdict, salt_secret, settings)
 
 
-def _reload(beacon: Beacon) -> Beacon | None:
-    try:
-        return Beacon.get(beacon.pk, beacon.id, consistent_read=True)
-    except Beacon.DoesNotExist:
-        return None
-
-
 def take_stored(beacon: Beacon, stored: Beacon) -> None:
     """Make ``beacon`` hold what is stored of its processing state."""
     for name in ("classification", "reasons", "hooks_applied", "ledger", "tally", "version"):
         setattr(beacon, name, getattr(stored, name))
+    take_mark(beacon, stored)
 
 
 def _person_day(beacon: Beacon, salt_secret: bytes) -> Day | None:
@@ -169,7 +178,7 @@ class ClaimMoves:
                 (self._name(k, r), beacon.id) for k, r in refs if self._name(k, r) not in day.claims
             ]
         elif held:
-            pool = list(hydrate((beacon_key(i) for i in sorted(day.hits)), consistent_read=True))
+            pool = from_days(hydrate((beacon_key(i) for i in sorted(day.hits)), consistent_read=True), [day])
             for kind, ref in held:
                 heir = self._heir(pool, kind, ref)
                 self.lost.append((self._name(kind, ref), None if heir is None else heir.id))
@@ -214,24 +223,18 @@ class ClaimMoves:
                 deltas.add(key, unique_human_field(heir.mode), 1, expiry(heir.created_at, retention_days))
         return deltas
 
-    def write(self, tx: TransactWrite) -> None:
-        """The person-day's update and the heirs' version raises, in ``tx``."""
+    def write(self, writes: Writes) -> None:
+        """The person-day's update and the heirs' version raises."""
         if not self:
             return
         actions, condition = claim_changes(self.day, self.gained, self.lost)
-        tx.update(PersonDay(self.day.person, self.day.day), actions=actions, condition=condition)
+        writes.update(PersonDay(self.day.person, self.day.day), actions, condition)
         for heir in self.heirs.values():
-            tx.update(
-                heir,
-                actions=[bump_version()],
-                condition=(Beacon.classification == "human")
-                & _ledger_is(heir.ledger)
-                & version_is(heir.version),
+            writes.update(
+                item_of(heir),
+                [bump(heir)],
+                class_is(heir, "human") & ledger_is(heir, heir.ledger) & version_was(heir, heir.version),
             )
-
-
-def _ledger_is(ledger: str | None) -> Any:
-    return Beacon.ledger.does_not_exist() if ledger is None else Beacon.ledger == ledger
 
 
 def align_own_claims(
@@ -242,20 +245,22 @@ def align_own_claims(
     moves = ClaimMoves(beacon, verdict.human, day, refs)
     if not moves:
         return day
+    writes = Writes()
+    moves.write(writes)
     with TransactWrite(connection=transaction_connection(settings)) as tx:
         moves.heir_deltas(settings.counter_retention_days).write(tx)
-        moves.write(tx)
+        writes.write(tx)
     return moves.after()
 
 
 def _relabel_stored(stored: Beacon, verdict: Verdict, salt_secret: bytes, settings: Settings) -> None:
     old: str | None = stored.classification
-    label = [*label_actions(verdict, None), bump_version()]
+    label = [*label_fields(stored, verdict), bump(stored)]
     # On the class, ledger and version read: any write in between makes this one start over.
-    condition = (Beacon.classification == old) & _ledger_is(stored.ledger) & version_is(stored.version)
+    condition = class_is(stored, old) & ledger_is(stored, stored.ledger) & version_was(stored, stored.version)
     if stored.ledger is None or (old == "human") == verdict.human:
         # Not counted yet (its claim will count what it is then), or no count changes.
-        stored.update(actions=label, condition=condition)
+        item_of(stored).update(actions=label, condition=condition)
         return
     refs = tallied_refs(stored, stored.tally or set())
     day = _person_day(stored, salt_secret)
@@ -263,12 +268,14 @@ def _relabel_stored(stored: Beacon, verdict: Verdict, salt_secret: bytes, settin
     before = tally(stored, old, day, refs)
     after = tally(stored, verdict.classification, moves.after() if moves else None, refs)
     deltas = move_deltas(stored, before, after, settings.counter_retention_days)
+    writes = Writes()  # the claims and the label can be one item: the entity's day item
+    if moves is not None:
+        deltas.merge(moves.heir_deltas(settings.counter_retention_days))
+        moves.write(writes)
+    writes.update(item_of(stored), label, condition)
     with TransactWrite(connection=transaction_connection(settings)) as tx:
-        if moves is not None:
-            deltas.merge(moves.heir_deltas(settings.counter_retention_days))
-            moves.write(tx)
         deltas.write(tx)
-        tx.update(stored, actions=label, condition=condition)
+        writes.write(tx)
 
 
 def relabel(beacon: Beacon, verdict: Verdict, salt_secret: bytes, settings: Settings) -> bool:
@@ -277,7 +284,7 @@ def relabel(beacon: Beacon, verdict: Verdict, salt_secret: bytes, settings: Sett
     on the class, ledger and claims read, so concurrent writers and replays cannot count it twice.
     True if the class changed now. ``beacon`` ends up holding what is stored."""
     for _ in range(MAX_ATTEMPTS):
-        stored = _reload(beacon)
+        stored = reload(beacon)
         if stored is None:
             return False
         if stored.classification is None or stored.classification == verdict.classification:
@@ -293,7 +300,7 @@ def relabel(beacon: Beacon, verdict: Verdict, salt_secret: bytes, settings: Sett
                 raise
             continue
         metrics.add_metric(name="Relabelled", unit=MetricUnit.Count, value=1)
-        refreshed = _reload(beacon)
+        refreshed = reload(beacon)
         if refreshed is not None:
             take_stored(beacon, refreshed)
             note_relabel(refreshed, previous)  # the hit feed's relabel event and row

@@ -22,13 +22,20 @@ beacon that comes again has a ledger already, so its claim is refused, and:
   still be on the wire, so the ledger is first *aborted*: put as ``aborted``, conditional on
   its absence. From then on that commit must fail; the beacon is claimed anew to this batch's
   ledger (conditional on the old one), with its tally unchanged;
-- its ledger was aborted: claimed anew likewise.
+- its ledger was aborted: claimed anew likewise;
+- its ledger is this batch's: counted if its tally was added to it (the same record twice in the
+  batch); else its claim was applied though its answer said otherwise (the SDK retried a write
+  whose answer was lost, and the retry was refused), and it is added now.
 
 So each beacon's tally is in exactly one committed ledger. The ledgers of a batch name no
 beacons: a half of a bisected batch, or the records from a failed one on, resolve each beacon
 by its own ledger. A beacon claimed to a ledger is then counted in that ledger's commit
 whatever happens to the rest of its record (a failure after the claim retries the record,
-which finds the claim).
+which finds the claim). Its tally is added to the ledger right after the claim; a failure from
+the claim's write on until then (the write's outcome unknown: a timeout, a server error; or a
+check between: an entity's day item written, then its tombstone read again) *spoils* the ledger
+(:meth:`LedgerBatch.claiming`): it never commits, and its beacons' retries abort it and claim
+them anew.
 
 **Relabelling** (:mod:`webbugger.labelling`) never waits for a ledger: a claimed beacon whose
 class or claims change moves its counts at once, in one transaction with the change
@@ -40,11 +47,12 @@ claim will count what it is then.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -57,14 +65,13 @@ from webbugger.counters import (
     day_of,
     unique_human_field,
 )
+from webbugger.day_labels import item_of, label_actions, ledger_is, set_ledger, version_is
 from webbugger.ids import new_beacon_id
 from webbugger.models import Beacon, expiry, transaction_connection
 from webbugger.persons import human_claim, unique_claim
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from pynamodb.expressions.condition import Condition
+    from collections.abc import Iterable, Iterator
 
     from webbugger.labels import Device, Verdict
     from webbugger.persons import Day
@@ -149,35 +156,28 @@ def move_deltas(beacon: Beacon, before: set[str], after: set[str], retention_day
 # --- the beacon's own writes -------------------------------------------------------------------
 
 
-def label_actions(verdict: Verdict, device: Device | None) -> list[Any]:
-    """Update actions storing a label (and the device, when parsed)."""
-    actions: list[Any] = [Beacon.classification.set(verdict.classification)]
-    actions.append(
-        Beacon.reasons.set(cast("Any", list(verdict.reasons))) if verdict.reasons else Beacon.reasons.remove()
-    )
-    if device is not None:
-        for attribute, value in (
-            (Beacon.browser, device.browser),
-            (Beacon.os, device.os),
-            (Beacon.device, device.device),
-        ):
-            actions.append(attribute.set(value) if value else attribute.remove())
-    return actions
-
-
-def version_is(version: float | None) -> Condition:
-    """That no other beacon's processing wrote the beacon since it was read at ``version``."""
-    return Beacon.version.does_not_exist() if version is None else Beacon.version == version
-
-
-def bump_version() -> Any:
-    """The action every write of one beacon's processing to another beacon carries."""
-    return Beacon.version.set((Beacon.version | 0) + 1)
-
-
 def conflicted(exc: UpdateError | PutError) -> bool:
     """Whether a single-item write failed on its condition."""
     return exc.cause_response_code == "ConditionalCheckFailedException"
+
+
+# Server errors after which a write may have been applied all the same.
+_SERVER_ERRORS = frozenset({"InternalServerError", "ServiceUnavailable"})
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether a failed write may have been applied all the same: no answer (a timeout, a lost
+    connection, after the SDK's retries) or a server error."""
+    found: BaseException | None = exc
+    while found is not None and not isinstance(found, PynamoDBException):
+        # A handler that read the write's error code failed on it (cause_response_code does, on a
+        # timeout's error, whose `response` is None): the write's error is its context.
+        found = found.__context__
+    if found is None:
+        return False
+    answer = getattr(found.cause, "response", None)
+    code = answer.get("Error", {}).get("Code") if isinstance(answer, dict) else None
+    return code is None or code in _SERVER_ERRORS
 
 
 def claim(
@@ -199,9 +199,12 @@ def claim(
 
 
 def reclaim(stored: Beacon, ledger_id: str) -> bool:
-    """Claim a beacon whose ledger was aborted to ``ledger_id``, its tally unchanged."""
+    """Claim a beacon whose ledger was aborted to ``ledger_id``, its tally unchanged (wherever its
+    label lives: :mod:`webbugger.day_labels`)."""
     try:
-        stored.update(actions=[Beacon.ledger.set(ledger_id)], condition=Beacon.ledger == stored.ledger)
+        item_of(stored).update(
+            actions=[set_ledger(stored, ledger_id)], condition=ledger_is(stored, stored.ledger)
+        )
     except UpdateError as exc:
         if not conflicted(exc):
             raise
@@ -218,6 +221,8 @@ class _Chunk:
     deltas: Deltas = field(default_factory=Deltas)
     reserved: set[tuple[str, str]] = field(default_factory=set)
     beacons: list[str] = field(default_factory=list)
+    # A beacon was claimed to it and could not be added: it must not commit (see spoil).
+    spoiled: bool = False
 
 
 class LedgerBatch:
@@ -231,7 +236,7 @@ class LedgerBatch:
     def ledger_for(self, keys: set[tuple[str, str]]) -> str:
         """The ledger to claim a beacon counting in counter items ``keys`` to."""
         chunk = self._chunks[-1] if self._chunks else None
-        if chunk is None or len(chunk.reserved | keys) > MAX_COUNTERS:
+        if chunk is None or chunk.spoiled or len(chunk.reserved | keys) > MAX_COUNTERS:
             chunk = _Chunk(new_beacon_id())
             self._chunks.append(chunk)
         chunk.reserved |= keys
@@ -243,11 +248,36 @@ class LedgerBatch:
         chunk.deltas.merge(tally_deltas(beacon, codes, 1, self.settings.counter_retention_days))
         chunk.beacons.append(beacon.id)
 
-    def counted(self, ledger_id: str) -> bool:
-        """Whether a beacon claimed to ``ledger_id`` (not this batch's) is counted: its ledger
-        committed. One that is not there is aborted first, so that it never commits."""
-        if any(chunk.ledger_id == ledger_id for chunk in self._chunks):
-            return True  # the same record twice in this batch
+    @contextmanager
+    def claiming(self, ledger_id: str | None, *, written: bool) -> Iterator[None]:
+        """Around a beacon's claim to ``ledger_id``: its write (``written`` False), where a failure
+        whose outcome is unknown (:func:`outcome_unknown`: the claim may be stored) spoils the
+        ledger, or what follows that write before the tally is added (``written``), where any
+        failure does."""
+        try:
+            yield
+        except Exception as exc:
+            if ledger_id is not None and (written or outcome_unknown(exc)):
+                self.spoil(ledger_id)
+            raise
+
+    def spoil(self, ledger_id: str) -> None:
+        """A beacon was claimed to ``ledger_id`` but its processing failed before its tally was
+        added: the ledger must never commit (the beacon's retry would find it committed and count
+        nothing). Its beacons are reported failed; their retries abort it and claim them anew."""
+        for chunk in self._chunks:
+            if chunk.ledger_id == ledger_id:
+                chunk.spoiled = True
+
+    def counted(self, ledger_id: str, beacon_id: str) -> bool:
+        """Whether beacon ``beacon_id``, claimed to ``ledger_id``, is counted: added to it in this
+        batch, or its ledger (another batch's) committed. One that is not there is aborted first,
+        so that it never commits."""
+        for chunk in self._chunks:
+            if chunk.ledger_id == ledger_id:
+                # The same record twice in this batch; else its claim here was applied though its
+                # answer said otherwise (an SDK retry refused): not added yet.
+                return beacon_id in chunk.beacons
         state = self._states.get(ledger_id) or self._state(ledger_id)
         if state is None:
             try:
@@ -274,6 +304,9 @@ class LedgerBatch:
 
         failed: set[str] = set()
         for chunk in self._chunks:
+            if chunk.spoiled:
+                failed.update(chunk.beacons)
+                continue
             if not chunk.beacons:
                 continue
             try:

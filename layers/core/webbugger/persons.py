@@ -19,17 +19,22 @@ sk the day) holds every claim of that person-day, each an attribute whose value 
   :data:`MARK_RETENTION_DAYS`.
 - ``clicks`` (an entity's only): the ids, of those, of its clicks (redirects): with ``hits``,
   what an entity's figures are folded from (:mod:`webbugger.entity_figures`).
+- ``b#ID``: the label of the entity's beacon ID (its class, reasons, counting claim: a map,
+  :class:`DayLabel`), while the item stays within :data:`DAY_ITEM_BYTES`
+  (:mod:`webbugger.day_labels`); later ones, and visitors' beacons, keep their label on the beacon.
 
-A beacon's processing registers it with one UpdateItem: ``ADD hits`` (and ``clicks``), each claim as
-``if_not_exists(claim, :id)``, conditional on the id not being in ``hits`` yet, returning the
-item: one write unit whatever the number of references, and the answer says which claims are
-the beacon's. A redelivered beacon finds its id in ``hits`` and claims nothing again.
+A visitor's beacon (and an entity's on a full day item) registers with one UpdateItem:
+``ADD hits`` (and ``clicks``), each claim as ``if_not_exists(claim, :id)``, conditional on the id
+not being in ``hits`` yet, returning the item: one write unit whatever the number of references,
+and the answer says which claims are the beacon's. A redelivered beacon finds its id in ``hits``
+and claims nothing again. An entity's beacon with its label here registers, claims and is
+labelled in one conditional UpdateItem (:func:`webbugger.day_labels.register_labelled`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UnicodeSetAttribute
@@ -56,6 +61,34 @@ MARK_RETENTION_DAYS = 3
 # A visitor's beacons listed on its day item: enough to know a redelivered beacon; a visitor
 # with more hits in a day is a machine whose item must not grow with every hit.
 VISITOR_HITS = 16
+# An entity's day item takes beacons' labels while it stays within 1 KB: a write costs a write
+# unit per KB of the item, so a busier entity's later beacons are labelled on the beacon instead.
+DAY_ITEM_BYTES = 1024
+LABEL_PREFIX = "b#"
+
+
+def item_bytes(attributes: dict[str, Any]) -> int:
+    """The size DynamoDB bills of raw ``attributes`` (names and values; a number counted at its
+    longest, a map or list 3 bytes and 1 an element: the rules of the developer guide's "Item
+    sizes and formats")."""
+    return sum(len(name.encode()) + _value_bytes(value) for name, value in attributes.items())
+
+
+def _value_bytes(value: dict[str, Any]) -> int:
+    ((kind, content),) = value.items()
+    if kind in ("S", "B"):
+        return len(content.encode()) if kind == "S" else len(content)
+    if kind == "N":
+        return 21
+    if kind in ("SS", "NS"):
+        return sum(len(element.encode()) if kind == "SS" else 21 for element in content)
+    if kind == "L":
+        return 3 + sum(1 + _value_bytes(element) for element in content)
+    if kind == "M":
+        return 3 + sum(1 + len(name.encode()) + _value_bytes(element) for name, element in content.items())
+    return 1  # BOOL, NULL
+
+
 _MODE_CODES = {"pixel": "o", "redirect": "c"}
 
 
@@ -96,33 +129,84 @@ def human_claim(mode: str, kind: Kind, ref: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class DayLabel:
+    """A beacon's label as its day item keeps it (``b#ID``: c class, r reasons, lg ledger,
+    t tally, v version; the same meaning as the beacon's attributes of those names)."""
+
+    classification: str
+    reasons: tuple[str, ...] = ()
+    ledger: str | None = None
+    tally: frozenset[str] = frozenset()
+    version: int | None = None
+
+    @classmethod
+    def of(cls, value: dict[str, Any]) -> DayLabel:
+        """From a raw map attribute."""
+        entry = value["M"]
+        return cls(
+            entry["c"]["S"],
+            tuple(reason["S"] for reason in entry.get("r", {}).get("L", ())),
+            entry["lg"]["S"] if "lg" in entry else None,
+            frozenset(entry.get("t", {}).get("SS", ())),
+            int(entry["v"]["N"]) if "v" in entry else None,
+        )
+
+    def raw(self) -> dict[str, Any]:
+        """As a raw map attribute."""
+        entry: dict[str, Any] = {"c": {"S": self.classification}}
+        if self.reasons:
+            entry["r"] = {"L": [{"S": reason} for reason in self.reasons]}
+        if self.ledger is not None:
+            entry["lg"] = {"S": self.ledger}
+        if self.tally:
+            entry["t"] = {"SS": sorted(self.tally)}
+        if self.version is not None:
+            entry["v"] = {"N": str(self.version)}
+        return {"M": entry}
+
+
+def label_name(beacon_id: str) -> str:
+    """The day item's attribute holding the label of beacon ``beacon_id``."""
+    return f"{LABEL_PREFIX}{beacon_id}"
+
+
+@dataclass(frozen=True, slots=True)
 class Day:
-    """A person-day item as read: its beacons, its claims (attribute → beacon id) and, of its
-    beacons, the clicks (an entity's day only)."""
+    """A person-day item as read: its beacons, its claims (attribute → beacon id), of its
+    beacons the clicks (an entity's day only), and the labels it keeps (beacon id → label)."""
 
     person: str
     day: str
     hits: frozenset[str] = frozenset()
     claims: dict[str, str] = field(default_factory=dict)
     clicks: frozenset[str] = frozenset()
+    labels: dict[str, DayLabel] = field(default_factory=dict)
+    size: int = 0  # bytes, as DynamoDB bills them (item_bytes)
 
     @classmethod
     def of(cls, item: dict[str, Any]) -> Day:
         """From a raw item (a GetItem, Query or UpdateItem answer)."""
         claims = {name: value["S"] for name, value in item.items() if name[:1] in "uh" and "#" in name}
+        labels = {
+            name.removeprefix(LABEL_PREFIX): DayLabel.of(value)
+            for name, value in item.items()
+            if name.startswith(LABEL_PREFIX)
+        }
         hits = frozenset(item.get("hits", {}).get("SS", ()))
         clicks = frozenset(item.get("clicks", {}).get("SS", ()))
-        return cls(item["pk"]["S"], item["sk"]["S"], hits, claims, clicks)
+        return cls(item["pk"]["S"], item["sk"]["S"], hits, claims, clicks, labels, item_bytes(item))
 
     def holds(self, name: str, beacon_id: str) -> bool:
         """Whether claim ``name`` is the beacon's."""
         return self.claims.get(name) == beacon_id
 
 
-def _expires(beacon: Beacon, person: str, settings: Settings) -> int:
-    if person.startswith("p#e#"):
-        return expiry(beacon.created_at, settings.retention_days)  # the entity's beacon index
+def day_expiry(beacon: Beacon, person: str, settings: Settings) -> int:
+    """The TTL of the beacon's day item: an entity's lives as long as its beacons (the index of
+    them, and their labels): as long as the day's last possible one, whichever registers last."""
     start = datetime.fromisoformat(day_of(beacon.created_at)).replace(tzinfo=UTC)
+    if person.startswith("p#e#"):
+        return expiry(start + timedelta(days=1), settings.retention_days)
     return expiry(start, MARK_RETENTION_DAYS)
 
 
@@ -156,7 +240,7 @@ def register(beacon: Beacon, person: str, human: bool, settings: Settings) -> Da
     if beacon.mode == Mode.REDIRECT and person.startswith("p#e#"):
         actions.append(PersonDay.clicks.add({beacon.id}))
     actions += [Path([name]).set(Path([name]) | own) for name in claims_of(beacon, human, settings)]
-    actions.append(PersonDay.expires.set(_expires(beacon, person, settings)))
+    actions.append(PersonDay.expires.set(day_expiry(beacon, person, settings)))
     try:
         answer = item.update(actions=actions, condition=_first_time(beacon.id, person))
     except UpdateError as exc:
@@ -192,6 +276,8 @@ def forget(person: str, day: str, beacon_id: str) -> None:
     if stored is None:
         return
     held = [name for name, holder in stored.claims.items() if holder == beacon_id]
+    if beacon_id in stored.labels:
+        held.append(label_name(beacon_id))
     actions: list[Any] = [PersonDay.hits.delete({beacon_id}), *(Path([name]).remove() for name in held)]
     if beacon_id in stored.clicks:
         actions.append(PersonDay.clicks.delete({beacon_id}))
@@ -206,9 +292,9 @@ def forget(person: str, day: str, beacon_id: str) -> None:
             raise  # else a beacon registered meanwhile: the item stays, for it
 
 
-def read(person: str, day: str) -> Day | None:
-    """The person-day as stored (strongly consistent), or None."""
-    answer = PersonDay._get_connection().get_item(person, day, consistent_read=True)
+def read(person: str, day: str, *, consistent: bool = True) -> Day | None:
+    """The person-day as stored (strongly consistent unless told), or None."""
+    answer = PersonDay._get_connection().get_item(person, day, consistent_read=consistent)
     item = answer.get("Item")
     return None if item is None else Day.of(item)
 
