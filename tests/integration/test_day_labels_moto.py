@@ -495,3 +495,44 @@ def test_a_day_item_that_keeps_changing_leaves_the_label_to_the_beacon(
     assert all("class" in stored_item(beacon_id) for beacon_id in ids)
     assert_mail_counted(tag)
     redeliver_every_shape(stream, ids, partial(assert_mail_counted, tag))
+
+
+@pytest.mark.parametrize("entity", ["recipient:late@example.com", "ip:203.0.113.7"])
+def test_the_stream_may_take_back_what_it_wrote_for_a_beacon_erased_meanwhile(
+    stream: Handler,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+    calls: list[tuple[str, str]],
+    entity: str,
+) -> None:
+    """An erasure lands between a beacon's day-item write and the stream's second tombstone read:
+    the stream takes back its day item (deleting it once empty), the beacon and the entity's
+    record, with calls its role allows (a recipient has no record; an ip entity has one)."""
+    from webbugger.models import beacon_partition
+    from webbugger.refs import Ref
+    from webbugger.runtime import default_registry, default_settings
+    from webbugger.signing import load_visitor_salt
+    from webbugger.tombstones import bury
+
+    ref = Ref.parse(entity)
+    entity_type = default_registry().entity(ref.type)
+    entity_type.get_or_create(ref.id)  # an ip entity's record, made by its inline hook; none for a recipient
+    beacon_id = store(entity=entity, source="campaign:late", at=NOON, mode="pixel")
+    real = stream_batch.register_labelled
+
+    def erased_after_the_write(beacon: Any, *args: Any) -> Any:
+        written = real(beacon, *args)
+        bury(load_visitor_salt(default_settings()), entity, NOON + timedelta(hours=1))
+        return written
+
+    monkeypatch.setattr(stream_batch, "register_labelled", erased_after_the_write)
+    event = insert_event([beacon_id])
+    calls.clear()  # the beacon's put
+    assert stream(event, FakeContext()) == {"batchItemFailures": []}
+    day_key = {"pk": {"S": f"p#e#{entity}"}, "sk": {"S": NOON.date().isoformat()}}
+    assert "Item" not in client().get_item(TableName=COUNTERS, Key=day_key, ConsistentRead=True)
+    beacon_key = {"pk": {"S": beacon_partition(beacon_id)}, "id": {"S": beacon_id}}
+    assert "Item" not in client().get_item(TableName=BEACONS, Key=beacon_key, ConsistentRead=True)
+    assert entity_type.load is not None
+    assert entity_type.load(ref.id or "") is None
+    assert _not_granted("StreamFunction", calls) == set()
+    assert _not_granted("AdminFunction", calls) == set()  # recount does the same work
