@@ -20,7 +20,9 @@ import moto_stack
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from iam_grants import Call, not_granted, only_environment_of, recording, used
+from stream_test_plugins import probe
 from test_counters import (  # noqa: F401 - aws, stream, track: fixtures
+    PROBES,
     RING,
     FakeContext,
     aws,
@@ -34,6 +36,7 @@ from webbugger import runtime
 from webbugger.feed import sinks
 from webbugger.minting import tracking_url
 from webbugger.modes import Mode
+from webbugger.plugins import PLUGINS_VARIABLE
 from webbugger.refs import Ref
 from webbugger.runtime import default_registry
 from webbugger.tokens import TokenClaims
@@ -63,6 +66,7 @@ def deployed(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:  # n
     names = moto_stack.template_table_names("test-counters-")
     names |= {"BeaconsTable": "test-counters-beacons", "CountersTable": "test-counters-counters"}
     moto_stack.set_function_environment(monkeypatch, names, "AdminFunction", "DrainFunction")
+    monkeypatch.setenv(PLUGINS_VARIABLE, probe.__name__)  # as the aws fixture set it
     salt = boto3.client("secretsmanager", region_name=REGION).create_secret(
         Name="webbugger-visitor-salt", SecretString="iam-salt-" + "s" * 40
     )
@@ -100,10 +104,6 @@ def hit_path(**claims: Any) -> str:
     return tracking_url("https://t.example", TokenClaims(**claims), RING).removeprefix("https://t.example")
 
 
-def actions(made: list[Call]) -> set[str]:
-    return {action for action, _ in made}
-
-
 # --- the track function -----------------------------------------------------------------------------
 
 
@@ -112,10 +112,15 @@ def test_the_track_functions_hits_and_spills_are_granted(
     track: Handler,  # noqa: F811 - the fixture
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    link = create_link("https://example.com/granted")
+    link = create_link("https://example.com/granted", short_url_enabled=True)
     capped = create_link("https://example.com/capped")
     update_link(capped.id, {"max_hits": 5})
     create_campaign("granted")
+    # CloudFront's origin secret (EnableCloudFront): a request that carries it is checked against it.
+    origin = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="webbugger-origin", SecretString="origin-" + "o" * 32
+    )
+    monkeypatch.setenv("ORIGIN_SECRET_ARN", origin["ARN"])
     as_deployed("TrackFunction", monkeypatch)
     recipient, source = Ref("recipient", "granted@example.com"), Ref("campaign", "granted")
     paths = [
@@ -123,15 +128,24 @@ def test_the_track_functions_hits_and_spills_are_granted(
         hit_path(mode=Mode.REDIRECT, target=Ref("link", link.id), entity=recipient, source=source),
         hit_path(mode=Mode.REDIRECT, target=Ref("link", capped.id), entity=Ref("ip", "visitor-1")),
         hit_path(mode=Mode.PIXEL, entity=Ref("ip", "visitor-1")),  # its record updated this time
+        f"/l/{link.id}",
     ]
     with recording() as made:
         for path in paths:
-            assert track(redirect_event(path, UA, VISITOR), FakeContext())["statusCode"] in (200, 302)
+            headers = {"user-agent": UA, "x-webbugger-origin-secret": "origin-" + "o" * 32}
+            event = moto_stack.http_event(path, headers=headers, source_ip=VISITOR, request_id=path[-12:])
+            assert track(event, FakeContext())["statusCode"] in (200, 302)
         boto3.client("dynamodb", region_name=REGION).delete_table(TableName="test-counters-beacons")
         assert track(redirect_event(paths[0], UA, VISITOR), FakeContext())["statusCode"] == 200
     spilled = boto3.client("sqs", region_name=REGION).receive_message(QueueUrl=deployed["spill"])
     assert len(spilled["Messages"]) == 1
-    assert {"secretsmanager:GetSecretValue", "sqs:SendMessage", "dynamodb:UpdateItem"} <= actions(made)
+    assert {
+        ("secretsmanager:GetSecretValue", "SigningSecret"),
+        ("secretsmanager:GetSecretValue", "OriginSecret"),
+        ("sqs:SendMessage", "SpillQueue"),
+        ("dynamodb:UpdateItem", "LinksTable"),  # the capped link's claim
+        ("dynamodb:PutItem", "IpEntitiesTable"),
+    } <= used(made)
     assert not_granted("TrackFunction", made) == set()
 
 
@@ -158,11 +172,14 @@ def test_the_stream_functions_batches_are_granted(
         store(entity=entity, source=source, target="link:stream", at=now + timedelta(seconds=1)),
         store(entity="ip:visitor-2", target="link:stream", at=now + timedelta(seconds=2)),
         store(target="link:stream", source=source, at=now + timedelta(seconds=3)),  # labelled on itself
+        # A plugin's deferred hook: its writes in one transaction with the beacon's "applied" mark.
+        store(entity=f"{probe.TYPE_NAME}:iam", target="link:stream", at=now + timedelta(seconds=4)),
         store(
             entity="recipient:gone@example.com", source=source, at=now - timedelta(hours=2)
         ),  # erased after
     ]
     event = insert_event(ids)
+    parameters.clear_caches()  # type: ignore[no-untyped-call] - a cold start: its secret read too
     with recording() as made:
         assert stream(copy.deepcopy(event), FakeContext()) == {"batchItemFailures": []}
         # Redelivered (Lambda delivers at least once), then relabelled by a later click.
@@ -173,12 +190,15 @@ def test_the_stream_functions_batches_are_granted(
         assert stream(insert_event([click]), FakeContext()) == {"batchItemFailures": []}
     needed = used(made)
     assert ("sqs:SendMessage", "HitFeedDeadLetterQueue") in needed
+    assert ("secretsmanager:GetSecretValue", "VisitorSaltSecret") in needed
     assert {
         ("events:PutEvents", "HitEventBus"),
         ("firehose:PutRecordBatch", "AnalyticsDeliveryStream"),
     } <= needed
     assert ("dynamodb:DeleteItem", "BeaconsTable") in needed  # the tombstoned beacon
-    assert not_granted("StreamFunction", made) == set()
+    assert probe.load("iam") is not None
+    # The plugin's own table is granted by its deployer, not by template.yaml.
+    assert {call for call in not_granted("StreamFunction", made) if call[1] != PROBES} == set()
 
 
 # --- the admin function -----------------------------------------------------------------------------
@@ -274,7 +294,9 @@ def test_the_admin_functions_routes_are_granted(
     ]
     ids.append(store(entity="ip:visitor-3", at=now))
     default_registry().entity("ip").get_or_create("visitor-3")  # its record, as the inline hook made it
-    store(entity=recipient, source="campaign:admin", at=now, mode="pixel")  # left to recount
+    # Left to recount: one labelled on its entity's day item, one on itself.
+    store(entity=recipient, source="campaign:admin", at=now, mode="pixel")
+    store(target=f"link:{link_id}", source="campaign:admin", at=now)
     assert stream(insert_event(ids), FakeContext()) == {"batchItemFailures": []}
     gaps: dict[str, set[Call]] = {}
     answers: dict[str, dict[str, Any]] = {}
@@ -284,7 +306,7 @@ def test_the_admin_functions_routes_are_granted(
             answers[f"{method} {path}"] = admin_call(admin, method, path, body, **query)
         if missing := not_granted("AdminFunction", made):
             gaps[f"{method} {path}"] = missing
-    assert json.loads(answers["POST /recount"]["body"])["recounted"] == 1
+    assert json.loads(answers["POST /recount"]["body"])["recounted"] == 2
     assert json.loads(answers["POST /erase"]["body"])["record"] is True  # the ip entity's
     assert gaps == {}
 
