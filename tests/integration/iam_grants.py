@@ -13,8 +13,10 @@ reported as it is (a plugin's own table is granted by its deployer, not here).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from contextlib import contextmanager
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +59,8 @@ def permissions(service: str, operation: str, params: dict[str, Any]) -> set[Cal
             }
         if operation in ("BatchGetItem", "BatchWriteItem"):
             return {(f"dynamodb:{operation}", table) for table in params["RequestItems"]}
-        return {(f"dynamodb:{operation}", params["TableName"])}
+        index = f"/index/{params['IndexName']}" if "IndexName" in params else ""
+        return {(f"dynamodb:{operation}", params["TableName"] + index)}
     if service == "secretsmanager":
         return {(f"secretsmanager:{operation}", params["SecretId"])}
     if service == "sqs":
@@ -67,7 +70,7 @@ def permissions(service: str, operation: str, params: dict[str, Any]) -> set[Cal
     if service == "firehose":
         return {(f"firehose:{operation}", params["DeliveryStreamName"])}
     if service == "s3":
-        return {(f"s3:{operation}", params["Bucket"])}
+        return {(f"s3:{operation}", params["Bucket"] + (f"/{params['Key']}" if "Key" in params else ""))}
     raise AssertionError(f"no IAM mapping for {service}:{operation}: add one to iam_grants.permissions")
 
 
@@ -107,8 +110,9 @@ def calls() -> Iterator[list[Call]]:
 
 
 def _logical_id(value: Any) -> str | None:
-    """The resource an intrinsic names: ``!Ref X``, ``!GetAtt X.Attr``, ``!Sub "...${X}..."``
-    (its first reference), ``!If [C, A, B]`` (A: conditional grants and names count when on)."""
+    """The resource an intrinsic names: ``!Ref X``, ``!GetAtt X.Attr``, ``!If [C, A, B]`` (A:
+    conditional grants and names count when on), ``!Sub "...${X}/rest"`` (``X/rest``, its first
+    resource reference and what follows it: an index, a bucket's objects)."""
     if not isinstance(value, dict) or len(value) != 1:
         return None
     ((function, argument),) = value.items()
@@ -118,8 +122,10 @@ def _logical_id(value: Any) -> str | None:
         return str(argument[0])
     if function == "Fn::Sub":
         text = argument[0] if isinstance(argument, list) else argument
-        start = text.find("${")
-        return text[start + 2 : text.index("}", start)].split(".")[0] if start >= 0 else None
+        for found in re.finditer(r"\$\{([^}.]+)[^}]*\}", text):
+            if not found.group(1).startswith("AWS::"):
+                return found.group(1) + text[found.end() :]
+        return None
     if function == "Fn::If":
         return _logical_id(argument[1])
     return None
@@ -183,12 +189,20 @@ def not_granted(function: str, made: list[Call], template: Template | None = Non
     """The calls of ``made`` that the policies of ``function`` do not allow, as (action, logical
     id); a resource the template's environment does not name stays as the code named it."""
     template = template or load_template(ROOT)
-    names = _environment_names(template)
-    needed = {(action, names.get(resource, resource)) for action, resource in made}
-    return needed - granted(function, template)
+    allowed = granted(function, template)
+    return {
+        (action, resource)
+        for action, resource in used(made, template)
+        if not any(action == grant and fnmatchcase(resource, pattern) for grant, pattern in allowed)
+    }
 
 
 def used(made: list[Call], template: Template | None = None) -> set[Call]:
-    """``made`` as (action, logical id)."""
+    """``made`` as (action, logical id, then what follows the name: ``Table/index/NAME``)."""
     names = _environment_names(template or load_template(ROOT))
-    return {(action, names.get(resource, resource)) for action, resource in made}
+
+    def logical(resource: str) -> str:
+        name, slash, rest = resource.partition("/")
+        return names[name] + slash + rest if name in names else names.get(resource, resource)
+
+    return {(action, logical(resource)) for action, resource in made}

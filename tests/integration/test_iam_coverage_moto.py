@@ -14,6 +14,7 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import boto3
 import moto_stack
@@ -128,6 +129,7 @@ def test_the_track_functions_hits_and_spills_are_granted(
         hit_path(mode=Mode.REDIRECT, target=Ref("link", link.id), entity=recipient, source=source),
         hit_path(mode=Mode.REDIRECT, target=Ref("link", capped.id), entity=Ref("ip", "visitor-1")),
         hit_path(mode=Mode.PIXEL, entity=Ref("ip", "visitor-1")),  # its record updated this time
+        hit_path(mode=Mode.PIXEL, entity=Ref.parse("ip", allow_new=True)),  # a new one, made here
         f"/l/{link.id}",
     ]
     with recording() as made:
@@ -216,7 +218,7 @@ def admin(deployed: dict[str, str]) -> Iterator[Handler]:
             sys.modules[ADMIN_MODULE] = previous
 
 
-def admin_call(admin: Handler, method: str, path: str, body: Any = None, **query: str) -> dict[str, Any]:
+def admin_call(admin: Handler, method: str, path: str, body: Any, query: dict[str, str]) -> dict[str, Any]:
     """One admin request, as the HTTP API passes it (routed as template.yaml routes it); its answer."""
     routes = [r for r in load_template(moto_stack.ROOT).routes() if r.function == "AdminFunction"]
     parts, params = path.split("/"), {}
@@ -228,7 +230,7 @@ def admin_call(admin: Handler, method: str, path: str, body: Any = None, **query
                 break
     else:
         raise AssertionError(f"no admin route {method} {path}")
-    target = path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+    target = path + ("?" + urlencode(query) if query else "")
     payload = b"" if body is None else json.dumps(body).encode()
     headers = [("user-agent", "admin-test"), ("content-type", "application/json")]
     event = build_event(route, params, method, target, headers, payload, "192.0.2.1", "HTTP/1.1")
@@ -237,24 +239,28 @@ def admin_call(admin: Handler, method: str, path: str, body: Any = None, **query
     return answer
 
 
-def test_the_admin_functions_routes_are_granted(
-    admin: Handler,
-    stream: Handler,  # noqa: F811 - the fixture
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    as_deployed("AdminFunction", monkeypatch)
-    create_campaign("admin")
-    recipient = "recipient:admin@example.com"
-    link_id = f"iam-{uuid.uuid4().hex[:8]}"
-    now = datetime.now(UTC)
+def is_json(answer: dict[str, Any]) -> bool:
+    return "json" in (answer.get("headers") or {}).get("Content-Type", "")
+
+
+def admin_requests(link_id: str, recipient: str, now: datetime) -> list[tuple[str, str, Any, dict[str, str]]]:
+    """Every admin route, with a body or query that gets a 2xx: (method, path, body, query)."""
     since, until = (now - timedelta(hours=1)).isoformat(), (now + timedelta(hours=1)).isoformat()
-    requests: list[tuple[str, str, Any, dict[str, str]]] = [
+    split = {
+        "variants": [
+            {"name": "a", "url": "https://example.com/a"},
+            {"name": "b", "url": "https://example.com/b"},
+        ]
+    }
+    return [
         ("POST", "/links", {"url": "https://example.com/admin", "id": link_id}, {}),
         ("GET", "/links", None, {}),
         ("GET", f"/links/{link_id}", None, {}),
         ("PATCH", f"/links/{link_id}", {"max_hits": 10, "short_url_enabled": True}, {}),
         ("GET", f"/links/{link_id}/qr", None, {}),
         ("GET", f"/links/{link_id}/variants", None, {}),
+        ("POST", "/links", {"url": "https://example.com/a", "id": f"{link_id}-split", "split": split}, {}),
+        ("GET", f"/links/{link_id}-split/variants", None, {}),
         ("POST", "/mint", {"target": f"link:{link_id}", "entity": recipient, "source": "campaign:admin"}, {}),
         ("POST", "/mint/batch", {"items": [{"entity": recipient, "source": "campaign:admin"}]}, {}),
         ("POST", "/sends", {"source": "campaign:admin", "entities": [recipient]}, {}),
@@ -274,21 +280,39 @@ def test_the_admin_functions_routes_are_granted(
             {"html": "<p>hi</p>", "campaign": "admin", "recipients": ["s@example.com"]},
             {},
         ),
-        ("GET", "/beacons", None, {"entity": recipient, "since": since, "until": until}),
-        ("GET", "/beacons", None, {"source": "campaign:admin", "since": since, "until": until}),
+        ("GET", "/beacons", None, {"entity": recipient, "from": since, "to": until}),
+        ("GET", "/beacons", None, {"source": "campaign:admin", "from": since, "to": until}),
         ("GET", "/stats", None, {"ref": f"link:{link_id}"}),
+        ("GET", "/stats", None, {"ref": recipient}),
+        ("GET", "/stats", None, {"ref": "ip:visitor-3"}),
+        ("GET", "/beacons", None, {"target": f"link:{link_id}", "from": since, "to": until}),
+        ("GET", "/beacons", None, {"entity": "ip:visitor-3", "from": since, "to": until}),
+        ("POST", "/mint", {"entity": "ip", "source": "campaign:admin"}, {}),
         ("GET", "/stats/campaign", None, {"ref": "campaign:admin"}),
         (
             "GET",
             "/export",
             None,
-            {"source": "campaign:admin", "format": "csv", "since": since, "until": until},
+            {"source": "campaign:admin", "format": "csv", "from": since, "to": until},
         ),
         ("POST", "/recount", {"from": since, "to": until}, {}),
-        ("POST", "/erase", {"entity": recipient}, {}),
+        ("POST", "/erase", {"entity": recipient, "since": since}, {}),
         ("POST", "/erase", {"entity": "ip:visitor-3"}, {}),
         ("POST", f"/links/{link_id}/disable", None, {}),
     ]
+
+
+def test_the_admin_functions_routes_are_granted(
+    admin: Handler,
+    stream: Handler,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    as_deployed("AdminFunction", monkeypatch)
+    create_campaign("admin")
+    recipient = "recipient:admin@example.com"
+    link_id = f"iam-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    requests = admin_requests(link_id, recipient, now)
     ids = [
         store(entity=recipient, source="campaign:admin", target=f"link:{link_id}", at=now) for _ in range(2)
     ]
@@ -299,15 +323,18 @@ def test_the_admin_functions_routes_are_granted(
     store(target=f"link:{link_id}", source="campaign:admin", at=now)
     assert stream(insert_event(ids), FakeContext()) == {"batchItemFailures": []}
     gaps: dict[str, set[Call]] = {}
-    answers: dict[str, dict[str, Any]] = {}
+    answers: list[tuple[str, Any]] = []
     for method, path, body, query in requests:
         parameters.clear_caches()  # type: ignore[no-untyped-call] - each route reads its secrets
         with recording() as made:
-            answers[f"{method} {path}"] = admin_call(admin, method, path, body, **query)
+            answer = admin_call(admin, method, path, body, query)
+        answers.append((f"{method} {path}", json.loads(answer["body"]) if is_json(answer) else None))
         if missing := not_granted("AdminFunction", made):
-            gaps[f"{method} {path}"] = missing
-    assert json.loads(answers["POST /recount"]["body"])["recounted"] == 2
-    assert json.loads(answers["POST /erase"]["body"])["record"] is True  # the ip entity's
+            gaps[f"{method} {path} {body or query}"] = missing
+    # The paths ran: beacons were found, recounted, an entity's record erased.
+    assert all(answer["beacons"] for route, answer in answers if route == "GET /beacons")
+    assert [answer["recounted"] for route, answer in answers if route == "POST /recount"] == [2]
+    assert [answer["record"] for route, answer in answers if route == "POST /erase"] == [False, True]
     assert gaps == {}
 
 
