@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -42,7 +41,7 @@ from webbugger.refs import Ref
 from webbugger.runtime import default_registry
 from webbugger.tokens import TokenClaims
 from webbugger_cli.local.gateway_events import build_event
-from webbugger_cli.template import load_handler, load_template
+from webbugger_cli.template import load_template
 from webbugger_plugins.campaign import create_campaign
 from webbugger_plugins.link import create_link, update_link
 
@@ -54,9 +53,6 @@ if TYPE_CHECKING:
 REGION = moto_stack.REGION
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) IamCoverage/1.0"
 VISITOR = "198.51.100.23"
-ADMIN_CODE_URI = moto_stack.ROOT / "functions" / "admin"
-ADMIN_MODULE = f"webbugger_function_{ADMIN_CODE_URI.name}_app"
-DRAIN_CODE_URI = moto_stack.ROOT / "functions" / "drain"
 
 
 @pytest.fixture
@@ -209,13 +205,8 @@ def test_the_stream_functions_batches_are_granted(
 @pytest.fixture
 def admin(deployed: dict[str, str]) -> Iterator[Handler]:
     """The admin function's handler, loaded anew under this test's environment."""
-    previous = sys.modules.pop(ADMIN_MODULE, None)
-    try:
-        yield load_handler(ADMIN_CODE_URI, "app.lambda_handler")
-    finally:
-        sys.modules.pop(ADMIN_MODULE, None)
-        if previous is not None:
-            sys.modules[ADMIN_MODULE] = previous
+    with moto_stack.fresh_handler(moto_stack.ROOT / "functions" / "admin") as handler:
+        yield handler
 
 
 def admin_call(admin: Handler, method: str, path: str, body: Any, query: dict[str, str]) -> dict[str, Any]:
@@ -374,10 +365,8 @@ def test_the_drain_functions_writes_are_granted(
         }
         for n, body in enumerate(bodies)
     ]
-    handler = load_handler(DRAIN_CODE_URI, "app.lambda_handler")
-    sys.modules["webbugger_function_drain_app"].bind_beacons.cache_clear()
     moto_stack.reset_caches()
-    with recording() as made:
+    with moto_stack.fresh_handler(moto_stack.ROOT / "functions" / "drain") as handler, recording() as made:
         answer = handler({"Records": records}, moto_stack.FakeContext(function_name="DrainFunction"))
     assert answer == {"batchItemFailures": []}
     assert [Beacon.count(beacon_partition(beacon_id), Beacon.id == beacon_id) for beacon_id in ids] == [1, 0]
