@@ -17,6 +17,7 @@ import re
 import sys
 from contextlib import contextmanager
 from fnmatch import fnmatchcase
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,12 @@ _SQS_ACTIONS = {
 }
 
 Call = tuple[str, str]  # (IAM action, resource as the code names it)
+
+
+@cache
+def _template() -> Template:
+    """template.yaml, parsed once (it is read on every check)."""
+    return load_template(ROOT)
 
 
 def permissions(service: str, operation: str, params: dict[str, Any]) -> set[Call]:
@@ -151,7 +158,7 @@ def only_environment_of(
     """Unset what template.yaml gives other functions and not ``function`` (the moto fixtures set
     several functions' environments at once): a path that reads a variable its function lacks
     must not pass here."""
-    template = template or load_template(ROOT)
+    template = template or _template()
     functions = [
         name
         for name, resource in template.resources.items()
@@ -174,7 +181,7 @@ def _variables(template: Template, function: str) -> dict[str, Any]:
 
 def granted(function: str, template: Template | None = None) -> set[Call]:
     """Every (action, logical id) the policies of ``function`` allow (a conditional one's too)."""
-    template = template or load_template(ROOT)
+    template = template or _template()
     allowed: set[Call] = set()
     for policy in template.resources[function]["Properties"]["Policies"]:
         for statement in (policy["Fn::If"][1] if "Fn::If" in policy else policy)["Statement"]:
@@ -188,7 +195,7 @@ def granted(function: str, template: Template | None = None) -> set[Call]:
 def not_granted(function: str, made: list[Call], template: Template | None = None) -> set[Call]:
     """The calls of ``made`` that the policies of ``function`` do not allow, as (action, logical
     id); a resource the template's environment does not name stays as the code named it."""
-    template = template or load_template(ROOT)
+    template = template or _template()
     allowed = granted(function, template)
     return {
         (action, resource)
@@ -199,7 +206,7 @@ def not_granted(function: str, made: list[Call], template: Template | None = Non
 
 def used(made: list[Call], template: Template | None = None) -> set[Call]:
     """``made`` as (action, logical id, then what follows the name: ``Table/index/NAME``)."""
-    names = _environment_names(template or load_template(ROOT))
+    names = _environment_names(template or _template())
 
     def logical(resource: str) -> str:
         name, slash, rest = resource.partition("/")

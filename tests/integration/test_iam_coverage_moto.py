@@ -8,7 +8,9 @@ Secrets are read from (fake) Secrets Manager, as deployed; the hit feed is on.
 
 from __future__ import annotations
 
+import base64
 import copy
+import gzip
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from moto_stack import Handler
 
 REGION = moto_stack.REGION
+TEMPLATE = load_template(moto_stack.ROOT)  # parsed once, at collection
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) IamCoverage/1.0"
 VISITOR = "198.51.100.23"
 
@@ -211,7 +214,7 @@ def admin(deployed: dict[str, str]) -> Iterator[Handler]:
 
 def admin_call(admin: Handler, method: str, path: str, body: Any, query: dict[str, str]) -> dict[str, Any]:
     """One admin request, as the HTTP API passes it (routed as template.yaml routes it); its answer."""
-    routes = [r for r in load_template(moto_stack.ROOT).routes() if r.function == "AdminFunction"]
+    routes = [r for r in TEMPLATE.routes() if r.function == "AdminFunction"]
     parts, params = path.split("/"), {}
     for route in routes:
         pattern = route.path.split("/")
@@ -288,7 +291,7 @@ def admin_requests(link_id: str, recipient: str, now: datetime) -> list[tuple[st
         ),
         ("POST", "/recount", {"from": since, "to": until}, {}),
         ("POST", "/erase", {"entity": recipient, "since": since}, {}),
-        ("POST", "/erase", {"entity": "ip:visitor-3"}, {}),
+        ("POST", "/erase", {"entity": "ip:visitor-3", "since": since}, {}),
         ("POST", f"/links/{link_id}/disable", None, {}),
     ]
 
@@ -338,7 +341,7 @@ def test_the_drain_functions_writes_are_granted(
 ) -> None:
     from webbugger.models import Beacon, beacon_partition
     from webbugger.signing import load_visitor_salt
-    from webbugger.spill import spill_message
+    from webbugger.spill import SPILL_LOG_MESSAGE, spill_message
     from webbugger.tombstones import bury
 
     as_deployed("DrainFunction", monkeypatch)
@@ -347,6 +350,7 @@ def test_the_drain_functions_writes_are_granted(
     ids = [
         store(entity="recipient:kept@example.com", at=now - timedelta(minutes=1)),
         store(entity="recipient:gone@example.com", at=now - timedelta(minutes=1)),  # dropped
+        store(entity="recipient:logged@example.com", at=now - timedelta(minutes=1)),  # from the log
     ]
     bodies = [spill_message(Beacon.get(beacon_partition(beacon_id), beacon_id)) for beacon_id in ids]
     for beacon_id in ids:
@@ -363,12 +367,18 @@ def test_the_drain_functions_writes_are_granted(
             "eventSourceARN": f"arn:aws:sqs:{REGION}:{moto_stack.ACCOUNT}:spill",
             "awsRegion": REGION,
         }
-        for n, body in enumerate(bodies)
+        for n, body in enumerate(bodies[:2])
     ]
+    # ReplaySpilledLogs: the track function's log line, delivered by its subscription.
+    line = json.dumps({"level": "ERROR", "message": SPILL_LOG_MESSAGE, **json.loads(bodies[2])})
+    logs = {"logGroup": "track", "logEvents": [{"id": "1", "timestamp": 0, "message": line}]}
+    delivery = {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(logs).encode())).decode()}}
+    context = moto_stack.FakeContext(function_name="DrainFunction")
     moto_stack.reset_caches()
     with moto_stack.fresh_handler(moto_stack.ROOT / "functions" / "drain") as handler, recording() as made:
-        answer = handler({"Records": records}, moto_stack.FakeContext(function_name="DrainFunction"))
-    assert answer == {"batchItemFailures": []}
-    assert [Beacon.count(beacon_partition(beacon_id), Beacon.id == beacon_id) for beacon_id in ids] == [1, 0]
+        assert handler({"Records": records}, context) == {"batchItemFailures": []}
+        assert handler(delivery, context) == {"records": 1, "invalid": 0}
+    stored = [Beacon.count(beacon_partition(beacon_id), Beacon.id == beacon_id) for beacon_id in ids]
+    assert stored == [1, 0, 1]
     assert ("secretsmanager:GetSecretValue", "VisitorSaltSecret") in used(made)
     assert not_granted("DrainFunction", made) == set()
