@@ -24,6 +24,7 @@ from aws_lambda_powertools.utilities import parameters
 from iam_grants import Call, not_granted, only_environment_of, recording, used
 from stream_test_plugins import probe
 from test_counters import (  # noqa: F401 - aws, stream, track: fixtures
+    COUNTERS,
     PROBES,
     RING,
     FakeContext,
@@ -189,6 +190,10 @@ def test_the_stream_functions_batches_are_granted(
         # The analytics stream gone: its rows are dead-lettered.
         boto3.client("firehose", region_name=REGION).delete_delivery_stream(DeliveryStreamName="analytics")
         assert stream(insert_event([click]), FakeContext()) == {"batchItemFailures": []}
+    day_key = {"pk": {"S": f"p#e#{entity}"}, "sk": {"S": now.date().isoformat()}}
+    day = boto3.client("dynamodb", region_name=REGION).get_item(TableName=COUNTERS, Key=day_key)["Item"]
+    opened = day["b#" + ids[0]]["M"]
+    assert (opened["c"]["S"], "v" in opened) == ("human", True)  # relabelled there by a click
     needed = used(made)
     assert ("sqs:SendMessage", "HitFeedDeadLetterQueue") in needed
     assert ("secretsmanager:GetSecretValue", "VisitorSaltSecret") in needed
@@ -283,6 +288,7 @@ def admin_requests(link_id: str, recipient: str, now: datetime) -> list[tuple[st
         ("GET", "/beacons", None, {"entity": "ip:visitor-3", "from": since, "to": until}),
         ("POST", "/mint", {"entity": "ip", "source": "campaign:admin"}, {}),
         ("GET", "/stats/campaign", None, {"ref": "campaign:admin"}),
+        ("GET", "/openapi.json", None, {}),
         (
             "GET",
             "/export",
