@@ -388,3 +388,10 @@ def test_the_drain_functions_writes_are_granted(
     assert stored == [1, 0, 1]
     assert ("secretsmanager:GetSecretValue", "VisitorSaltSecret") in used(made)
     assert not_granted("DrainFunction", made) == set()
+
+
+def test_every_function_of_the_template_has_its_calls_checked_here() -> None:
+    # A function added to template.yaml fails this until a test above runs its main paths.
+    kinds = ("AWS::Serverless::Function", "AWS::Lambda::Function")
+    functions = {name for name, resource in TEMPLATE.resources.items() if resource["Type"] in kinds}
+    assert functions == {"TrackFunction", "StreamFunction", "AdminFunction", "DrainFunction"}
