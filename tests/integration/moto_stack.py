@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,6 +97,23 @@ def create_signing_secret(monkeypatch: pytest.MonkeyPatch, ring_json: str) -> st
     arn: str = secret["ARN"]
     monkeypatch.setenv("SIGNING_SECRET_ARN", arn)
     return arn
+
+
+@contextmanager
+def fresh_handler(code_uri: Path, handler: str = "app.lambda_handler") -> Iterator[Handler]:
+    """A function's handler loaded anew (a cold start) under the current environment.
+
+    load_handler caches the module, which binds its registry at import: the one a test session
+    loaded before (the local stack's) is put back afterwards, untouched."""
+    name = f"webbugger_function_{code_uri.name}_{handler.rpartition('.')[0]}"
+    previous = sys.modules.pop(name, None)
+    try:
+        loaded: Handler = load_handler(code_uri, handler)
+        yield loaded
+    finally:
+        sys.modules.pop(name, None)
+        if previous is not None:
+            sys.modules[name] = previous
 
 
 def load_track_handler() -> Handler:

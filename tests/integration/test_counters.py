@@ -45,7 +45,6 @@ from webbugger.plugins import PLUGINS_VARIABLE
 from webbugger.refs import Ref
 from webbugger.registry import Kind
 from webbugger.tokens import KeyRing, TokenClaims
-from webbugger_cli.template import load_handler
 from webbugger_plugins.campaign import create_campaign
 from webbugger_plugins.link import create_link
 
@@ -120,18 +119,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def stream(aws: None) -> Iterator[Handler]:
-    """The stream function's handler, loaded anew (a cold start) under this test's environment.
-
-    The module is cached by load_handler and binds its registry at import: the one a test session
-    loaded before (the local stack's) is put back afterwards, untouched."""
-    previous = sys.modules.pop(STREAM_MODULE, None)
-    try:
-        handler: Handler = load_handler(STREAM_CODE_URI, "app.lambda_handler")
+    """The stream function's handler, loaded anew (a cold start) under this test's environment."""
+    with moto_stack.fresh_handler(STREAM_CODE_URI) as handler:
         yield handler
-    finally:
-        sys.modules.pop(STREAM_MODULE, None)
-        if previous is not None:
-            sys.modules[STREAM_MODULE] = previous
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.exceptions import ReadTimeoutError
+from iam_grants import calls, not_granted  # noqa: F401 - calls: a fixture
 from pynamodb.exceptions import UpdateError
 from test_counters import (  # noqa: F401 - aws, stream, stream_module, first_commit_lost: fixtures
     BEACONS,
@@ -64,18 +65,18 @@ def test_a_failure_after_the_day_write_leaves_its_count_to_the_retry(
     first = store(entity="recipient:a@example.com", source=source, at=NOON, mode="pixel")
     second = store(entity="recipient:b@example.com", source=source, at=NOON, mode="pixel")
     real = Tombstones.erased_at
-    calls: list[str] = []
+    refused: list[str] = []
 
     def unreachable_once(self: Tombstones, entity: str, *, fresh: bool = False) -> int | None:
-        if fresh and entity == "recipient:a@example.com" and not calls:
-            calls.append(entity)
+        if fresh and entity == "recipient:a@example.com" and not refused:
+            refused.append(entity)
             raise RuntimeError("counters table unreachable")
         return real(self, entity, fresh=fresh)
 
     monkeypatch.setattr(Tombstones, "erased_at", unreachable_once)
     records = [stream_record(stored_item(beacon_id)) for beacon_id in (first, second)]
     response = stream({"Records": records}, FakeContext())
-    assert calls, "the tombstone was read again after the day item's write"
+    assert refused, "the tombstone was read again after the day item's write"
     assert sequence(records[0]) in failures(response)
     assert "b#" + first in day_item("recipient:a@example.com")  # its label and claim are written
 
@@ -89,70 +90,10 @@ def test_a_failure_after_the_day_write_leaves_its_count_to_the_retry(
 
 # --- what readers and the stream call, against what their functions may call ----------------------
 
-_TRANSACT_ACTIONS = {
-    "Put": "PutItem",
-    "Update": "UpdateItem",
-    "Delete": "DeleteItem",
-    "ConditionCheck": "ConditionCheckItem",
-}
-
-
-def _permissions(operation: str, kwargs: dict[str, Any]) -> set[tuple[str, str]]:
-    """The IAM (action, table) pairs one DynamoDB call needs."""
-    if operation == "TransactWriteItems":
-        return {
-            (f"dynamodb:{_TRANSACT_ACTIONS[kind]}", body["TableName"])
-            for item in kwargs["TransactItems"]
-            for kind, body in item.items()
-        }
-    if operation in ("BatchGetItem", "BatchWriteItem"):
-        return {(f"dynamodb:{operation}", table) for table in kwargs["RequestItems"]}
-    return {(f"dynamodb:{operation}", kwargs["TableName"])}
-
-
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Every (IAM action, table name) the models' DynamoDB calls need from now on."""
-    from pynamodb.connection.base import Connection
-
-    made: list[tuple[str, str]] = []
-    real = Connection.dispatch
-
-    def recording(self: Connection, operation_name: str, operation_kwargs: dict[str, Any]) -> dict[str, Any]:
-        made.extend(_permissions(operation_name, operation_kwargs))
-        answer: dict[str, Any] = real(self, operation_name, operation_kwargs)
-        return answer
-
-    monkeypatch.setattr(Connection, "dispatch", recording)
-    return made
-
-
-def _not_granted(function: str, made: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The calls of ``made`` (action, table name) that template.yaml's policies of ``function``
-    do not allow, as (action, the table's logical id)."""
-    import moto_stack
-    from webbugger_cli.template import load_template
-
-    template = load_template(moto_stack.ROOT)
-    logical = {
-        name: logical_id for logical_id, name in moto_stack.template_table_names("test-counters-").items()
-    }
-    logical |= {BEACONS: "BeaconsTable", COUNTERS: "CountersTable"}
-    granted: set[tuple[str, str]] = set()
-    for policy in template.resources[function]["Properties"]["Policies"]:
-        # A conditional policy (!If [CONDITION, POLICY, !Ref AWS::NoValue]) grants its policy.
-        for statement in (policy["Fn::If"][1] if "Fn::If" in policy else policy)["Statement"]:
-            actions, resources = statement["Action"], statement["Resource"]
-            for action in actions if isinstance(actions, list) else [actions]:
-                for resource in resources if isinstance(resources, list) else [resources]:
-                    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
-                        granted.add((action, resource["Fn::GetAtt"][0]))
-    return {(action, logical[table]) for action, table in made if (action, logical[table]) not in granted}
-
 
 def test_the_admin_functions_readers_of_day_labels_may_read_them(
     stream: Handler,  # noqa: F811 - the fixture
-    calls: list[tuple[str, str]],
+    calls: list[tuple[str, str]],  # noqa: F811 - the fixture
 ) -> None:
     """GET /beacons, /stats/campaign, exports and POST /recount read beacons through
     ``beacons_between``, which reads the labels their entities' day items keep (a BatchGetItem of
@@ -172,13 +113,13 @@ def test_the_admin_functions_readers_of_day_labels_may_read_them(
     by_source = list(beacons_between(since, until, kind=Kind.SOURCE, ref=Ref.parse(source)))
     by_entity = list(beacons_between(since, until, kind=Kind.ENTITY, ref=Ref.parse(entity)))
     assert [beacon.classification for beacon in by_source + by_entity] == ["human"] * 4
-    assert _not_granted("AdminFunction", calls) == set()
+    assert not_granted("AdminFunction", calls) == set()
 
 
 def test_recount_in_the_admin_function_may_label_on_day_items(
     stream: Handler,  # noqa: F811 - the fixture
     stream_module: ModuleType,  # noqa: F811 - the fixture
-    calls: list[tuple[str, str]],
+    calls: list[tuple[str, str]],  # noqa: F811 - the fixture
 ) -> None:
     """POST /recount runs the stream's work under the admin function's role: the day item's one
     write, its reads, the relabel of an open by a click there, are calls that role allows."""
@@ -199,12 +140,12 @@ def test_recount_in_the_admin_function_may_label_on_day_items(
     )
     assert (done.unfinished, done.failed) == (len(ids), 0)
     assert_mail_counted(tag)
-    assert _not_granted("AdminFunction", calls) == set()
+    assert not_granted("AdminFunction", calls) == set()
 
 
 def test_the_stream_functions_calls_on_day_labels_are_granted(
     stream: Handler,  # noqa: F811 - the fixture
-    calls: list[tuple[str, str]],
+    calls: list[tuple[str, str]],  # noqa: F811 - the fixture
 ) -> None:
     """The stream's one write on a day item, its reads of day items and its relabels there are
     calls its role allows."""
@@ -219,7 +160,7 @@ def test_the_stream_functions_calls_on_day_labels_are_granted(
     assert stream(copy.deepcopy(event), FakeContext()) == {"batchItemFailures": []}
     opened = day_item(entity)["b#" + ids[0]]["M"]
     assert (opened["c"]["S"], "v" in opened) == ("human", True)  # relabelled there by the click
-    assert _not_granted("StreamFunction", calls) == set()
+    assert not_granted("StreamFunction", calls) == set()
 
 
 # --- two hits of one entity processed at once ------------------------------------------------------
@@ -501,7 +442,7 @@ def test_a_day_item_that_keeps_changing_leaves_the_label_to_the_beacon(
 def test_the_stream_may_take_back_what_it_wrote_for_a_beacon_erased_meanwhile(
     stream: Handler,  # noqa: F811 - the fixture
     monkeypatch: pytest.MonkeyPatch,
-    calls: list[tuple[str, str]],
+    calls: list[tuple[str, str]],  # noqa: F811 - the fixture
     entity: str,
 ) -> None:
     """An erasure lands between a beacon's day-item write and the stream's second tombstone read:
@@ -534,5 +475,5 @@ def test_the_stream_may_take_back_what_it_wrote_for_a_beacon_erased_meanwhile(
     assert "Item" not in client().get_item(TableName=BEACONS, Key=beacon_key, ConsistentRead=True)
     assert entity_type.load is not None
     assert entity_type.load(ref.id or "") is None
-    assert _not_granted("StreamFunction", calls) == set()
-    assert _not_granted("AdminFunction", calls) == set()  # recount does the same work
+    assert not_granted("StreamFunction", calls) == set()
+    assert not_granted("AdminFunction", calls) == set()  # recount does the same work
