@@ -10,12 +10,8 @@ records (as in test_stream_classification.py).
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
-import itertools
 import json
-import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -27,11 +23,11 @@ import botocore.client
 import moto_stack
 import pytest
 from moto import mock_aws
+from test_stream_classification import insert_record
 from webbugger import runtime
 from webbugger.ids import epoch_ms, new_beacon_id
 from webbugger.models import Beacon, beacon_partition, expiry
 from webbugger.persons import entity_person, forget, read
-from webbugger_cli.template import load_handler
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -41,14 +37,12 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "test-recipient-"
 STREAM_CODE_URI = ROOT / "functions" / "stream"
-STREAM_MODULE = f"webbugger_function_{STREAM_CODE_URI.name}_app"
 SAFARI = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/18.1 Mobile/15E148 Safari/604.1"
 )
 DAY1 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 DAY2 = DAY1 + timedelta(days=1)
-_SEQUENCE = itertools.count(1)
 FakeContext = partial(moto_stack.FakeContext, function_name="StreamFunction", aws_request_id="rec1p")
 
 
@@ -56,7 +50,6 @@ FakeContext = partial(moto_stack.FakeContext, function_name="StreamFunction", aw
 def stream() -> Iterator[tuple[Handler, dict[str, str]]]:
     """Fake AWS with the stack's tables and the stream function's environment; its handler, loaded
     anew (the one a session loaded before is put back afterwards), and the table names."""
-    previous = sys.modules.pop(STREAM_MODULE, None)
     with pytest.MonkeyPatch.context() as monkeypatch, mock_aws():
         moto_stack.fake_aws_environment(monkeypatch)
         moto_stack.reset_caches()
@@ -69,11 +62,9 @@ def stream() -> Iterator[tuple[Handler, dict[str, str]]]:
         runtime.reset()
         runtime.default_settings()
         try:
-            yield load_handler(STREAM_CODE_URI, "app.lambda_handler"), names
+            with moto_stack.fresh_handler(STREAM_CODE_URI) as handler:
+                yield handler, names
         finally:
-            sys.modules.pop(STREAM_MODULE, None)
-            if previous is not None:
-                sys.modules[STREAM_MODULE] = previous
             moto_stack.reset_caches()
 
 
@@ -98,22 +89,6 @@ def store(mode: str, entity: str, at: datetime) -> Beacon:
     return beacon
 
 
-def record(beacon: Beacon) -> dict[str, Any]:
-    """The INSERT record of a beacon as first written."""
-    image = beacon.serialize()
-    return {
-        "eventID": uuid.uuid4().hex,
-        "eventName": "INSERT",
-        "eventSource": "aws:dynamodb",
-        "dynamodb": {
-            "Keys": {"pk": image["pk"], "id": image["id"]},
-            "NewImage": copy.deepcopy(image),
-            "SequenceNumber": f"{next(_SEQUENCE):021d}",
-            "StreamViewType": "NEW_IMAGE",
-        },
-    }
-
-
 def deliver(handler: Handler, *beacons: Beacon) -> list[tuple[str, dict[str, Any]]]:
     """Deliver the beacons' records as one batch; the DynamoDB calls the stream function made."""
     calls: list[tuple[str, dict[str, Any]]] = []
@@ -123,7 +98,7 @@ def deliver(handler: Handler, *beacons: Beacon) -> list[tuple[str, dict[str, Any
         calls.append((operation, params))
         return original(client, operation, params)
 
-    event = json.loads(json.dumps({"Records": [record(beacon) for beacon in beacons]}))
+    event = json.loads(json.dumps({"Records": [insert_record(beacon) for beacon in beacons]}))
     with (
         mock.patch.object(botocore.client.BaseClient, "_make_api_call", counted),
         contextlib.redirect_stdout(io.StringIO()),

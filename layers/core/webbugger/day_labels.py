@@ -17,7 +17,6 @@ Browser, OS and device are parsed from the user agent when read, not stored.
 
 from __future__ import annotations
 
-import itertools
 import time
 from typing import TYPE_CHECKING, Any, cast
 
@@ -25,7 +24,7 @@ from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.operand import Path, Value
 
 from webbugger.counters import day_of
-from webbugger.models import Beacon
+from webbugger.models import Beacon, pages
 from webbugger.modes import Mode
 from webbugger.persons import (
     DAY_ITEM_BYTES,
@@ -94,41 +93,34 @@ def from_days(beacons: Iterable[Beacon], days: Iterable[Day]) -> list[Beacon]:
     return found
 
 
-def _read_days(keys: set[tuple[str, str]], consistent_read: bool) -> list[Day]:
+def _read_days(keys: set[tuple[str, str]]) -> list[Day]:
     connection = PersonDay._get_connection()
     table = connection.table_name
     pending: list[Any] = [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in sorted(keys)]
     days: list[Day] = []
-    for attempt in itertools.count():
-        if not pending:
-            return days
-        if attempt:  # keys the table left unprocessed (throttled): again, after a pause
-            time.sleep(min(0.05 * 2**attempt, 1.0))
+    pause = 0.05
+    while pending:
         page, pending = pending[:_PAGE], pending[_PAGE:]
-        answer = connection.connection.dispatch(
-            "BatchGetItem",
-            {"RequestItems": {table: {"Keys": page, "ConsistentRead": consistent_read}}},
-        )
+        answer = connection.connection.dispatch("BatchGetItem", {"RequestItems": {table: {"Keys": page}}})
         days += [Day.of(item) for item in answer.get("Responses", {}).get(table, [])]
-        pending += answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-    return days  # unreachable: the loop returns
+        unprocessed = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+        if unprocessed:  # keys the table left unprocessed (throttled): again, after a pause
+            time.sleep(pause)
+            pause = min(2 * pause, 1.0)
+            pending += unprocessed
+    return days
 
 
-def overlay(beacons: Iterable[Beacon], *, consistent_read: bool = False) -> Iterator[Beacon]:
-    """``beacons`` (lazily, a page at a time) with the labels their entities' day items keep."""
-    page: list[Beacon] = []
-    for beacon in beacons:
-        page.append(beacon)
-        if len(page) == _PAGE:
-            yield from _overlay_page(page, consistent_read)
-            page = []
-    if page:
-        yield from _overlay_page(page, consistent_read)
+def overlay(beacons: Iterable[Beacon]) -> Iterator[Beacon]:
+    """``beacons`` (lazily, a page at a time) with the labels their entities' day items keep
+    (read eventually consistent: a listing's)."""
+    for page in pages(beacons, _PAGE):
+        yield from _overlay_page(page)
 
 
-def _overlay_page(page: list[Beacon], consistent_read: bool) -> list[Beacon]:
+def _overlay_page(page: list[Beacon]) -> list[Beacon]:
     keys = {key for key in map(_day_key, page) if key is not None}
-    return from_days(page, _read_days(keys, consistent_read)) if keys else page
+    return from_days(page, _read_days(keys)) if keys else page
 
 
 def reload(beacon: Beacon) -> Beacon | None:

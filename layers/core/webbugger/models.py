@@ -20,7 +20,7 @@ from __future__ import annotations
 import zlib
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pynamodb.attributes import (
     ListAttribute,
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from webbugger.settings import Settings
+
+T = TypeVar("T")
 
 BEACON_SHARDS = 8
 # Keys per BatchGetItem when fetching whole beacons from their keys (DynamoDB's maximum).
@@ -186,16 +188,22 @@ def beacon_key(beacon_id: str) -> Beacon:
     return Beacon(pk=beacon_partition(beacon_id), id=beacon_id)
 
 
+def pages(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), read lazily."""
+    page: list[T] = []
+    for item in items:
+        page.append(item)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
 def hydrate(found: Iterable[Beacon], *, consistent_read: bool = False) -> Iterator[Beacon]:
     """Whole beacons for the keys of ``found``, in that order, a page of
     :data:`HYDRATE_PAGE` keys at a time. A beacon deleted in between (TTL, erasure) is skipped."""
-    page: list[Beacon] = []
-    for key in found:
-        page.append(key)
-        if len(page) == HYDRATE_PAGE:
-            yield from _fetch(page, consistent_read)
-            page = []
-    if page:
+    for page in pages(found, HYDRATE_PAGE):
         yield from _fetch(page, consistent_read)
 
 
